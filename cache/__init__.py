@@ -1,0 +1,1 @@
+"""Redis: cache keys, the value codec, the result store and locks."""

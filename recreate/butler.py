@@ -1,0 +1,455 @@
+"""Find a difference image's inputs through the Butler.
+
+Given a ``(visit, detector)`` key, return the ``visit_image`` dataset and
+every ``template_coadd`` patch that overlaps the detector, as Rubin's
+GetTemplateTask selects them: the detector's region grown by the warp
+border (20 px), tested against the patches' outer regions in the same
+band. This works on our simulated repositories and on Rubin's: only the
+registry and ``getURI`` are used, never afw's formatters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from recreate.errors import (
+    DataNotFoundError,
+    InvalidRequestError,
+    NoOverlapError,
+)
+
+VISIT_IMAGE = "visit_image"
+TEMPLATE_COADD = "template_coadd"
+
+#: GetTemplateTask warps onto the detector grown by this many pixels.
+TEMPLATE_BORDER_PX = 20
+#: Nominal visit pixel scale (arcsec): grows regions, nothing more.
+NOMINAL_PIXEL_SCALE = 0.2
+
+#: Largest visit id accepted: DP1 ids are YYYYMMDDnnnnn (13 digits).
+MAX_VISIT = 10**15
+MAX_DETECTOR = 10**4
+
+
+@dataclass(frozen=True)
+class DatasetHandle:
+    """Where one input dataset lives and how to name it in provenance."""
+
+    dataset_type: str
+    dataset_id: str
+    run: str
+    data_id: dict[str, int | str]
+    uri: str
+
+
+@dataclass(frozen=True)
+class DiffimInputs:
+    """Everything needed to recreate one difference image."""
+
+    instrument: str
+    visit: int
+    detector: int
+    band: str
+    physical_filter: str
+    day_obs: int
+    visit_image: DatasetHandle
+    templates: tuple[DatasetHandle, ...] = field(default_factory=tuple)
+
+    @property
+    def dataset_ids(self) -> tuple[str, ...]:
+        """The visit image's id, then the templates' in patch order."""
+        return (
+            self.visit_image.dataset_id,
+            *(t.dataset_id for t in self.templates),
+        )
+
+
+def open_butler(repo: str, collections: str | list[str] | None = None) -> Any:
+    """Open a repository read-only.
+
+    Parameters
+    ----------
+    repo
+        Repository path or URI (or a label known to the Butler).
+    collections
+        Collections to search; by default every RUN collection.
+
+    Raises
+    ------
+    DataNotFoundError
+        If there is no repository at ``repo``.
+    """
+    from lsst.daf.butler import Butler, CollectionType
+
+    try:
+        butler = Butler.from_config(repo, writeable=False)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        raise DataNotFoundError(
+            f"no Butler repository at {repo!r} ({error})"
+        ) from None
+    if collections is None:
+        collections = sorted(
+            butler.collections.query(
+                "*", collection_types={CollectionType.RUN}
+            )
+        )
+    butler.registry.defaults = butler.registry.defaults.__class__(
+        collections=collections
+    )
+    return butler
+
+
+def find_inputs(
+    butler: Any,
+    visit: int,
+    detector: int,
+    *,
+    instrument: str | None = None,
+) -> DiffimInputs:
+    """Return the visit image and overlapping template patches of a key.
+
+    Parameters
+    ----------
+    butler
+        An open Butler (see `open_butler`).
+    visit, detector
+        The difference image's key.
+    instrument
+        Instrument name; optional when the repository holds only one.
+
+    Returns
+    -------
+    inputs
+        The datasets, templates sorted by (tract, patch).
+
+    Raises
+    ------
+    InvalidRequestError
+        If the key is malformed (negative, or absurdly large).
+    DataNotFoundError
+        If the visit, the detector or the visit image does not exist.
+    NoOverlapError
+        If no template patch of the visit's band overlaps the detector.
+    """
+    _check_key(visit, detector)
+    instrument = _resolve_instrument(butler, instrument)
+    visit_record = _visit_record(butler, instrument, visit)
+    _check_detector(butler, instrument, detector)
+    visit_ref = _visit_image_ref(butler, instrument, visit, detector)
+    band = str(visit_ref.dataId["band"])
+    region = _detector_region(butler, instrument, visit, detector)
+    grown = grow_region(region, TEMPLATE_BORDER_PX * NOMINAL_PIXEL_SCALE)
+    template_refs = _overlapping_templates(butler, band, grown)
+    if not template_refs:
+        raise NoOverlapError(
+            f"no template_coadd in band {band!r} overlaps visit {visit} "
+            f"detector {detector}"
+        )
+    return DiffimInputs(
+        instrument=instrument,
+        visit=visit,
+        detector=detector,
+        band=band,
+        physical_filter=str(visit_record.physical_filter),
+        day_obs=int(visit_record.day_obs),
+        visit_image=_handle(butler, visit_ref),
+        templates=tuple(_handle(butler, ref) for ref in template_refs),
+    )
+
+
+def _check_key(visit: object, detector: object) -> None:
+    """Reject keys that are not plausible integers before any query."""
+    for name, value, limit in (
+        ("visit", visit, MAX_VISIT),
+        ("detector", detector, MAX_DETECTOR),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidRequestError(
+                f"{name} must be an integer, got {value!r}"
+            )
+        if not 0 <= value < limit:
+            raise InvalidRequestError(
+                f"{name} {value} is out of range (0 to {limit - 1})"
+            )
+
+
+def _resolve_instrument(butler: Any, instrument: str | None) -> str:
+    """Return the instrument, defaulting to the repository's only one."""
+    names = sorted(
+        rec.name for rec in butler.registry.queryDimensionRecords("instrument")
+    )
+    if instrument is None:
+        if len(names) == 1:
+            return names[0]
+        raise InvalidRequestError(
+            f"the repository holds instruments {names}; name one"
+        )
+    if instrument not in names:
+        raise DataNotFoundError(
+            f"instrument {instrument!r} is not in the repository "
+            f"(instruments: {', '.join(names) or 'none'})"
+        )
+    return instrument
+
+
+def _visit_record(butler: Any, instrument: str, visit: int) -> Any:
+    """Return a visit's dimension record, or say it does not exist."""
+    records = _records(butler, "visit", instrument=instrument, visit=visit)
+    if not records:
+        raise DataNotFoundError(
+            f"visit {visit} of {instrument} is not in the repository"
+        )
+    return records[0]
+
+
+def _records(butler: Any, element: str, **data_id: object) -> list[Any]:
+    """Return dimension records, empty when a data-id value is unknown."""
+    try:
+        return list(butler.registry.queryDimensionRecords(element, **data_id))
+    except LookupError:
+        # The registry rejects unknown values (DataIdValueError) before
+        # querying; to the caller that simply means "no such record".
+        return []
+
+
+def _check_detector(butler: Any, instrument: str, detector: int) -> None:
+    """Say clearly when a detector number does not exist."""
+    ids = sorted(
+        rec.id
+        for rec in butler.registry.queryDimensionRecords(
+            "detector", instrument=instrument
+        )
+    )
+    if detector not in ids:
+        span = f"{ids[0]}-{ids[-1]}" if ids else "none"
+        raise DataNotFoundError(
+            f"detector {detector} of {instrument} does not exist "
+            f"(detectors: {span})"
+        )
+
+
+def _visit_image_ref(
+    butler: Any,
+    instrument: str,
+    visit: int,
+    detector: int,
+) -> Any:
+    """Return the visit_image ref of a key, or say there is none."""
+    refs = butler.query_datasets(
+        VISIT_IMAGE,
+        instrument=instrument,
+        visit=visit,
+        detector=detector,
+        explain=False,
+    )
+    if not refs:
+        raise DataNotFoundError(
+            f"there is no visit_image for visit {visit} detector {detector}"
+        )
+    return refs[0]
+
+
+def _detector_region(
+    butler: Any,
+    instrument: str,
+    visit: int,
+    detector: int,
+) -> Any:
+    """Return the sky region of one visit-detector from the registry."""
+    records = _records(
+        butler,
+        "visit_detector_region",
+        instrument=instrument,
+        visit=visit,
+        detector=detector,
+    )
+    if not records or records[0].region is None:
+        raise DataNotFoundError(
+            f"visit {visit} detector {detector} has no registered region"
+        )
+    return records[0].region
+
+
+def grow_region(region: Any, margin_arcsec: float) -> Any:
+    """Return a convex polygon grown outward by about ``margin_arcsec``.
+
+    Each vertex moves away from the centroid by ``margin * sqrt(2)``
+    along the sphere, which for a detector's near-rectangular outline
+    moves each edge outward by about ``margin``.
+
+    Parameters
+    ----------
+    region
+        An ``lsst.sphgeom.ConvexPolygon``.
+    margin_arcsec
+        Margin in arcseconds.
+    """
+    from lsst.sphgeom import ConvexPolygon, UnitVector3d
+
+    vertices = list(region.getVertices())
+    cx = sum(v.x() for v in vertices)
+    cy = sum(v.y() for v in vertices)
+    cz = sum(v.z() for v in vertices)
+    norm = math.sqrt(cx * cx + cy * cy + cz * cz)
+    centre = (cx / norm, cy / norm, cz / norm)
+    step = math.radians(margin_arcsec / 3600.0) * math.sqrt(2.0)
+    grown = []
+    for v in vertices:
+        away = (v.x() - centre[0], v.y() - centre[1], v.z() - centre[2])
+        # Remove the radial part so the push is tangent to the sphere.
+        dot = away[0] * v.x() + away[1] * v.y() + away[2] * v.z()
+        tangent = [
+            a - dot * c
+            for a, c in zip(away, (v.x(), v.y(), v.z()), strict=True)
+        ]
+        length = math.sqrt(sum(t * t for t in tangent)) or 1.0
+        grown.append(
+            UnitVector3d(
+                v.x() + step * tangent[0] / length,
+                v.y() + step * tangent[1] / length,
+                v.z() + step * tangent[2] / length,
+            )
+        )
+    return ConvexPolygon(grown)
+
+
+def _overlapping_templates(butler: Any, band: str, region: Any) -> list[Any]:
+    """Return template_coadd refs of a band whose patches overlap a region.
+
+    The registry's spatial index finds candidates; each patch's own
+    region is then tested exactly, as GetTemplateTask tests patch boxes.
+    """
+    with butler.query() as query:
+        candidates = list(
+            query.datasets(TEMPLATE_COADD, find_first=True)
+            .where(
+                "band = b AND patch.region OVERLAPS r",
+                bind={"b": band, "r": region},
+            )
+            .with_dimension_records()
+        )
+    overlapping = [
+        ref
+        for ref in candidates
+        if not ref.dataId.records["patch"].region.isDisjointFrom(region)
+    ]
+    return sorted(
+        overlapping,
+        key=lambda ref: (
+            str(ref.dataId["skymap"]),
+            int(ref.dataId["tract"]),
+            int(ref.dataId["patch"]),
+        ),
+    )
+
+
+def _handle(butler: Any, ref: Any) -> DatasetHandle:
+    """Return the provenance handle of a dataset ref."""
+    return DatasetHandle(
+        dataset_type=ref.datasetType.name,
+        dataset_id=str(ref.id),
+        run=ref.run,
+        data_id={k: ref.dataId[k] for k in ref.dataId.mapping},
+        uri=str(butler.getURI(ref)),
+    )
+
+
+@dataclass(frozen=True)
+class RepositorySummary:
+    """Counts that describe a repository's difference-imaging inputs."""
+
+    instruments: list[str]
+    bands: list[str]
+    visits: int
+    detectors: int
+    visit_images: int
+    tracts: list[int]
+    template_patches: int
+    datasets: dict[str, int]
+    simulation: dict[str, Any]
+
+    def lines(self) -> list[str]:
+        """Return a human-readable summary, one fact per line."""
+        out = [
+            f"instruments:      {', '.join(self.instruments)}",
+            f"bands:            {', '.join(self.bands)}",
+            f"visits:           {self.visits}",
+            f"detectors:        {self.detectors}",
+            f"visit_images:     {self.visit_images}",
+            f"tracts:           {', '.join(map(str, self.tracts))}",
+            f"template patches: {self.template_patches}",
+            "datasets:         "
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.datasets.items())),
+        ]
+        coverage = self.simulation.get("template_coverage")
+        if coverage:
+            out.append(f"template coverage: {_coverage_histogram(coverage)}")
+        if "preset" in self.simulation:
+            out.append(
+                f"simulated:        preset {self.simulation['preset']!r}, "
+                f"seed {self.simulation['seed']}"
+            )
+        return out
+
+
+def _coverage_histogram(coverage: dict[str, float]) -> str:
+    """Summarise per-detector template coverage in DP1's bins."""
+    bins = Counter(
+        "full"
+        if f >= 0.999
+        else "partial"
+        if f >= 0.2
+        else "<20%"
+        if f >= 0.1
+        else "<10%"
+        for f in coverage.values()
+    )
+    return ", ".join(
+        f"{bins[name]} {name}" for name in ("full", "partial", "<20%", "<10%")
+    )
+
+
+def summarize_repository(butler: Any) -> RepositorySummary:
+    """Return counts of the visits, detectors, patches and datasets.
+
+    Parameters
+    ----------
+    butler
+        An open Butler (see `open_butler`).
+    """
+    registry = butler.registry
+    datasets: dict[str, int] = {}
+    for dataset_type in registry.queryDatasetTypes():
+        refs = butler.query_datasets(
+            dataset_type.name, explain=False, limit=None
+        )
+        datasets[dataset_type.name] = len(refs)
+    templates = (
+        butler.query_datasets(TEMPLATE_COADD, explain=False, limit=None)
+        if TEMPLATE_COADD in datasets
+        else []
+    )
+    simulation: dict[str, Any] = {}
+    if datasets.get("simulation_config"):
+        simulation = dict(butler.get("simulation_config"))
+    return RepositorySummary(
+        instruments=sorted(
+            r.name for r in registry.queryDimensionRecords("instrument")
+        ),
+        bands=sorted(
+            {
+                str(r.band)
+                for r in registry.queryDimensionRecords("physical_filter")
+            }
+        ),
+        visits=sum(1 for _ in registry.queryDimensionRecords("visit")),
+        detectors=sum(1 for _ in registry.queryDimensionRecords("detector")),
+        visit_images=datasets.get(VISIT_IMAGE, 0),
+        tracts=sorted({int(ref.dataId["tract"]) for ref in templates}),
+        template_patches=len(templates),
+        datasets=datasets,
+        simulation=simulation,
+    )

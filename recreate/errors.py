@@ -1,0 +1,62 @@
+"""Errors raised by the science and data layers.
+
+Codes and HTTP statuses live on the classes, never in constructor
+arguments: an exception whose ``__init__`` takes extra arguments fails to
+unpickle, and Dask ships worker exceptions by pickling them.
+"""
+
+from __future__ import annotations
+
+
+class RecreateError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+    code = "internal_error"
+    status = 500
+    user_facing = False
+
+
+class InvalidRequestError(RecreateError):
+    """The request names something malformed (a bad key, a bad option)."""
+
+    code = "invalid_parameter"
+    status = 422
+    user_facing = True
+
+
+class DataNotFoundError(RecreateError):
+    """The request names data that the repository does not hold."""
+
+    code = "data_not_found"
+    status = 404
+    user_facing = True
+
+
+class NoOverlapError(RecreateError):
+    """No template covers enough of the requested detector."""
+
+    code = "no_template_overlap"
+    status = 422
+    user_facing = True
+
+
+class FormatError(RecreateError):
+    """A file is not in a layout this project can read."""
+
+    code = "bad_format"
+    status = 422
+    user_facing = True
+
+
+class ProcessingError(RecreateError):
+    """Recreation failed for a reason that is not the user's."""
+
+    code = "processing_failed"
+
+
+class ComputeTimeoutError(RecreateError):
+    """The computation did not finish in time; try again later."""
+
+    code = "timeout"
+    status = 503
+    user_facing = True

@@ -1,0 +1,553 @@
+"""Write a simulated survey as a real Butler repository.
+
+The repository has what DP1's has for difference imaging: an SQLite
+registry with the LSSTComCam-like instrument, its detectors, visits and
+their sky regions, a skymap with tracts and patches and their regions,
+and the datasets ``visit_image`` {instrument, visit, detector, band,
+physical_filter, day_obs} and ``template_coadd`` {skymap, tract, patch,
+band}, stored as files in the DP1 ``ExposureF`` layout. Beside them:
+``injection_truth`` per visit (what the difference image should show),
+``skyMap`` (the skymap's description) and ``simulation_config``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy.table import Table
+
+from recreate import __version__
+from recreate.errors import InvalidRequestError
+from recreate.io import write_dp1
+from recreate.simulate.catalog import (
+    StaticSky,
+    Transients,
+    draw_static_sky,
+    draw_transients,
+)
+from recreate.simulate.coverage import (
+    coverage_fraction,
+    detector_corners_sky,
+)
+from recreate.simulate.instrument import INSTRUMENT, PHYSICAL_FILTERS
+from recreate.simulate.presets import get_preset
+from recreate.simulate.scene import (
+    TRUTH_COLUMNS,
+    render_template_patch,
+    render_visit_detector,
+    visit_wcs,
+)
+from recreate.simulate.survey import SurveyPlan, Visit, plan_survey
+
+RUN = "sim/run"
+FORMATTER = "recreate.io.butler_formatter.ExposureFormatter"
+VISIT_IMAGE = "visit_image"
+TEMPLATE_COADD = "template_coadd"
+TRUTH = "injection_truth"
+SKYMAP = "skyMap"
+CONFIG = "simulation_config"
+
+Logger = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What `simulate_repository` wrote."""
+
+    root: Path
+    visit_images: int
+    template_patches: int
+    truth_rows: int
+    coverage: dict[str, float]
+
+
+def simulate_repository(
+    root: str | os.PathLike[str],
+    preset: str = "ci",
+    seed: int = 1,
+    *,
+    jobs: int = 1,
+    log: Logger | None = None,
+) -> SimulationResult:
+    """Simulate a survey and write it as a Butler repository.
+
+    Parameters
+    ----------
+    root
+        Directory of the new repository; it must not exist or be empty.
+    preset
+        ``ci``, ``demo`` or ``comcam``.
+    seed
+        Master seed: the same preset and seed give the same pixels.
+    jobs
+        Worker processes for rendering. Results do not depend on it.
+    log
+        Called with progress messages.
+
+    Returns
+    -------
+    result
+        Counts of what was written.
+
+    Raises
+    ------
+    InvalidRequestError
+        If the preset is unknown or the directory is not empty.
+    """
+    say = log or (lambda _message: None)
+    plan = plan_survey(get_preset(preset), seed)
+    root = Path(root)
+    _check_empty(root)
+    butler = _create_butler(root)
+    _register_dimensions(butler, plan)
+    _register_dataset_types(butler)
+    staging = root / "_staging"
+    staging.mkdir()
+    sky, transients = draw_static_sky(plan), draw_transients(plan)
+    say(
+        f"simulating preset {preset!r} seed {seed}: {len(plan.visits)} "
+        f"visits x {len(plan.preset.camera.detectors)} detectors, "
+        f"{len(sky)} static sources"
+    )
+    with _executor(jobs) as pool:
+        n_visit_images, truth_rows = _write_visits(
+            butler, pool, plan, sky, transients, staging, say
+        )
+        n_patches = _write_templates(butler, pool, plan, sky, staging, say)
+    coverage = _coverage_by_detector(plan)
+    butler.put(
+        {
+            "preset": preset,
+            "seed": seed,
+            "code_version": __version__,
+            "template_coverage": coverage,
+        },
+        CONFIG,
+    )
+    butler.put(plan.skymap.to_dict(), SKYMAP, skymap=plan.skymap.name)
+    shutil.rmtree(staging)
+    return SimulationResult(
+        root, n_visit_images, n_patches, truth_rows, coverage
+    )
+
+
+def _check_empty(root: Path) -> None:
+    """Refuse to write into a directory that already holds something."""
+    if root.exists() and any(root.iterdir()):
+        raise InvalidRequestError(
+            f"repository directory {str(root)!r} is not empty; "
+            "choose a new path or remove it first"
+        )
+
+
+def _create_butler(root: Path) -> Any:
+    """Create an SQLite-registry, file-datastore Butler repository."""
+    from lsst.daf.butler import Butler
+
+    root.mkdir(parents=True, exist_ok=True)
+    Butler.makeRepo(str(root))
+    return Butler.from_config(str(root), writeable=True, run=RUN)
+
+
+def _executor(jobs: int) -> Executor:
+    """Return a process pool, or an in-process one for ``jobs <= 1``."""
+    if jobs > 1:
+        return ProcessPoolExecutor(max_workers=jobs)
+    return _InlineExecutor()
+
+
+class _InlineExecutor(Executor):
+    """An executor that runs each task at once in this process."""
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Any,
+        **_kwargs: Any,
+    ) -> Iterator[Any]:
+        """Apply ``fn`` lazily, in order."""
+        return (fn(*args) for args in zip(*iterables, strict=True))
+
+
+def _register_dimensions(butler: Any, plan: SurveyPlan) -> None:
+    """Insert the instrument, visits, skymap and their sky regions."""
+    registry = butler.registry
+    camera = plan.preset.camera
+    registry.insertDimensionData(
+        "instrument",
+        {
+            "name": INSTRUMENT,
+            "detector_max": len(camera.detectors),
+            "visit_max": 10**14,
+            "exposure_max": 10**14,
+            "visit_system": 0,
+            "class_name": "recreate.simulate.instrument.Camera",
+        },
+    )
+    registry.insertDimensionData(
+        "physical_filter",
+        *[
+            {"instrument": INSTRUMENT, "name": PHYSICAL_FILTERS[b], "band": b}
+            for b in plan.preset.bands
+        ],
+    )
+    registry.insertDimensionData(
+        "detector",
+        *[
+            {
+                "instrument": INSTRUMENT,
+                "id": d,
+                "full_name": camera.detector_name(d),
+                "raft": "R22",
+                "name_in_raft": camera.detector_name(d)[4:],
+                "purpose": "SCIENCE",
+            }
+            for d in camera.detectors
+        ],
+    )
+    for day_obs in sorted({v.day_obs for v in plan.visits}):
+        registry.insertDimensionData(
+            "day_obs", {"instrument": INSTRUMENT, "id": day_obs}
+        )
+    for visit in plan.visits:
+        _register_visit(registry, plan, visit)
+    _register_skymap(registry, plan)
+
+
+def _register_visit(registry: Any, plan: SurveyPlan, visit: Visit) -> None:
+    """Insert one visit and its detectors' regions."""
+    from lsst.sphgeom import ConvexPolygon
+
+    camera = plan.preset.camera
+    shape = (camera.height, camera.width)
+    corners = {
+        d: detector_corners_sky(visit_wcs(plan, visit, d), shape)
+        for d in camera.detectors
+    }
+    every_corner = np.concatenate(list(corners.values()))
+    registry.insertDimensionData(
+        "visit",
+        {
+            "instrument": INSTRUMENT,
+            "id": visit.visit,
+            "name": str(visit.visit),
+            "physical_filter": visit.physical_filter,
+            "day_obs": visit.day_obs,
+            "seq_num": visit.visit % 100000,
+            "exposure_time": 30.0,
+            "target_name": "ECDFS",
+            "observation_reason": "science",
+            "science_program": "simulated",
+            "region": ConvexPolygon.convexHull(_unit_vectors(every_corner)),
+        },
+    )
+    registry.insertDimensionData(
+        "visit_detector_region",
+        *[
+            {
+                "instrument": INSTRUMENT,
+                "visit": visit.visit,
+                "detector": d,
+                "region": ConvexPolygon(_unit_vectors(c)),
+            }
+            for d, c in corners.items()
+        ],
+    )
+
+
+def _register_skymap(registry: Any, plan: SurveyPlan) -> None:
+    """Insert the skymap, its tracts and patches with their regions."""
+    from lsst.sphgeom import ConvexPolygon
+
+    skymap = plan.skymap
+    geom = skymap.geometry
+    n = geom.patches_per_side
+    registry.insertDimensionData(
+        "skymap",
+        {
+            "name": skymap.name,
+            "hash": repr(sorted(skymap.to_dict().items())).encode(),
+            "tract_max": len(skymap.tracts),
+            "patch_nx_max": n,
+            "patch_ny_max": n,
+        },
+    )
+    for tract in skymap:
+        # Rubin registers a tract's and a patch's outer regions.
+        outer = geom.tract_inner + 2 * geom.patch_border
+        lo = -geom.patch_border - 0.5
+        xs = np.array([lo, lo + outer, lo + outer, lo])
+        ys = np.array([lo, lo, lo + outer, lo + outer])
+        ra, dec = tract.wcs().pixel_to_world_values(xs, ys)
+        registry.insertDimensionData(
+            "tract",
+            {
+                "skymap": skymap.name,
+                "id": tract.tract_id,
+                "region": ConvexPolygon(
+                    _unit_vectors(np.column_stack([ra, dec]))
+                ),
+            },
+        )
+        registry.insertDimensionData(
+            "patch",
+            *[
+                {
+                    "skymap": skymap.name,
+                    "tract": tract.tract_id,
+                    "id": p,
+                    "cell_x": p % n,
+                    "cell_y": p // n,
+                    "region": ConvexPolygon(
+                        _unit_vectors(tract.patch_corners_sky(p))
+                    ),
+                }
+                for p in range(n * n)
+            ],
+        )
+
+
+def _unit_vectors(radec: npt.NDArray[np.float64]) -> list[Any]:
+    """Return sphgeom unit vectors of (ra, dec) rows in degrees."""
+    from lsst.sphgeom import LonLat, UnitVector3d
+
+    return [UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in radec]
+
+
+def _register_dataset_types(butler: Any) -> None:
+    """Register the DP1 dataset types and the simulation's extras."""
+    from lsst.daf.butler import DatasetType
+
+    universe = butler.dimensions
+    for name, dimensions, storage_class in (
+        (VISIT_IMAGE, ("instrument", "visit", "detector"), "ExposureF"),
+        (TEMPLATE_COADD, ("skymap", "tract", "patch", "band"), "ExposureF"),
+        (TRUTH, ("instrument", "visit"), "AstropyTable"),
+        (SKYMAP, ("skymap",), "StructuredDataDict"),
+        (CONFIG, (), "StructuredDataDict"),
+    ):
+        butler.registry.registerDatasetType(
+            DatasetType(name, dimensions, storage_class, universe=universe)
+        )
+
+
+def _render_visit_file(
+    plan: SurveyPlan,
+    sky: StaticSky,
+    transients: Transients,
+    visit: Visit,
+    detector: int,
+    path: Path,
+) -> list[tuple[object, ...]]:
+    """Render and write one visit-detector; return its truth rows."""
+    rendered = render_visit_detector(plan, sky, transients, visit, detector)
+    write_dp1(rendered.exposure, path, compress=plan.preset.compress)
+    return rendered.truth
+
+
+def _write_visits(
+    butler: Any,
+    pool: Executor,
+    plan: SurveyPlan,
+    sky: StaticSky,
+    transients: Transients,
+    staging: Path,
+    say: Logger,
+) -> tuple[int, int]:
+    """Render every visit-detector, ingest the files and the truth."""
+    from lsst.daf.butler import DatasetRef, FileDataset
+
+    detectors = list(plan.preset.camera.detectors)
+    dataset_type = butler.get_dataset_type(VISIT_IMAGE)
+    n_truth = 0
+    for visit in plan.visits:
+        paths = [staging / f"visit_{visit.visit}_{d}.fits" for d in detectors]
+        truths = pool.map(
+            _render_visit_file,
+            *zip(
+                *[
+                    (plan, sky, transients, visit, d, p)
+                    for d, p in zip(detectors, paths, strict=True)
+                ],
+                strict=True,
+            ),
+        )
+        rows = [row for truth in truths for row in truth]
+        datasets = [
+            FileDataset(
+                path=str(path),
+                refs=[
+                    DatasetRef(
+                        dataset_type,
+                        butler.registry.expandDataId(
+                            instrument=INSTRUMENT,
+                            visit=visit.visit,
+                            detector=d,
+                        ),
+                        run=RUN,
+                    )
+                ],
+                formatter=FORMATTER,
+            )
+            for d, path in zip(detectors, paths, strict=True)
+        ]
+        butler.ingest(*datasets, transfer="move")
+        butler.put(
+            _truth_table(rows), TRUTH, instrument=INSTRUMENT, visit=visit.visit
+        )
+        n_truth += len(rows)
+        say(f"  visit {visit.visit} ({visit.band}): {len(rows)} injections")
+    return len(plan.visits) * len(detectors), n_truth
+
+
+def _truth_table(rows: list[tuple[object, ...]]) -> Table:
+    """Return the truth rows as a table with units in the column meta."""
+    table = Table(rows=rows or None, names=TRUTH_COLUMNS)
+    if not rows:
+        table = Table(
+            names=TRUTH_COLUMNS,
+            dtype=("i8", "i8", "i8", "U9", "f8", "f8", "f8", "f8", "f8", "f8"),
+        )
+    table["ra"].unit = table["dec"].unit = "deg"
+    table["flux"].unit = table["template_flux"].unit = "nJy"
+    table.meta["description"] = (
+        "Injected sources per visit-detector: flux in this visit and in "
+        "the template (0 for transients and movers), pixel positions in "
+        "the visit image (0-based array coordinates)."
+    )
+    return table
+
+
+def _template_footprints(
+    plan: SurveyPlan, band: str
+) -> list[npt.NDArray[np.float64]]:
+    """Return the sky footprints of every detector of the template inputs."""
+    camera = plan.preset.camera
+    shape = (camera.height, camera.width)
+    return [
+        detector_corners_sky(visit_wcs(plan, visit, d), shape)
+        for visit in plan.template_visits(band)
+        for d in camera.detectors
+    ]
+
+
+def _render_patch_file(
+    plan: SurveyPlan,
+    sky: StaticSky,
+    band: str,
+    tract_id: int,
+    patch: int,
+    path: Path,
+) -> bool:
+    """Render and write one template patch; say whether it has data."""
+    footprints = _template_footprints(plan, band)
+    tract = plan.skymap.tract(tract_id)
+    exposure = render_template_patch(plan, sky, band, tract, patch, footprints)
+    if exposure is None:
+        return False
+    write_dp1(exposure, path, compress=plan.preset.compress)
+    return True
+
+
+def _candidate_patches(plan: SurveyPlan, band: str) -> list[tuple[int, int]]:
+    """Return (tract, patch) pairs that any visit of the band touches."""
+    camera = plan.preset.camera
+    shape = (camera.height, camera.width)
+    found: set[tuple[int, int]] = set()
+    for visit in plan.visits_in(band):
+        for d in camera.detectors:
+            edge = _sampled_edge(visit_wcs(plan, visit, d), shape)
+            for tract in plan.skymap:
+                for patch in tract.patches_overlapping(edge[:, 0], edge[:, 1]):
+                    found.add((tract.tract_id, patch))
+    return sorted(found)
+
+
+def _sampled_edge(wcs: Any, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
+    """Return sky points along an array's edge and over its interior."""
+    height, width = shape
+    xs, ys = np.meshgrid(
+        np.linspace(-0.5, width - 0.5, 9), np.linspace(-0.5, height - 0.5, 9)
+    )
+    ra, dec = wcs.pixel_to_world_values(xs.ravel(), ys.ravel())
+    return np.column_stack([ra, dec])
+
+
+def _write_templates(
+    butler: Any,
+    pool: Executor,
+    plan: SurveyPlan,
+    sky: StaticSky,
+    staging: Path,
+    say: Logger,
+) -> int:
+    """Render the template patches the visits touch and ingest them."""
+    from lsst.daf.butler import DatasetRef, FileDataset
+
+    dataset_type = butler.get_dataset_type(TEMPLATE_COADD)
+    written = 0
+    for band in plan.preset.bands:
+        keys = _candidate_patches(plan, band)
+        paths = [staging / f"template_{band}_{t}_{p}.fits" for t, p in keys]
+        has_data = pool.map(
+            _render_patch_file,
+            *zip(
+                *[
+                    (plan, sky, band, t, p, path)
+                    for (t, p), path in zip(keys, paths, strict=True)
+                ],
+                strict=True,
+            ),
+        )
+        datasets = [
+            FileDataset(
+                path=str(path),
+                refs=[
+                    DatasetRef(
+                        dataset_type,
+                        butler.registry.expandDataId(
+                            skymap=plan.skymap.name,
+                            tract=t,
+                            patch=p,
+                            band=band,
+                        ),
+                        run=RUN,
+                    )
+                ],
+                formatter=FORMATTER,
+            )
+            for (t, p), path, ok in zip(keys, paths, has_data, strict=True)
+            if ok
+        ]
+        butler.ingest(*datasets, transfer="move")
+        written += len(datasets)
+        say(f"  templates ({band}): {len(datasets)} patches")
+    return written
+
+
+def _coverage_by_detector(plan: SurveyPlan) -> dict[str, float]:
+    """Return each visit-detector's template coverage, keyed "visit/det".
+
+    Computed from the same footprints that define the templates' NO_DATA,
+    on a 256x256 grid of positions: accurate to about half a percent.
+    """
+    camera = plan.preset.camera
+    shape = (camera.height, camera.width)
+    coverage: dict[str, float] = {}
+    for band in plan.preset.bands:
+        footprints = _template_footprints(plan, band)
+        for visit in plan.visits_in(band):
+            for d in camera.detectors:
+                fraction = coverage_fraction(
+                    visit_wcs(plan, visit, d), shape, footprints
+                )
+                coverage[f"{visit.visit}/{d}"] = round(fraction, 4)
+    return coverage

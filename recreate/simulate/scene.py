@@ -1,0 +1,451 @@
+"""Render one simulated image: a visit-detector or a template patch.
+
+This is the step between the plan (what was observed, where, in what
+seeing) and the pixels: it picks the sources that fall on the image,
+sets their fluxes for the image's time and band, renders them with
+`recreate.simulate.render`, adds detector defects to visits, and wraps
+the result as an `Exposure` with its WCS, PSF, calibration and metadata.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from astropy.time import Time
+from astropy.wcs import WCS
+
+from recreate.exposure import (
+    Exposure,
+    MaskPlanes,
+    ObservationInfo,
+    PhotoCalib,
+    PsfInfo,
+)
+from recreate.simulate import defects
+from recreate.simulate.catalog import (
+    KIND_MOVER,
+    KIND_TRANSIENT,
+    KIND_VARIABLE,
+    StaticSky,
+    Transients,
+    draw_movers,
+)
+from recreate.simulate.coverage import coverage_mask
+from recreate.simulate.instrument import BANDS, INSTRUMENT
+from recreate.simulate.render import (
+    NoiseModel,
+    PsfModel,
+    SourceTable,
+    render_image,
+)
+from recreate.simulate.survey import (
+    EXPOSURE_TIME,
+    SurveyPlan,
+    Visit,
+    derive_seed,
+)
+from recreate.skymap import Tract
+
+#: Radial distortion of the simulated optics (see Camera.detector_wcs).
+DISTORTION = 2.0e-4
+
+#: Truth table columns, in order.
+TRUTH_COLUMNS = (
+    "visit",
+    "detector",
+    "source_id",
+    "kind",
+    "ra",
+    "dec",
+    "x",
+    "y",
+    "flux",
+    "template_flux",
+)
+
+
+@dataclass(frozen=True)
+class Injected:
+    """What varies in one visit: positions and fluxes, with truth ids."""
+
+    source_id: npt.NDArray[np.int64]
+    kind: npt.NDArray[np.str_]
+    ra: npt.NDArray[np.float64]
+    dec: npt.NDArray[np.float64]
+    flux: npt.NDArray[np.float64]
+    template_flux: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class RenderedVisit:
+    """A rendered visit-detector and the truth rows of its injections."""
+
+    exposure: Exposure
+    truth: list[tuple[object, ...]]
+
+
+def visit_wcs(plan: SurveyPlan, visit: Visit, detector: int) -> WCS:
+    """Return the WCS of one detector of a visit."""
+    return plan.preset.camera.detector_wcs(
+        detector, visit.ra, visit.dec, visit.rotation, distortion=DISTORTION
+    )
+
+
+def injected_sources(
+    plan: SurveyPlan, sky: StaticSky, transients: Transients, visit: Visit
+) -> Injected:
+    """Return everything that differs from the template in a visit.
+
+    Source ids: variable stars keep their static-catalogue index;
+    transients are numbered from 10^7 and movers from 2x10^7 plus the
+    visit's sequence, so ids are unique across the repository.
+    """
+    variable = np.flatnonzero(sky.variability > 0)
+    mover_ra, mover_dec, mover_flux = draw_movers(plan, visit)
+    n_tr, n_mv = len(transients.ra), len(mover_ra)
+    seq = visit.visit % 100000
+    return Injected(
+        source_id=np.concatenate(
+            [
+                variable,
+                10_000_000 + np.arange(n_tr),
+                20_000_000 + seq * 1000 + np.arange(n_mv),
+            ]
+        ).astype(np.int64),
+        kind=np.array(
+            [KIND_VARIABLE] * len(variable)
+            + [KIND_TRANSIENT] * n_tr
+            + [KIND_MOVER] * n_mv
+        ),
+        ra=np.concatenate([sky.ra[variable], transients.ra, mover_ra]),
+        dec=np.concatenate([sky.dec[variable], transients.dec, mover_dec]),
+        flux=np.concatenate(
+            [
+                sky.flux_at(visit.band, visit.mjd)[variable],
+                transients.flux_at(visit.mjd),
+                mover_flux,
+            ]
+        ),
+        template_flux=np.concatenate(
+            [
+                sky.mean_flux(visit.band)[variable],
+                np.zeros(n_tr + n_mv),
+            ]
+        ),
+    )
+
+
+def render_visit_detector(
+    plan: SurveyPlan,
+    sky: StaticSky,
+    transients: Transients,
+    visit: Visit,
+    detector: int,
+) -> RenderedVisit:
+    """Render one detector of one visit, with defects and truth.
+
+    Parameters
+    ----------
+    plan
+        The survey plan.
+    sky
+        Static sources.
+    transients
+        Transients of the survey.
+    visit
+        The visit.
+    detector
+        Detector number.
+
+    Returns
+    -------
+    rendered
+        The exposure (nJy, background-subtracted, as DP1 visit images)
+        and the truth rows of the injected sources that land on it.
+    """
+    camera = plan.preset.camera
+    band = BANDS[visit.band]
+    shape = (camera.height, camera.width)
+    wcs = visit_wcs(plan, visit, detector)
+    injected = injected_sources(plan, sky, transients, visit)
+    steady = sky.variability == 0
+    static_flux = sky.flux_at(visit.band, visit.mjd)
+    # Variable stars are drawn once, from the injected list, at their
+    # flux of the moment; steady sources come from the static sky.
+    sources = _concat_sources(
+        _static_sources(sky, steady, static_flux[steady]),
+        _point_sources(injected.ra, injected.dec, injected.flux),
+    )
+    sources = _on_image(sources, wcs, shape, margin=256)
+    njy_per_electron = band.njy_per_electron(EXPOSURE_TIME)
+    noise = NoiseModel(
+        sky_electrons=band.sky_electrons(EXPOSURE_TIME, camera.pixel_scale),
+        njy_per_electron=njy_per_electron,
+        read_noise=camera.read_noise,
+        saturation_electrons=camera.full_well,
+    )
+    psf = PsfModel(
+        fwhm=visit.psf.fwhm,
+        gradient=visit.psf.gradient,
+        curvature=visit.psf.curvature,
+        g1=visit.psf.g1,
+        g2=visit.psf.g2,
+    )
+    result = render_image(
+        shape,
+        wcs,
+        sources,
+        psf,
+        noise,
+        seed=derive_seed(plan.seed, "visit", visit.visit, detector),
+    )
+    image, variance, mask = result.image, result.variance, result.mask
+    rng = np.random.default_rng(
+        derive_seed(plan.seed, "defects", visit.visit, detector)
+    )
+    defects.add_bad_columns(image, variance, mask, rng)
+    defects.add_cosmic_rays(image, variance, mask, rng)
+    exposure = Exposure(
+        image=image,
+        variance=variance,
+        mask=mask,
+        mask_planes=MaskPlanes.afw_default(),
+        wcs=wcs,
+        psf=PsfInfo(fwhm=psf.fwhm / camera.pixel_scale, grid=result.psf_grid),
+        photo_calib=PhotoCalib(njy_per_electron=njy_per_electron),
+        observation=ObservationInfo(
+            instrument=INSTRUMENT,
+            band=visit.band,
+            physical_filter=visit.physical_filter,
+            visit=visit.visit,
+            detector=detector,
+            detector_name=camera.detector_name(detector),
+            day_obs=visit.day_obs,
+            exposure_time=EXPOSURE_TIME,
+            date_avg=Time(visit.mjd, format="mjd", scale="tai").isot,
+            boresight_ra=visit.ra,
+            boresight_dec=visit.dec,
+            rotation_angle=visit.rotation,
+            airmass=1.0 / math.cos(math.radians(30.0)),
+        ),
+    )
+    return RenderedVisit(
+        exposure, _truth_rows(injected, visit, detector, wcs, shape)
+    )
+
+
+def render_template_patch(
+    plan: SurveyPlan,
+    sky: StaticSky,
+    band: str,
+    tract: Tract,
+    patch: int,
+    footprints: Sequence[npt.NDArray[np.float64]],
+) -> Exposure | None:
+    """Render a template coadd patch, NO_DATA where no input covered.
+
+    The template is a deep, sharp, PSF-homogenised stack of the band's
+    core visits: rendered once at the stack's depth (``template_inputs``
+    30 s visits) with a constant PSF. Pixels that no input visit covered
+    are NO_DATA with NaN image and variance, as in afw coadds.
+
+    Returns
+    -------
+    exposure
+        The patch, or None when no input covers any of it.
+    """
+    geom = plan.skymap.geometry
+    shape = (geom.patch_outer, geom.patch_outer)
+    wcs = tract.patch_wcs(patch)
+    covered = coverage_mask(shape, wcs, footprints)
+    if not covered.any():
+        return None
+    x0, y0, _, _ = tract.patch_outer_bbox(patch)
+    model = BANDS[band]
+    n_inputs = plan.preset.template_inputs
+    sources = _on_image(
+        _static_sources(sky, np.ones(len(sky), bool), sky.mean_flux(band)),
+        wcs,
+        shape,
+        margin=256,
+    )
+    njy_per_electron = model.njy_per_electron(EXPOSURE_TIME * n_inputs)
+    sky_electrons = model.sky_electrons(
+        EXPOSURE_TIME * n_inputs, geom.pixel_scale
+    )
+    noise = NoiseModel(
+        sky_electrons=sky_electrons,
+        njy_per_electron=njy_per_electron,
+        read_noise=plan.preset.camera.read_noise * math.sqrt(n_inputs),
+        saturation_electrons=None,
+    )
+    fwhm = plan.template_fwhm[band]
+    result = render_image(
+        shape,
+        wcs,
+        sources,
+        PsfModel(fwhm=fwhm),
+        noise,
+        seed=derive_seed(plan.seed, "template", band, tract.tract_id, patch),
+    )
+    planes = MaskPlanes.afw_default()
+    image, variance, mask = result.image, result.variance, result.mask
+    image[~covered] = np.nan
+    variance[~covered] = np.nan
+    mask[~covered] |= planes.value("NO_DATA")
+    return Exposure(
+        image=image,
+        variance=variance,
+        mask=mask,
+        mask_planes=planes,
+        wcs=wcs,
+        xy0=(x0, y0),
+        psf=PsfInfo(fwhm=fwhm / geom.pixel_scale, grid=result.psf_grid),
+        photo_calib=PhotoCalib(),
+        observation=ObservationInfo(
+            instrument=INSTRUMENT,
+            band=band,
+            skymap=plan.skymap.name,
+            tract=tract.tract_id,
+            patch=patch,
+            exposure_time=EXPOSURE_TIME * n_inputs,
+        ),
+    )
+
+
+def _static_sources(
+    sky: StaticSky, keep: npt.NDArray[np.bool_], flux: npt.ArrayLike
+) -> SourceTable:
+    """Return the static sources selected by ``keep`` with fluxes."""
+    return SourceTable(
+        ra=sky.ra[keep],
+        dec=sky.dec[keep],
+        flux=np.asarray(flux, dtype=float),
+        is_galaxy=sky.is_galaxy[keep],
+        half_light_radius=sky.half_light_radius[keep],
+        sersic_n=sky.sersic_n[keep],
+        g1=sky.g1[keep],
+        g2=sky.g2[keep],
+    )
+
+
+def _point_sources(
+    ra: npt.ArrayLike, dec: npt.ArrayLike, flux: npt.ArrayLike
+) -> SourceTable:
+    """Return point sources at the given positions and fluxes."""
+    n = len(np.atleast_1d(ra))
+    zeros = np.zeros(n)
+    return SourceTable(
+        ra=np.asarray(ra, dtype=float),
+        dec=np.asarray(dec, dtype=float),
+        flux=np.asarray(flux, dtype=float),
+        is_galaxy=np.zeros(n, dtype=bool),
+        half_light_radius=zeros,
+        sersic_n=zeros,
+        g1=zeros,
+        g2=zeros,
+    )
+
+
+def _concat_sources(*tables: SourceTable) -> SourceTable:
+    """Concatenate source tables column by column."""
+    return SourceTable(
+        ra=np.concatenate([t.ra for t in tables]),
+        dec=np.concatenate([t.dec for t in tables]),
+        flux=np.concatenate([t.flux for t in tables]),
+        is_galaxy=np.concatenate([t.is_galaxy for t in tables]),
+        half_light_radius=np.concatenate(
+            [t.half_light_radius for t in tables]
+        ),
+        sersic_n=np.concatenate([t.sersic_n for t in tables]),
+        g1=np.concatenate([t.g1 for t in tables]),
+        g2=np.concatenate([t.g2 for t in tables]),
+    )
+
+
+def _on_image(
+    sources: SourceTable, wcs: WCS, shape: tuple[int, int], margin: int
+) -> SourceTable:
+    """Keep the sources within ``margin`` pixels of an image."""
+    keep = _within(wcs, shape, sources.ra, sources.dec, margin)
+    return SourceTable(
+        ra=sources.ra[keep],
+        dec=sources.dec[keep],
+        flux=sources.flux[keep],
+        is_galaxy=sources.is_galaxy[keep],
+        half_light_radius=sources.half_light_radius[keep],
+        sersic_n=sources.sersic_n[keep],
+        g1=sources.g1[keep],
+        g2=sources.g2[keep],
+    )
+
+
+def _within(
+    wcs: WCS,
+    shape: tuple[int, int],
+    ra: npt.NDArray[np.float64],
+    dec: npt.NDArray[np.float64],
+    margin: float,
+) -> npt.NDArray[np.bool_]:
+    """Say which sky positions fall within ``margin`` px of an array."""
+    height, width = shape
+    # A cheap angular cut first: the SIP inverse is iterative.
+    centre = wcs.pixel_to_world_values((width - 1) / 2, (height - 1) / 2)
+    radius = (np.hypot(width, height) / 2 + margin) * 0.2 / 3600.0 * 1.5
+    cos_dec = math.cos(math.radians(float(centre[1])))
+    dra = ((ra - float(centre[0]) + 180.0) % 360.0 - 180.0) * cos_dec
+    near = np.hypot(dra, dec - float(centre[1])) < radius
+    keep = np.zeros(len(ra), dtype=bool)
+    if near.any():
+        x, y = wcs.world_to_pixel_values(ra[near], dec[near])
+        inside = (
+            (x > -margin)
+            & (x < width - 1 + margin)
+            & (y > -margin)
+            & (y < height - 1 + margin)
+        )
+        keep[np.flatnonzero(near)[inside]] = True
+    return keep
+
+
+def _truth_rows(
+    injected: Injected,
+    visit: Visit,
+    detector: int,
+    wcs: WCS,
+    shape: tuple[int, int],
+) -> list[tuple[object, ...]]:
+    """Return the truth rows of injections whose centres are on the image."""
+    on = _within(wcs, shape, injected.ra, injected.dec, margin=0)
+    if not on.any():
+        return []
+    x, y = wcs.world_to_pixel_values(injected.ra[on], injected.dec[on])
+    return [
+        (
+            visit.visit,
+            detector,
+            int(sid),
+            str(kind),
+            float(ra),
+            float(dec),
+            float(px),
+            float(py),
+            float(flux),
+            float(tflux),
+        )
+        for sid, kind, ra, dec, px, py, flux, tflux in zip(
+            injected.source_id[on],
+            injected.kind[on],
+            injected.ra[on],
+            injected.dec[on],
+            x,
+            y,
+            injected.flux[on],
+            injected.template_flux[on],
+            strict=True,
+        )
+    ]

@@ -1,0 +1,1 @@
+"""Dask and the service: tasks, broker, campaigns, HTTP API and the CLI."""

@@ -1,0 +1,211 @@
+"""The ``recreate`` command line.
+
+Subcommands:
+
+``simulate``
+    Write a simulated LSST-like Butler repository.
+``info``
+    Summarise a repository: visits, detectors, patches, datasets.
+``inputs``
+    Show the visit image and template patches of a (visit, detector).
+``run``
+    The main job on embedded defaults: simulate a repository if there is
+    none, then summarise it.
+
+Errors the user can fix are printed as one line on stderr, never as a
+traceback, and the command exits with status 2 (1 for internal errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from recreate.errors import RecreateError
+
+DEFAULT_REPO_ENV = "RECREATE_BUTLER_REPO"
+DEFAULT_REPO = "data/demo-repo"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``recreate`` command; return its exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except RecreateError as error:
+        print(f"recreate: error: {error}", file=sys.stderr)
+        return 2 if error.user_facing else 1
+    except KeyboardInterrupt:
+        print("recreate: interrupted", file=sys.stderr)
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    """Return the parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="recreate",
+        description="Recreate Rubin LSST difference images on demand.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    simulate = sub.add_parser(
+        "simulate", help="write a simulated LSST-like Butler repository"
+    )
+    simulate.add_argument("--repo", required=True, help="new repository path")
+    _add_simulation_options(simulate)
+    simulate.set_defaults(handler=_simulate)
+
+    info = sub.add_parser("info", help="summarise a Butler repository")
+    _add_repo_option(info)
+    info.set_defaults(handler=_info)
+
+    inputs = sub.add_parser(
+        "inputs", help="show the inputs of one difference image"
+    )
+    inputs.add_argument("visit", type=_non_negative_int, help="visit id")
+    inputs.add_argument("detector", type=_non_negative_int, help="detector")
+    _add_repo_option(inputs)
+    inputs.add_argument("--instrument", help="instrument (if several)")
+    inputs.add_argument("--json", action="store_true", help="print JSON")
+    inputs.set_defaults(handler=_inputs)
+
+    run = sub.add_parser(
+        "run", help="the main job on embedded defaults (see README)"
+    )
+    _add_repo_option(run)
+    _add_simulation_options(run, default_preset="demo")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def _add_repo_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--repo``, defaulting to $RECREATE_BUTLER_REPO or data/."""
+    parser.add_argument(
+        "--repo",
+        default=os.environ.get(DEFAULT_REPO_ENV, DEFAULT_REPO),
+        help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
+        f"{DEFAULT_REPO})",
+    )
+
+
+def _add_simulation_options(
+    parser: argparse.ArgumentParser, default_preset: str = "ci"
+) -> None:
+    """Add the simulator's ``--preset``, ``--seed`` and ``--jobs``."""
+    from recreate.simulate.presets import PRESETS
+
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=default_preset,
+        help=f"repository size (default: {default_preset})",
+    )
+    parser.add_argument(
+        "--seed", type=_non_negative_int, default=1, help="master seed"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=min(2, os.cpu_count() or 1),
+        help="rendering processes (results do not depend on it)",
+    )
+
+
+def _non_negative_int(text: str) -> int:
+    """Parse a non-negative integer for argparse, naming a bad value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """Parse a positive integer for argparse."""
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """Write a simulated repository and report what it holds."""
+    from recreate.simulate.repository import simulate_repository
+
+    start = time.perf_counter()
+    result = simulate_repository(
+        args.repo, args.preset, args.seed, jobs=args.jobs, log=print
+    )
+    print(
+        f"wrote {result.visit_images} visit images, "
+        f"{result.template_patches} template patches and "
+        f"{result.truth_rows} truth rows to {result.root} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    """Print a repository summary."""
+    from recreate.butler import open_butler, summarize_repository
+
+    summary = summarize_repository(open_butler(args.repo))
+    print(f"repository:       {args.repo}")
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def _inputs(args: argparse.Namespace) -> int:
+    """Print the visit image and template patches of one key."""
+    from dataclasses import asdict
+
+    from recreate.butler import find_inputs, open_butler
+
+    found = find_inputs(
+        open_butler(args.repo),
+        args.visit,
+        args.detector,
+        instrument=args.instrument,
+    )
+    if args.json:
+        print(json.dumps(asdict(found), indent=2, default=str))
+        return 0
+    print(
+        f"{found.instrument} visit {found.visit} detector {found.detector} "
+        f"({found.band}, {found.physical_filter}, day_obs {found.day_obs})"
+    )
+    print(f"visit_image    {found.visit_image.dataset_id}")
+    for template in found.templates:
+        data_id = template.data_id
+        print(
+            f"template_coadd {template.dataset_id}  tract "
+            f"{data_id['tract']} patch {data_id['patch']}"
+        )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Simulate the default repository if missing, then summarise it."""
+    repo = Path(args.repo)
+    if not (repo / "butler.yaml").exists():
+        print(f"no repository at {repo}: simulating one ({args.preset})")
+        _simulate(args)
+    return _info(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
