@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -104,8 +105,28 @@ def simulate_repository(
     """
     say = log or (lambda _message: None)
     plan = plan_survey(get_preset(preset), seed)
-    root = Path(root)
+    root = Path(root).absolute()
     _check_empty(root)
+    # Build beside the target and rename at the end, so that an
+    # interrupted run never leaves a half-written repository behind.
+    root.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(
+        tempfile.mkdtemp(prefix="_partial_repository_", dir=root.parent)
+    )
+    try:
+        counts = _write_repository(building, plan, jobs, say)
+        if root.exists():
+            root.rmdir()  # empty: checked above
+        building.rename(root)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return SimulationResult(root, *counts)
+
+
+def _write_repository(
+    root: Path, plan: SurveyPlan, jobs: int, say: Logger
+) -> tuple[int, int, int, dict[str, float]]:
+    """Write the whole repository into ``root``; return its counts."""
     butler = _create_butler(root)
     _register_dimensions(butler, plan)
     _register_dataset_types(butler)
@@ -113,9 +134,9 @@ def simulate_repository(
     staging.mkdir()
     sky, transients = draw_static_sky(plan), draw_transients(plan)
     say(
-        f"simulating preset {preset!r} seed {seed}: {len(plan.visits)} "
-        f"visits x {len(plan.preset.camera.detectors)} detectors, "
-        f"{len(sky)} static sources"
+        f"simulating preset {plan.preset.name!r} seed {plan.seed}: "
+        f"{len(plan.visits)} visits x {len(plan.preset.camera.detectors)} "
+        f"detectors, {len(sky)} static sources"
     )
     with _executor(jobs) as pool:
         n_visit_images, truth_rows = _write_visits(
@@ -125,8 +146,8 @@ def simulate_repository(
     coverage = _coverage_by_detector(plan)
     butler.put(
         {
-            "preset": preset,
-            "seed": seed,
+            "preset": plan.preset.name,
+            "seed": plan.seed,
             "code_version": __version__,
             "template_coverage": coverage,
         },
@@ -134,9 +155,7 @@ def simulate_repository(
     )
     butler.put(plan.skymap.to_dict(), SKYMAP, skymap=plan.skymap.name)
     shutil.rmtree(staging)
-    return SimulationResult(
-        root, n_visit_images, n_patches, truth_rows, coverage
-    )
+    return n_visit_images, n_patches, truth_rows, coverage
 
 
 def _check_empty(root: Path) -> None:

@@ -1,0 +1,108 @@
+"""The ``recreate`` command: output, exit codes, and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from workers.cli import main
+
+
+def _key(ci_repo, fraction_ok):
+    for key, fraction in sorted(ci_repo.coverage.items()):
+        if fraction_ok(fraction):
+            return tuple(map(int, key.split("/")))
+    pytest.fail("no such key in the ci repository")
+
+
+def test_info_prints_the_summary(ci_repo, capsys):
+    assert main(["info", "--repo", str(ci_repo.root)]) == 0
+    out = capsys.readouterr().out
+    assert "visit_images:     72" in out
+    assert "LSSTComCam" in out
+
+
+def test_run_reuses_an_existing_repository(ci_repo, capsys):
+    assert main(["run", "--repo", str(ci_repo.root)]) == 0
+    out = capsys.readouterr().out
+    assert "simulating" not in out
+    assert "template patches:" in out
+
+
+def test_inputs_as_json(ci_repo, capsys):
+    visit, detector = _key(ci_repo, lambda f: f == 1.0)
+    code = main(
+        [
+            "inputs",
+            str(visit),
+            str(detector),
+            "--repo",
+            str(ci_repo.root),
+            "--json",
+        ]
+    )
+    assert code == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["visit"] == visit
+    assert found["visit_image"]["dataset_type"] == "visit_image"
+    assert all(
+        t["dataset_type"] == "template_coadd" for t in found["templates"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["inputs", "2024110900999", "4"], "visit 2024110900999"),
+        (["inputs", "VISIT", "4"], "'VISIT' is not an integer"),
+        (["inputs", "2024110900001", "-3"], "-3"),
+        (["inputs", "2024110900001", "17"], "detector 17"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_value(
+    ci_repo, capsys, args, message
+):
+    assert _exit_code([*args, "--repo", str(ci_repo.root)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def _exit_code(args):
+    """Run the command; argparse's own errors exit through SystemExit."""
+    try:
+        return main(args)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def test_simulate_refuses_a_non_empty_directory(tmp_path, capsys):
+    (tmp_path / "x").write_text("keep me")
+    assert main(["simulate", "--repo", str(tmp_path)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert (tmp_path / "x").read_text() == "keep me"
+
+
+def test_failed_simulation_leaves_nothing(tmp_path, monkeypatch):
+    from recreate.simulate import repository
+
+    def explode(*_args):
+        raise RuntimeError("renderer failed")
+
+    monkeypatch.setattr(repository, "_render_visit_file", explode)
+    target = tmp_path / "repo"
+    with pytest.raises(RuntimeError, match="renderer failed"):
+        repository.simulate_repository(target, "ci", 1, jobs=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "--help"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    for command in ("simulate", "info", "inputs", "run"):
+        assert command in out
