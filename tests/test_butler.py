@@ -1,5 +1,7 @@
 """Input lookup against a real simulated Butler repository."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from recreate.errors import (
 )
 from recreate.io import read_dp1
 from recreate.skymap import SkyMap
+from tests.conftest import CI_SEED
 
 
 @pytest.fixture(scope="module")
@@ -117,34 +120,23 @@ def test_missing_repository_is_named(tmp_path):
 
 def test_no_template_is_a_clear_error(tmp_path, ci_repo):
     # A repository with the same visits but no templates at all.
-    from lsst.daf.butler import DatasetRef, FileDataset
-
-    from recreate.simulate import repository as sim
+    from recreate.simulate import registry
     from recreate.simulate.presets import get_preset
     from recreate.simulate.survey import plan_survey
 
-    plan = plan_survey(get_preset("ci"), 7)
-    writer = sim._create_butler(tmp_path / "repo")
-    sim._register_dimensions(writer, plan)
-    sim._register_dataset_types(writer)
+    plan = plan_survey(get_preset("ci"), CI_SEED)
+    writer = registry.create_butler(tmp_path / "repo")
+    registry.register_dimensions(writer, plan)
+    registry.register_dataset_types(writer)
     visit = plan.visits[0].visit
     source = open_butler(str(ci_repo.root))
     (ref,) = source.query_datasets(
         "visit_image", visit=visit, detector=4, explain=False
     )
-    path = source.getURI(ref).ospath
-    dataset_type = writer.get_dataset_type("visit_image")
-    data_id = writer.registry.expandDataId(
-        instrument="LSSTComCam", visit=visit, detector=4
-    )
-    writer.ingest(
-        FileDataset(
-            path=path,
-            refs=[DatasetRef(dataset_type, data_id, run=sim.RUN)],
-            formatter=sim.FORMATTER,
-        ),
-        transfer="copy",
-    )
+    copy = tmp_path / "visit.fits"
+    shutil.copy(source.getURI(ref).ospath, copy)
+    data_id = {"instrument": "LSSTComCam", "visit": visit, "detector": 4}
+    assert registry.ingest_files(writer, "visit_image", [(copy, data_id)]) == 1
     with pytest.raises(NoOverlapError, match=f"overlaps visit {visit}"):
         find_inputs(open_butler(str(tmp_path / "repo")), visit, 4)
     # A detector of that visit with no visit_image is named as such.

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,19 @@ from recreate.simulate.coverage import (
     coverage_fraction,
     detector_corners_sky,
 )
-from recreate.simulate.instrument import INSTRUMENT, PHYSICAL_FILTERS
+from recreate.simulate.instrument import INSTRUMENT
 from recreate.simulate.presets import get_preset
+from recreate.simulate.registry import (
+    CONFIG,
+    SKYMAP,
+    TEMPLATE_COADD,
+    TRUTH,
+    VISIT_IMAGE,
+    create_butler,
+    ingest_files,
+    register_dataset_types,
+    register_dimensions,
+)
 from recreate.simulate.scene import (
     TRUTH_COLUMNS,
     render_template_patch,
@@ -47,14 +59,6 @@ from recreate.simulate.scene import (
     visit_wcs,
 )
 from recreate.simulate.survey import SurveyPlan, Visit, plan_survey
-
-RUN = "sim/run"
-FORMATTER = "recreate.io.butler_formatter.ExposureFormatter"
-VISIT_IMAGE = "visit_image"
-TEMPLATE_COADD = "template_coadd"
-TRUTH = "injection_truth"
-SKYMAP = "skyMap"
-CONFIG = "simulation_config"
 
 Logger = Callable[[str], None]
 
@@ -127,9 +131,9 @@ def _write_repository(
     root: Path, plan: SurveyPlan, jobs: int, say: Logger
 ) -> tuple[int, int, int, dict[str, float]]:
     """Write the whole repository into ``root``; return its counts."""
-    butler = _create_butler(root)
-    _register_dimensions(butler, plan)
-    _register_dataset_types(butler)
+    butler = create_butler(root)
+    register_dimensions(butler, plan)
+    register_dataset_types(butler)
     staging = root / "_staging"
     staging.mkdir()
     sky, transients = draw_static_sky(plan), draw_transients(plan)
@@ -167,15 +171,6 @@ def _check_empty(root: Path) -> None:
         )
 
 
-def _create_butler(root: Path) -> Any:
-    """Create an SQLite-registry, file-datastore Butler repository."""
-    from lsst.daf.butler import Butler
-
-    root.mkdir(parents=True, exist_ok=True)
-    Butler.makeRepo(str(root))
-    return Butler.from_config(str(root), writeable=True, run=RUN)
-
-
 def _executor(jobs: int) -> Executor:
     """Return a process pool, or an in-process one for ``jobs <= 1``."""
     if jobs > 1:
@@ -194,168 +189,6 @@ class _InlineExecutor(Executor):
     ) -> Iterator[Any]:
         """Apply ``fn`` lazily, in order."""
         return (fn(*args) for args in zip(*iterables, strict=True))
-
-
-def _register_dimensions(butler: Any, plan: SurveyPlan) -> None:
-    """Insert the instrument, visits, skymap and their sky regions."""
-    registry = butler.registry
-    camera = plan.preset.camera
-    registry.insertDimensionData(
-        "instrument",
-        {
-            "name": INSTRUMENT,
-            "detector_max": len(camera.detectors),
-            "visit_max": 10**14,
-            "exposure_max": 10**14,
-            "visit_system": 0,
-            "class_name": "recreate.simulate.instrument.Camera",
-        },
-    )
-    registry.insertDimensionData(
-        "physical_filter",
-        *[
-            {"instrument": INSTRUMENT, "name": PHYSICAL_FILTERS[b], "band": b}
-            for b in plan.preset.bands
-        ],
-    )
-    registry.insertDimensionData(
-        "detector",
-        *[
-            {
-                "instrument": INSTRUMENT,
-                "id": d,
-                "full_name": camera.detector_name(d),
-                "raft": "R22",
-                "name_in_raft": camera.detector_name(d)[4:],
-                "purpose": "SCIENCE",
-            }
-            for d in camera.detectors
-        ],
-    )
-    for day_obs in sorted({v.day_obs for v in plan.visits}):
-        registry.insertDimensionData(
-            "day_obs", {"instrument": INSTRUMENT, "id": day_obs}
-        )
-    for visit in plan.visits:
-        _register_visit(registry, plan, visit)
-    _register_skymap(registry, plan)
-
-
-def _register_visit(registry: Any, plan: SurveyPlan, visit: Visit) -> None:
-    """Insert one visit and its detectors' regions."""
-    from lsst.sphgeom import ConvexPolygon
-
-    camera = plan.preset.camera
-    shape = (camera.height, camera.width)
-    corners = {
-        d: detector_corners_sky(visit_wcs(plan, visit, d), shape)
-        for d in camera.detectors
-    }
-    every_corner = np.concatenate(list(corners.values()))
-    registry.insertDimensionData(
-        "visit",
-        {
-            "instrument": INSTRUMENT,
-            "id": visit.visit,
-            "name": str(visit.visit),
-            "physical_filter": visit.physical_filter,
-            "day_obs": visit.day_obs,
-            "seq_num": visit.visit % 100000,
-            "exposure_time": 30.0,
-            "target_name": "ECDFS",
-            "observation_reason": "science",
-            "science_program": "simulated",
-            "region": ConvexPolygon.convexHull(_unit_vectors(every_corner)),
-        },
-    )
-    registry.insertDimensionData(
-        "visit_detector_region",
-        *[
-            {
-                "instrument": INSTRUMENT,
-                "visit": visit.visit,
-                "detector": d,
-                "region": ConvexPolygon(_unit_vectors(c)),
-            }
-            for d, c in corners.items()
-        ],
-    )
-
-
-def _register_skymap(registry: Any, plan: SurveyPlan) -> None:
-    """Insert the skymap, its tracts and patches with their regions."""
-    from lsst.sphgeom import ConvexPolygon
-
-    skymap = plan.skymap
-    geom = skymap.geometry
-    n = geom.patches_per_side
-    registry.insertDimensionData(
-        "skymap",
-        {
-            "name": skymap.name,
-            "hash": repr(sorted(skymap.to_dict().items())).encode(),
-            "tract_max": len(skymap.tracts),
-            "patch_nx_max": n,
-            "patch_ny_max": n,
-        },
-    )
-    for tract in skymap:
-        # Rubin registers a tract's and a patch's outer regions.
-        outer = geom.tract_inner + 2 * geom.patch_border
-        lo = -geom.patch_border - 0.5
-        xs = np.array([lo, lo + outer, lo + outer, lo])
-        ys = np.array([lo, lo, lo + outer, lo + outer])
-        ra, dec = tract.wcs().pixel_to_world_values(xs, ys)
-        registry.insertDimensionData(
-            "tract",
-            {
-                "skymap": skymap.name,
-                "id": tract.tract_id,
-                "region": ConvexPolygon(
-                    _unit_vectors(np.column_stack([ra, dec]))
-                ),
-            },
-        )
-        registry.insertDimensionData(
-            "patch",
-            *[
-                {
-                    "skymap": skymap.name,
-                    "tract": tract.tract_id,
-                    "id": p,
-                    "cell_x": p % n,
-                    "cell_y": p // n,
-                    "region": ConvexPolygon(
-                        _unit_vectors(tract.patch_corners_sky(p))
-                    ),
-                }
-                for p in range(n * n)
-            ],
-        )
-
-
-def _unit_vectors(radec: npt.NDArray[np.float64]) -> list[Any]:
-    """Return sphgeom unit vectors of (ra, dec) rows in degrees."""
-    from lsst.sphgeom import LonLat, UnitVector3d
-
-    return [UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in radec]
-
-
-def _register_dataset_types(butler: Any) -> None:
-    """Register the DP1 dataset types and the simulation's extras."""
-    from lsst.daf.butler import DatasetType
-
-    universe = butler.dimensions
-    for name, dimensions, storage_class in (
-        (VISIT_IMAGE, ("instrument", "visit", "detector"), "ExposureF"),
-        (TEMPLATE_COADD, ("skymap", "tract", "patch", "band"), "ExposureF"),
-        (TRUTH, ("instrument", "visit"), "AstropyTable"),
-        (SKYMAP, ("skymap",), "StructuredDataDict"),
-        (CONFIG, (), "StructuredDataDict"),
-    ):
-        butler.registry.registerDatasetType(
-            DatasetType(name, dimensions, storage_class, universe=universe)
-        )
 
 
 def _render_visit_file(
@@ -382,43 +215,28 @@ def _write_visits(
     say: Logger,
 ) -> tuple[int, int]:
     """Render every visit-detector, ingest the files and the truth."""
-    from lsst.daf.butler import DatasetRef, FileDataset
-
     detectors = list(plan.preset.camera.detectors)
-    dataset_type = butler.get_dataset_type(VISIT_IMAGE)
     n_truth = 0
     for visit in plan.visits:
         paths = [staging / f"visit_{visit.visit}_{d}.fits" for d in detectors]
-        truths = pool.map(
-            _render_visit_file,
-            *zip(
-                *[
-                    (plan, sky, transients, visit, d, p)
-                    for d, p in zip(detectors, paths, strict=True)
-                ],
-                strict=True,
-            ),
-        )
+        render = partial(_render_visit_file, plan, sky, transients, visit)
+        truths = pool.map(render, detectors, paths)
         rows = [row for truth in truths for row in truth]
-        datasets = [
-            FileDataset(
-                path=str(path),
-                refs=[
-                    DatasetRef(
-                        dataset_type,
-                        butler.registry.expandDataId(
-                            instrument=INSTRUMENT,
-                            visit=visit.visit,
-                            detector=d,
-                        ),
-                        run=RUN,
-                    )
-                ],
-                formatter=FORMATTER,
-            )
-            for d, path in zip(detectors, paths, strict=True)
-        ]
-        butler.ingest(*datasets, transfer="move")
+        ingest_files(
+            butler,
+            VISIT_IMAGE,
+            [
+                (
+                    path,
+                    {
+                        "instrument": INSTRUMENT,
+                        "visit": visit.visit,
+                        "detector": d,
+                    },
+                )
+                for d, path in zip(detectors, paths, strict=True)
+            ],
+        )
         butler.put(
             _truth_table(rows), TRUTH, instrument=INSTRUMENT, visit=visit.visit
         )
@@ -462,12 +280,12 @@ def _render_patch_file(
     plan: SurveyPlan,
     sky: StaticSky,
     band: str,
+    footprints: list[npt.NDArray[np.float64]],
     tract_id: int,
     patch: int,
     path: Path,
 ) -> bool:
     """Render and write one template patch; say whether it has data."""
-    footprints = _template_footprints(plan, band)
     tract = plan.skymap.tract(tract_id)
     exposure = render_template_patch(plan, sky, band, tract, patch, footprints)
     if exposure is None:
@@ -508,47 +326,37 @@ def _write_templates(
     staging: Path,
     say: Logger,
 ) -> int:
-    """Render the template patches the visits touch and ingest them."""
-    from lsst.daf.butler import DatasetRef, FileDataset
-
-    dataset_type = butler.get_dataset_type(TEMPLATE_COADD)
+    """Render the patches the visits touch and ingest them."""
     written = 0
     for band in plan.preset.bands:
         keys = _candidate_patches(plan, band)
         paths = [staging / f"template_{band}_{t}_{p}.fits" for t, p in keys]
-        has_data = pool.map(
+        render = partial(
             _render_patch_file,
-            *zip(
-                *[
-                    (plan, sky, band, t, p, path)
-                    for (t, p), path in zip(keys, paths, strict=True)
-                ],
-                strict=True,
-            ),
+            plan,
+            sky,
+            band,
+            _template_footprints(plan, band),
         )
-        datasets = [
-            FileDataset(
-                path=str(path),
-                refs=[
-                    DatasetRef(
-                        dataset_type,
-                        butler.registry.expandDataId(
-                            skymap=plan.skymap.name,
-                            tract=t,
-                            patch=p,
-                            band=band,
-                        ),
-                        run=RUN,
-                    )
-                ],
-                formatter=FORMATTER,
-            )
-            for (t, p), path, ok in zip(keys, paths, has_data, strict=True)
-            if ok
-        ]
-        butler.ingest(*datasets, transfer="move")
-        written += len(datasets)
-        say(f"  templates ({band}): {len(datasets)} patches")
+        has_data = pool.map(render, *zip(*keys, strict=True), paths)
+        written += ingest_files(
+            butler,
+            TEMPLATE_COADD,
+            [
+                (
+                    path,
+                    {
+                        "skymap": plan.skymap.name,
+                        "tract": t,
+                        "patch": p,
+                        "band": band,
+                    },
+                )
+                for (t, p), path, ok in zip(keys, paths, has_data, strict=True)
+                if ok
+            ],
+        )
+        say(f"  templates ({band}): {written} patches so far")
     return written
 
 

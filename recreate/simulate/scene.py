@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from astropy.time import Time
 from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 from recreate.exposure import (
     Exposure,
@@ -176,9 +177,9 @@ def render_visit_detector(
     static_flux = sky.flux_at(visit.band, visit.mjd)
     # Variable stars are drawn once, from the injected list, at their
     # flux of the moment; steady sources come from the static sky.
-    sources = _concat_sources(
+    sources = SourceTable.concatenate(
         _static_sources(sky, steady, static_flux[steady]),
-        _point_sources(injected.ra, injected.dec, injected.flux),
+        SourceTable.stars(injected.ra, injected.dec, injected.flux),
     )
     sources = _on_image(sources, wcs, shape, margin=256)
     njy_per_electron = band.njy_per_electron(EXPOSURE_TIME)
@@ -333,55 +334,11 @@ def _static_sources(
     )
 
 
-def _point_sources(
-    ra: npt.ArrayLike, dec: npt.ArrayLike, flux: npt.ArrayLike
-) -> SourceTable:
-    """Return point sources at the given positions and fluxes."""
-    n = len(np.atleast_1d(ra))
-    zeros = np.zeros(n)
-    return SourceTable(
-        ra=np.asarray(ra, dtype=float),
-        dec=np.asarray(dec, dtype=float),
-        flux=np.asarray(flux, dtype=float),
-        is_galaxy=np.zeros(n, dtype=bool),
-        half_light_radius=zeros,
-        sersic_n=zeros,
-        g1=zeros,
-        g2=zeros,
-    )
-
-
-def _concat_sources(*tables: SourceTable) -> SourceTable:
-    """Concatenate source tables column by column."""
-    return SourceTable(
-        ra=np.concatenate([t.ra for t in tables]),
-        dec=np.concatenate([t.dec for t in tables]),
-        flux=np.concatenate([t.flux for t in tables]),
-        is_galaxy=np.concatenate([t.is_galaxy for t in tables]),
-        half_light_radius=np.concatenate(
-            [t.half_light_radius for t in tables]
-        ),
-        sersic_n=np.concatenate([t.sersic_n for t in tables]),
-        g1=np.concatenate([t.g1 for t in tables]),
-        g2=np.concatenate([t.g2 for t in tables]),
-    )
-
-
 def _on_image(
     sources: SourceTable, wcs: WCS, shape: tuple[int, int], margin: int
 ) -> SourceTable:
     """Keep the sources within ``margin`` pixels of an image."""
-    keep = _within(wcs, shape, sources.ra, sources.dec, margin)
-    return SourceTable(
-        ra=sources.ra[keep],
-        dec=sources.dec[keep],
-        flux=sources.flux[keep],
-        is_galaxy=sources.is_galaxy[keep],
-        half_light_radius=sources.half_light_radius[keep],
-        sersic_n=sources.sersic_n[keep],
-        g1=sources.g1[keep],
-        g2=sources.g2[keep],
-    )
+    return sources.take(_within(wcs, shape, sources.ra, sources.dec, margin))
 
 
 def _within(
@@ -395,7 +352,8 @@ def _within(
     height, width = shape
     # A cheap angular cut first: the SIP inverse is iterative.
     centre = wcs.pixel_to_world_values((width - 1) / 2, (height - 1) / 2)
-    radius = (np.hypot(width, height) / 2 + margin) * 0.2 / 3600.0 * 1.5
+    scale = float(np.max(proj_plane_pixel_scales(wcs)))
+    radius = (np.hypot(width, height) / 2 + margin) * scale * 1.5
     cos_dec = math.cos(math.radians(float(centre[1])))
     dra = ((ra - float(centre[0]) + 180.0) % 360.0 - 180.0) * cos_dec
     near = np.hypot(dra, dec - float(centre[1])) < radius

@@ -183,6 +183,73 @@ def half_max_fwhm(image):
     return 2 * (0.5 - intercept) / slope
 
 
+# --- source table ---------------------------------------------------------
+
+
+def mixed_table(n=6):
+    """Return stars and galaxies with a distinct value in every cell."""
+    rows = np.arange(n, dtype=float)
+    return SourceTable(
+        ra=53.0 + rows,
+        dec=-28.0 - rows,
+        flux=1.0e4 * (rows + 1),
+        is_galaxy=rows % 2 == 0,
+        half_light_radius=0.5 + 0.1 * rows,
+        sersic_n=1.0 + 0.5 * rows,
+        g1=0.01 * rows,
+        g2=-0.02 * rows,
+    )
+
+
+COLUMNS = (
+    "ra",
+    "dec",
+    "flux",
+    "is_galaxy",
+    "half_light_radius",
+    "sersic_n",
+    "g1",
+    "g2",
+)
+
+
+def test_take_selects_rows_by_mask_or_indices():
+    table = mixed_table()
+    mask = np.array([True, False, False, True, True, False])
+    by_mask = table.take(mask)
+    by_index = table.take(np.array([5, 0, 0]))
+    assert len(by_mask) == 3
+    assert len(by_index) == 3
+    for name in COLUMNS:
+        column = getattr(table, name)
+        np.testing.assert_array_equal(getattr(by_mask, name), column[mask])
+        np.testing.assert_array_equal(
+            getattr(by_index, name), column[[5, 0, 0]]
+        )
+        assert getattr(by_mask, name).dtype == column.dtype
+    # The selection owns its columns: editing it leaves the source alone.
+    by_index.flux[:] = 0.0
+    assert table.flux[0] == 1.0e4
+    assert len(table.take(np.zeros(6, dtype=bool))) == 0
+    assert len(table.take(np.array([], dtype=np.intp))) == 0
+    with pytest.raises(IndexError):
+        table.take(np.array([True, False]))
+
+
+def test_concatenate_joins_tables_in_order():
+    table = mixed_table()
+    first, second = table.take(np.arange(4)), table.take(np.arange(4, 6))
+    stars = SourceTable.stars([10.0], [-5.0], [7.0])
+    joined = SourceTable.concatenate(first, second, stars)
+    assert len(joined) == 7
+    for name in COLUMNS:
+        expected = np.concatenate([getattr(table, name), getattr(stars, name)])
+        np.testing.assert_array_equal(getattr(joined, name), expected)
+        assert getattr(joined, name).dtype == expected.dtype
+    assert len(SourceTable.concatenate()) == 0
+    assert len(SourceTable.concatenate(empty_sources(), stars)) == 1
+
+
 # --- flux -----------------------------------------------------------------
 
 
