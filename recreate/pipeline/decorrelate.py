@@ -1,0 +1,180 @@
+"""DMTN-021 decorrelation of an Alard-Lupton difference image.
+
+Convolving the template with the matching kernel correlates its noise,
+so the plain difference has correlated noise and a PSF that differs
+from the science PSF's noise response. v29's DecorrelateALKernelTask
+undoes the correlation with a filter applied in Fourier space:
+
+    corr(k) = sqrt((s + t * sum K^2) / (s + t * |K(k)|^2))
+
+where ``s`` and ``t`` are the clipped mean variances of the science image
+and of the warped (unconvolved) template, and ``K`` is the matching kernel
+evaluated once, at the image centre. The variance plane is replaced by
+``w1 * V_science + w2 * V_template`` with ``w1 = mean |corr|^2`` and
+``w2 = mean |K corr|^2`` over the FFT grid (``shared/rubin-recipe.md``
+section 1.5). The PSF is *not* changed, as in v29.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.fft
+
+from recreate.exposure import MaskPlanes
+
+#: Clipped-mean parameters of the variance levels (MEANCLIP, 3 sigma x 3).
+_CLIP_SIGMA = 3.0
+_CLIP_ITERATIONS = 3
+
+
+@dataclass(frozen=True)
+class DecorrelationResult:
+    """The decorrelated image and variance, and the numbers behind them."""
+
+    image: npt.NDArray[np.float32]
+    variance: npt.NDArray[np.float32]
+    science_variance: float
+    template_variance: float
+    science_weight: float
+    template_weight: float
+
+
+def decorrelate(
+    difference: npt.NDArray[np.float32],
+    science_variance: npt.NDArray[np.float32],
+    template_variance: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.int32],
+    planes: MaskPlanes,
+    kernel: npt.NDArray[np.float64],
+    ignore_planes: tuple[str, ...],
+) -> DecorrelationResult:
+    """Decorrelate a difference image (DMTN-021, as v29 applies it).
+
+    Parameters
+    ----------
+    difference
+        The difference image, science grid.
+    science_variance
+        The science image's variance plane (after ScaleVariance).
+    template_variance
+        The warped, *unconvolved* template's variance on the science grid.
+    mask
+        The difference image's mask: pixels with ``ignore_planes`` set do
+        not enter the variance levels.
+    planes
+        Plane names of ``mask``.
+    kernel
+        The matching kernel at the image centre.
+    ignore_planes
+        Planes excluded from the variance levels.
+
+    Returns
+    -------
+    result
+        Decorrelated image and variance (float32) and the levels and
+        weights used.
+    """
+    usable = (mask & planes.value_of_present(ignore_planes)) == 0
+    svar = _clipped_mean(science_variance, usable)
+    tvar = _clipped_mean(template_variance, usable)
+    shape = _fft_shape(difference.shape, kernel.shape)
+    kernel_ft = _kernel_transform(kernel, shape)
+    power = np.abs(kernel_ft) ** 2
+    ksum2 = float(np.sum(kernel.astype(np.float64) ** 2))
+    correction = np.sqrt((svar + tvar * ksum2) / (svar + tvar * power))
+    image = _filter(difference, correction, shape)
+    # The filter's mean squared response over the full FFT grid; the
+    # half-spectrum of rfft2 holds the same numbers, weighted below.
+    w1 = _full_grid_mean(correction**2, shape)
+    w2 = _full_grid_mean(power * correction**2, shape)
+    variance = w1 * science_variance.astype(
+        np.float64
+    ) + w2 * template_variance.astype(np.float64)
+    return DecorrelationResult(
+        image=image,
+        variance=variance.astype(np.float32),
+        science_variance=svar,
+        template_variance=tvar,
+        science_weight=w1,
+        template_weight=w2,
+    )
+
+
+def _clipped_mean(
+    values: npt.NDArray[np.float32], usable: npt.NDArray[np.bool_]
+) -> float:
+    """Return the 3-sigma, 3-iteration clipped mean of usable values."""
+    data = values[usable & np.isfinite(values)].astype(np.float64)
+    if data.size == 0:
+        return float("nan")
+    for _ in range(_CLIP_ITERATIONS):
+        mean, std = float(np.mean(data)), float(np.std(data))
+        kept = data[np.abs(data - mean) <= _CLIP_SIGMA * std]
+        if kept.size in (data.size, 0):
+            break
+        data = kept
+    return float(np.mean(data))
+
+
+def _fft_shape(
+    image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]
+) -> tuple[int, int]:
+    """Return v29's FFT grid: the two shapes summed less one, made even."""
+    rows = image_shape[0] + kernel_shape[0] - 1
+    cols = image_shape[1] + kernel_shape[1] - 1
+    return rows + rows % 2, cols + cols % 2
+
+
+def _kernel_transform(
+    kernel: npt.NDArray[np.float64], shape: tuple[int, int]
+) -> npt.NDArray[np.complex128]:
+    """Return the real FFT of the kernel, zero-padded, centre at origin."""
+    padded = np.zeros(shape, dtype=np.float64)
+    ky, kx = kernel.shape
+    padded[:ky, :kx] = kernel
+    # Put the kernel's centre pixel at (0, 0) so the filter shifts nothing.
+    padded = np.roll(padded, (-(ky // 2), -(kx // 2)), axis=(0, 1))
+    return scipy.fft.rfft2(padded, workers=1)
+
+
+def _filter(
+    image: npt.NDArray[np.float32],
+    correction: npt.NDArray[np.float64],
+    shape: tuple[int, int],
+) -> npt.NDArray[np.float32]:
+    """Apply a real Fourier filter to an image, NaNs held at the mean.
+
+    Non-finite pixels are replaced by the mean of the finite ones for the
+    transform (as v29 does with nanmean) and restored afterwards.
+    """
+    data = image.astype(np.float64)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        data[bad] = np.mean(data[~bad]) if (~bad).any() else 0.0
+    padded = np.zeros(shape, dtype=np.float64)
+    padded[: data.shape[0], : data.shape[1]] = data
+    spectrum = scipy.fft.rfft2(padded, workers=1) * correction
+    out = scipy.fft.irfft2(spectrum, s=shape, workers=1)
+    result = out[: data.shape[0], : data.shape[1]].astype(np.float32)
+    result[bad] = image[bad]
+    return result
+
+
+def _full_grid_mean(
+    half_spectrum: npt.NDArray[np.float64], shape: tuple[int, int]
+) -> float:
+    """Return the mean over the full FFT grid of a real-symmetric field.
+
+    ``rfft2`` keeps columns 0..n/2 of an n-column grid; every column but
+    the first and (n even) the last stands for itself and its mirror.
+    """
+    n_cols = shape[1]
+    weights = np.full(half_spectrum.shape[1], 2.0)
+    weights[0] = 1.0
+    if n_cols % 2 == 0:
+        weights[-1] = 1.0
+    total = float(np.sum(half_spectrum.sum(axis=0) * weights))
+    return total / (shape[0] * n_cols)

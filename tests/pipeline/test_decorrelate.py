@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+import scipy.signal
+
+from recreate.exposure import MaskPlanes
+from recreate.pipeline.decorrelate import _full_grid_mean, decorrelate
+
+PLANES = MaskPlanes.afw_default()
+IGNORE = ("BAD", "NO_DATA")
+
+
+def _gaussian_kernel(size=21, sigma=2.0):
+    r = np.arange(size) - size // 2
+    g = np.exp(-0.5 * (r[:, None] ** 2 + r[None, :] ** 2) / sigma**2)
+    return g / g.sum()
+
+
+def _noise_pair(shape=(256, 256), s=4.0, t=1.0, kernel=None, seed=1):
+    rng = np.random.default_rng(seed)
+    science = rng.normal(0, np.sqrt(s), shape)
+    template = rng.normal(0, np.sqrt(t), shape)
+    matched = scipy.signal.fftconvolve(template, kernel, mode="same")
+    return (science - matched).astype(np.float32)
+
+
+def test_delta_kernel_changes_nothing():
+    kernel = np.zeros((21, 21))
+    kernel[10, 10] = 1.0
+    diff = _noise_pair(kernel=kernel)
+    mask = np.zeros(diff.shape, np.int32)
+    out = decorrelate(
+        diff,
+        np.full(diff.shape, 4.0, np.float32),
+        np.full(diff.shape, 1.0, np.float32),
+        mask,
+        PLANES,
+        kernel,
+        IGNORE,
+    )
+    np.testing.assert_allclose(out.image, diff, atol=1e-5)
+    assert out.science_weight == pytest.approx(1.0)
+    assert out.template_weight == pytest.approx(1.0)
+    np.testing.assert_allclose(out.variance, 5.0, rtol=1e-6)
+
+
+def test_decorrelated_noise_is_white_with_the_predicted_variance():
+    kernel = _gaussian_kernel(sigma=2.5)
+    # A noisy template: its convolved noise is comparable to the science.
+    s, t = 1.0, 100.0
+    diff = _noise_pair(shape=(512, 512), s=s, t=t, kernel=kernel)
+    mask = np.zeros(diff.shape, np.int32)
+    out = decorrelate(
+        diff,
+        np.full(diff.shape, s, np.float32),
+        np.full(diff.shape, t, np.float32),
+        mask,
+        PLANES,
+        kernel,
+        IGNORE,
+    )
+    inner = out.image[40:-40, 40:-40].astype(np.float64)
+    # Correlated before: neighbouring pixels share template noise.
+    before = diff[40:-40, 40:-40].astype(np.float64)
+    corr_before = np.corrcoef(before[:, :-1].ravel(), before[:, 1:].ravel())
+    corr_after = np.corrcoef(inner[:, :-1].ravel(), inner[:, 1:].ravel())
+    assert corr_before[0, 1] > 0.2
+    assert abs(corr_after[0, 1]) < 0.03
+    # The variance plane predicts the measured variance.
+    assert np.var(inner) == pytest.approx(
+        float(np.mean(out.variance)), rel=0.05
+    )
+
+
+def test_masked_pixels_do_not_enter_the_variance_levels():
+    kernel = _gaussian_kernel()
+    diff = np.zeros((64, 64), np.float32)
+    svar = np.full(diff.shape, 2.0, np.float32)
+    svar[:8] = 1e6  # flagged BAD below
+    mask = np.zeros(diff.shape, np.int32)
+    mask[:8] |= PLANES.value("BAD")
+    out = decorrelate(
+        diff, svar, np.ones_like(svar), mask, PLANES, kernel, IGNORE
+    )
+    assert out.science_variance == pytest.approx(2.0)
+
+
+def test_nan_pixels_stay_nan_and_do_not_spread():
+    kernel = _gaussian_kernel()
+    diff = np.random.default_rng(2).normal(size=(64, 64)).astype(np.float32)
+    diff[30, 30] = np.nan
+    ones = np.ones_like(diff)
+    out = decorrelate(
+        diff,
+        ones,
+        ones,
+        np.zeros(diff.shape, np.int32),
+        PLANES,
+        kernel,
+        IGNORE,
+    )
+    assert np.isnan(out.image[30, 30])
+    assert np.isfinite(np.delete(out.image.ravel(), 30 * 64 + 30)).all()
+
+
+def test_full_grid_mean_matches_the_full_transform():
+    rng = np.random.default_rng(3)
+    field = rng.normal(size=(16, 10))
+    full = np.abs(np.fft.fft2(field)) ** 2
+    half = np.abs(np.fft.rfft2(field)) ** 2
+    assert _full_grid_mean(half, field.shape) == pytest.approx(full.mean())
+    odd = rng.normal(size=(16, 11))
+    assert _full_grid_mean(
+        np.abs(np.fft.rfft2(odd)) ** 2, odd.shape
+    ) == pytest.approx((np.abs(np.fft.fft2(odd)) ** 2).mean())
+
+
+def test_deterministic():
+    kernel = _gaussian_kernel()
+    diff = _noise_pair(kernel=kernel)
+    args = (
+        diff,
+        np.ones_like(diff),
+        np.ones_like(diff),
+        np.zeros(diff.shape, np.int32),
+        PLANES,
+        kernel,
+        IGNORE,
+    )
+    a, b = decorrelate(*args), decorrelate(*args)
+    assert a.image.tobytes() == b.image.tobytes()
+    assert a.variance.tobytes() == b.variance.tobytes()
