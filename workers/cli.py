@@ -8,6 +8,12 @@ Subcommands:
     Summarise a repository: visits, detectors, patches, datasets.
 ``inputs``
     Show the visit image and template patches of a (visit, detector).
+``get``
+    Recreate the difference image of a (visit, detector) from a Butler
+    repository, locally (no service).
+``subtract``
+    Recreate a difference image from any science and template FITS
+    files with WCSs (Rubin layout or plain images).
 ``run``
     The main job on embedded defaults: simulate a repository if there is
     none, then summarise it.
@@ -25,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from recreate.errors import RecreateError
 
@@ -44,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecreateError as error:
         print(f"recreate: error: {error}", file=sys.stderr)
         return 2 if error.user_facing else 1
+    except OSError as error:
+        # A missing input file, an existing output, a full disk: the
+        # user can act on these, and the message names the path.
+        print(f"recreate: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("recreate: interrupted", file=sys.stderr)
         return 130
@@ -78,6 +90,39 @@ def _build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--json", action="store_true", help="print JSON")
     inputs.set_defaults(handler=_inputs)
 
+    get = sub.add_parser(
+        "get", help="recreate one difference image from a Butler repository"
+    )
+    get.add_argument("visit", type=_non_negative_int, help="visit id")
+    get.add_argument("detector", type=_non_negative_int, help="detector")
+    _add_repo_option(get)
+    get.add_argument("--instrument", help="instrument (if several)")
+    _add_output_options(get)
+    get.set_defaults(handler=_get)
+
+    subtract = sub.add_parser(
+        "subtract",
+        help="difference of a science and template FITS image (any survey)",
+    )
+    subtract.add_argument("science", help="science image (FITS with a WCS)")
+    subtract.add_argument(
+        "template", nargs="+", help="template image(s) (FITS with a WCS)"
+    )
+    subtract.add_argument(
+        "--science-variance", help="variance file (or HDU name) of science"
+    )
+    subtract.add_argument(
+        "--science-mask", help="mask file (or HDU name) of the science image"
+    )
+    subtract.add_argument(
+        "--gain",
+        type=float,
+        help="electrons per image unit: adds the source Poisson term to an "
+        "estimated variance",
+    )
+    _add_output_options(subtract)
+    subtract.set_defaults(handler=_subtract)
+
     run = sub.add_parser(
         "run", help="the main job on embedded defaults (see README)"
     )
@@ -94,6 +139,25 @@ def _add_repo_option(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(DEFAULT_REPO_ENV, DEFAULT_REPO),
         help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
         f"{DEFAULT_REPO})",
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``-o``, ``--format``, ``--kernel`` and ``--overwrite``."""
+    parser.add_argument("-o", "--output", required=True, help="output FITS")
+    parser.add_argument(
+        "--format",
+        choices=("dp1", "lsst-images"),
+        default="dp1",
+        help="dp1: afw ExposureF layout with the kernel (default); "
+        "lsst-images: Rubin's DP2-style DifferenceImage",
+    )
+    parser.add_argument(
+        "--kernel",
+        help="reuse the kernel stored in this earlier output (no fit)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing file"
     )
 
 
@@ -195,6 +259,85 @@ def _inputs(args: argparse.Namespace) -> int:
             f"template_coadd {template.dataset_id}  tract "
             f"{data_id['tract']} patch {data_id['patch']}"
         )
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    """Recreate one difference image through the Butler and write it."""
+    from recreate.butler import open_butler
+    from recreate.recreation import recreate_from_butler
+
+    _check_output(args)
+    result = recreate_from_butler(
+        open_butler(args.repo),
+        args.visit,
+        args.detector,
+        instrument=args.instrument,
+        kernel=_stored_kernel(args),
+    )
+    return _write(args, result)
+
+
+def _subtract(args: argparse.Namespace) -> int:
+    """Recreate a difference image from two FITS files and write it."""
+    from recreate.recreation import recreate_from_files
+
+    _check_output(args)
+    result = recreate_from_files(
+        args.science,
+        args.template,
+        science_variance=args.science_variance,
+        science_mask=args.science_mask,
+        gain=args.gain,
+        kernel=_stored_kernel(args),
+    )
+    return _write(args, result)
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Fail before any work when the output cannot be written."""
+    from recreate.errors import InvalidRequestError
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise InvalidRequestError(
+            f"output {str(out)!r} exists; pass --overwrite to replace it"
+        )
+    if not out.parent.is_dir():
+        raise InvalidRequestError(
+            f"output directory {str(out.parent)!r} does not exist"
+        )
+
+
+def _stored_kernel(args: argparse.Namespace) -> Any:
+    """Return the kernel of ``--kernel FILE``, or None."""
+    if args.kernel is None:
+        return None
+    from recreate.recreation import load_kernel
+
+    return load_kernel(args.kernel)
+
+
+def _write(args: argparse.Namespace, result: Any) -> int:
+    """Write a result and print a one-paragraph summary of it."""
+    from recreate.recreation import write_result
+
+    write_result(
+        result,
+        args.output,
+        output_format=args.format,
+        overwrite=args.overwrite,
+    )
+    prov = result.provenance
+    total = sum(result.timings.values())
+    print(
+        f"wrote {args.output} ({args.format}): template coverage "
+        f"{prov.template_coverage:.1%}, kernel {prov.kernel_size} px "
+        f"(sum {prov.kernel_sum:.4f}, {prov.n_kernel_used} stars), "
+        f"{total:.1f} s"
+    )
+    for note in prov.notes:
+        print(f"note: {note}")
     return 0
 
 

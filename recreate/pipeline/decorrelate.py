@@ -5,14 +5,18 @@ so the plain difference has correlated noise and a PSF that differs
 from the science PSF's noise response. v29's DecorrelateALKernelTask
 undoes the correlation with a filter applied in Fourier space:
 
-    corr(k) = sqrt((s + t * sum K^2) / (s + t * |K(k)|^2))
+    corr(k) = sqrt((s + t * (sum K)^2) / (s + t * |K(k)|^2))
 
 where ``s`` and ``t`` are the clipped mean variances of the science image
 and of the warped (unconvolved) template, and ``K`` is the matching kernel
-evaluated once, at the image centre. The variance plane is replaced by
-``w1 * V_science + w2 * V_template`` with ``w1 = mean |corr|^2`` and
-``w2 = mean |K corr|^2`` over the FFT grid (``shared/rubin-recipe.md``
-section 1.5). The PSF is *not* changed, as in v29.
+evaluated once, at the image centre. DMTN-021 (eq. 1) and ip_diffim write
+the numerator ``s + t``, which assumes ``sum K = 1``; with the kernel sum
+in it, as here, ``corr(0) = 1`` exactly, so the filter never changes a
+source's flux whatever the photometric scaling between the images.
+The variance plane is replaced by ``w1 * V_science + w2 * V_template``
+with ``w1 = mean |corr|^2`` and ``w2 = mean |K corr|^2`` over the FFT
+grid (``shared/rubin-recipe.md`` section 1.5). The PSF is *not* changed,
+as in v29.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy.typing as npt
 import scipy.fft
 
 from recreate.exposure import MaskPlanes
+from recreate.pipeline.threads import thread_count
 
 #: Clipped-mean parameters of the variance levels (MEANCLIP, 3 sigma x 3).
 _CLIP_SIGMA = 3.0
@@ -83,8 +88,8 @@ def decorrelate(
     shape = _fft_shape(difference.shape, kernel.shape)
     kernel_ft = _kernel_transform(kernel, shape)
     power = np.abs(kernel_ft) ** 2
-    ksum2 = float(np.sum(kernel.astype(np.float64) ** 2))
-    correction = np.sqrt((svar + tvar * ksum2) / (svar + tvar * power))
+    ksum = float(np.sum(kernel, dtype=np.float64))
+    correction = np.sqrt((svar + tvar * ksum**2) / (svar + tvar * power))
     image = _filter(difference, correction, shape)
     # The filter's mean squared response over the full FFT grid; the
     # half-spectrum of rfft2 holds the same numbers, weighted below.
@@ -137,7 +142,7 @@ def _kernel_transform(
     padded[:ky, :kx] = kernel
     # Put the kernel's centre pixel at (0, 0) so the filter shifts nothing.
     padded = np.roll(padded, (-(ky // 2), -(kx // 2)), axis=(0, 1))
-    return scipy.fft.rfft2(padded, workers=1)
+    return scipy.fft.rfft2(padded, workers=thread_count())
 
 
 def _filter(
@@ -156,8 +161,8 @@ def _filter(
         data[bad] = np.mean(data[~bad]) if (~bad).any() else 0.0
     padded = np.zeros(shape, dtype=np.float64)
     padded[: data.shape[0], : data.shape[1]] = data
-    spectrum = scipy.fft.rfft2(padded, workers=1) * correction
-    out = scipy.fft.irfft2(spectrum, s=shape, workers=1)
+    spectrum = scipy.fft.rfft2(padded, workers=thread_count()) * correction
+    out = scipy.fft.irfft2(spectrum, s=shape, workers=thread_count())
     result = out[: data.shape[0], : data.shape[1]].astype(np.float32)
     result[bad] = image[bad]
     return result

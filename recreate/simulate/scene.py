@@ -83,10 +83,15 @@ class Injected:
 
 @dataclass(frozen=True, eq=False)
 class RenderedVisit:
-    """A rendered visit-detector and the truth rows of its injections."""
+    """A rendered visit-detector, its truth rows and noiseless model.
+
+    ``model`` is the noiseless source image in nJy: benchmarks use it to
+    find source-free sky and isolated stars.
+    """
 
     exposure: Exposure
     truth: list[tuple[object, ...]]
+    model: npt.NDArray[np.float32]
 
 
 def visit_wcs(plan: SurveyPlan, visit: Visit, detector: int) -> WCS:
@@ -235,7 +240,9 @@ def render_visit_detector(
         ),
     )
     return RenderedVisit(
-        exposure, _truth_rows(injected, visit, detector, wcs, shape)
+        exposure,
+        _truth_rows(injected, visit, detector, wcs, shape),
+        result.model,
     )
 
 

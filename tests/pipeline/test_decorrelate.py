@@ -129,3 +129,20 @@ def test_deterministic():
     a, b = decorrelate(*args), decorrelate(*args)
     assert a.image.tobytes() == b.image.tobytes()
     assert a.variance.tobytes() == b.variance.tobytes()
+
+
+def test_flux_is_preserved_whatever_the_kernel_sum():
+    # A point source in the difference keeps its flux: corr(0) = 1.
+    kernel = 0.9 * _gaussian_kernel(sigma=1.5)
+    diff = np.zeros((128, 128), np.float32)
+    diff[64, 64] = 1000.0
+    out = decorrelate(
+        diff,
+        np.ones_like(diff),
+        np.full(diff.shape, 0.3, np.float32),
+        np.zeros(diff.shape, np.int32),
+        PLANES,
+        kernel,
+        IGNORE,
+    )
+    assert float(out.image.sum()) == pytest.approx(1000.0, rel=1e-5)

@@ -1,0 +1,411 @@
+"""The whole recipe: from a visit image and its patches to a difference.
+
+`subtract` runs the v29 AlardLuptonSubtractTask in convolveTemplate mode,
+as DP1 did, with the GetTemplateTask before it and the detection planes
+of DetectAndMeasureTask after it:
+
+1. warp and stitch the template patches onto the science grid (+20 px);
+2. ScaleVariance on the template, then on the science image;
+3. masks: clear the science detection planes; in the template keep only
+   NO_DATA and BAD, and copy SAT to SAT_TEMPLATE;
+4. PSF sizes (from the PSF models, or measured from the stars);
+5. kernel candidates and the spatially varying Alard-Lupton kernel fit,
+   or a stored kernel fed back in (then the fit is skipped);
+6. convolve the template, subtract it and the differential background;
+7. DMTN-021 decorrelation;
+8. the 5-sigma two-sided detection planes.
+
+The result carries the science image's WCS, PSF, calibration and
+metadata, and the provenance cards of `recreate.pipeline.provenance`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from recreate import __version__
+from recreate.errors import NoOverlapError, ProcessingError
+from recreate.exposure import Exposure, MaskPlanes
+from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
+from recreate.pipeline.convolve import convolve_template
+from recreate.pipeline.decorrelate import decorrelate
+from recreate.pipeline.kernel import SolvedKernel, fit_kernel, make_basis
+from recreate.pipeline.provenance import InputRef, Provenance
+from recreate.pipeline.sources import (
+    measure_psf_fwhm,
+    scale_variance,
+    select_kernel_candidates,
+    set_detection_planes,
+)
+from recreate.pipeline.template import WarpedTemplate, build_template
+from recreate.pipeline.threads import thread_count
+
+#: Planes the difference image has beyond the science image's own.
+DIFFERENCE_PLANES = ("SAT_TEMPLATE", "DETECTED", "DETECTED_NEGATIVE")
+#: Template planes dilated by the kernel footprint when convolving.
+GROWN_TEMPLATE_PLANES = ("NO_DATA", "BAD", "SAT_TEMPLATE")
+#: Science planes cleared before subtraction (updateMasks).
+CLEARED_SCIENCE_PLANES = ("DETECTED", "DETECTED_NEGATIVE")
+
+
+@dataclass(frozen=True, eq=False)
+class DifferenceResult:
+    """A difference image with what made it.
+
+    Attributes
+    ----------
+    exposure
+        The difference image on the science grid, with the science
+        image's WCS, PSF, calibration and observation metadata, and the
+        provenance cards in ``metadata``.
+    kernel
+        The solved (or reused) matching kernel.
+    template
+        The warped template, for coverage and per-patch bounds.
+    provenance
+        Inputs, config hash, code version, kernel summary, notes.
+    timings
+        Seconds spent in each stage.
+    """
+
+    exposure: Exposure
+    kernel: SolvedKernel
+    template: WarpedTemplate
+    provenance: Provenance
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def subtract(
+    science: Exposure,
+    patches: Sequence[Exposure],
+    *,
+    config: PipelineConfig = DEFAULT_CONFIG,
+    inputs: Sequence[InputRef] = (),
+    kernel: SolvedKernel | None = None,
+    notes: Sequence[str] = (),
+) -> DifferenceResult:
+    """Recreate the difference image of a science exposure.
+
+    Parameters
+    ----------
+    science
+        The visit image (nJy, with WCS).
+    patches
+        The template coadd patches that overlap it.
+    config
+        The recipe; DP1's v29 defaults unless told otherwise.
+    inputs
+        Provenance names of the science image and patches, in order.
+    kernel
+        A stored kernel to reuse: the fit is skipped and the same kernel
+        gives the same planes.
+    notes
+        Provenance notes from the caller (e.g. "variance estimated").
+
+    Returns
+    -------
+    result
+        The difference image, its kernel, template and provenance.
+
+    Raises
+    ------
+    NoOverlapError
+        If the template covers less than 10% of the science image.
+    ProcessingError
+        If too few kernel candidates are found, or the kernel solution is
+        ill-conditioned.
+    """
+    timings: dict[str, float] = {}
+    notes = list(notes)
+    with _timed(timings, "template"):
+        template = build_template(science, patches, config.template)
+    notes.extend(template.warnings)
+    border = config.template.border
+    planes = science.mask_planes.with_planes(*DIFFERENCE_PLANES)
+    with _timed(timings, "scale_variance"):
+        science_variance, template_variance = _scaled_variances(
+            science, template.exposure, config
+        )
+    science_mask = _prepared_science_mask(science.mask, planes)
+    template_mask = _prepared_template_mask(template.exposure, planes, config)
+    with _timed(timings, "psf"):
+        science_fwhm, template_fwhm = _psf_sizes(science, template, notes)
+    prepared = replace(
+        science,
+        variance=science_variance,
+        mask=science_mask,
+        mask_planes=planes,
+    )
+    reused = kernel is not None
+    if kernel is None:
+        try:
+            kernel = _fit(
+                prepared,
+                template,
+                template_variance,
+                template_mask,
+                (science_fwhm, template_fwhm),
+                config,
+                timings,
+            )
+        except ProcessingError as error:
+            _raise_if_failure_expected(template.coverage, config, error)
+            raise
+    with _timed(timings, "convolve"):
+        matched, matched_variance, matched_mask = convolve_template(
+            np.nan_to_num(template.exposure.image, nan=0.0),
+            _finite_or_zero(template_variance),
+            template_mask,
+            planes,
+            kernel,
+            border=border,
+            grow_planes=GROWN_TEMPLATE_PLANES,
+            workers=thread_count(),
+        )
+    with _timed(timings, "subtract"):
+        image = _difference(science.image, matched, kernel, config)
+        variance = science_variance + matched_variance
+        mask = science_mask | matched_mask
+        # Where the template had no data, the difference has none either.
+        no_data = (
+            template_mask[border:-border, border:-border]
+            & planes.value("NO_DATA")
+        ) != 0
+        image[no_data] = np.nan
+    if config.subtract.do_decorrelation:
+        with _timed(timings, "decorrelate"):
+            height, width = science.shape
+            result = decorrelate(
+                image,
+                science_variance,
+                template_variance[border:-border, border:-border],
+                mask,
+                planes,
+                kernel.kernel_image(width / 2.0, height / 2.0),
+                config.subtract.decorrelation_ignore_planes,
+            )
+            image, variance = result.image, result.variance
+    if config.subtract.do_detection:
+        with _timed(timings, "detect"):
+            mask, planes = set_detection_planes(
+                image, variance, mask, planes, science_fwhm, config.subtract
+            )
+    provenance = Provenance(
+        inputs=list(inputs),
+        config_hash=config.config_hash(),
+        code_version=__version__,
+        template_coverage=template.coverage,
+        kernel_size=kernel.basis.size,
+        kernel_sum=kernel.kernel_sum(),
+        n_kernel_candidates=kernel.n_candidates,
+        n_kernel_used=kernel.n_used,
+        kernel_from_storage=reused,
+        science_fwhm=science_fwhm,
+        template_fwhm=template_fwhm,
+        notes=tuple(notes),
+    )
+    exposure = Exposure(
+        image=image,
+        variance=variance,
+        mask=mask,
+        mask_planes=planes,
+        wcs=science.wcs,
+        xy0=science.xy0,
+        psf=science.psf,
+        photo_calib=science.photo_calib,
+        observation=science.observation,
+    )
+    exposure.metadata = provenance.cards(exposure.plane_hash())
+    return DifferenceResult(exposure, kernel, template, provenance, timings)
+
+
+def _raise_if_failure_expected(
+    coverage: float, config: PipelineConfig, error: ProcessingError
+) -> None:
+    """Turn a failed fit into "no work" when coverage made it expected.
+
+    v29 tolerates a PSF-matching failure when the template covers less
+    than ``minTemplateFractionForExpectedSuccess`` (20%): the task ends
+    with NoWorkFound and no difference image is made. Here that is a
+    NoOverlapError, so the user hears "not enough template", not "bug".
+    """
+    expected = config.template.expected_success_fraction
+    if coverage < expected:
+        raise NoOverlapError(
+            f"template covers only {100.0 * coverage:.1f}% of the "
+            f"detector (< {100.0 * expected:g}%) and the kernel fit "
+            f"failed ({error}); as in v29, no difference image is made"
+        ) from error
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the wall time of the block to ``timings[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def _scaled_variances(
+    science: Exposure, template: Exposure, config: PipelineConfig
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Return the science and template variances after ScaleVariance.
+
+    The template is scaled first, then the science image, as v29 does.
+    """
+    if not config.subtract.do_scale_variance:
+        return science.variance, template.variance
+    template_variance, _ = scale_variance(
+        template.image,
+        template.variance,
+        template.mask,
+        template.mask_planes,
+        config.subtract,
+    )
+    science_variance, _ = scale_variance(
+        science.image,
+        science.variance,
+        science.mask,
+        science.mask_planes,
+        config.subtract,
+    )
+    return science_variance, template_variance
+
+
+def _prepared_science_mask(
+    mask: npt.NDArray[np.int32], planes: MaskPlanes
+) -> npt.NDArray[np.int32]:
+    """Return the science mask with its detection planes cleared."""
+    cleared = planes.value_of_present(CLEARED_SCIENCE_PLANES)
+    return mask & ~np.int32(cleared)
+
+
+def _prepared_template_mask(
+    template: Exposure, planes: MaskPlanes, config: PipelineConfig
+) -> npt.NDArray[np.int32]:
+    """Return the template mask in the difference's planes (updateMasks).
+
+    Renamed planes (SAT -> SAT_TEMPLATE) are copied; of the rest only
+    ``preserve_template_mask`` (NO_DATA, BAD) survive. Bits are mapped by
+    plane name: the template's bit numbers may differ from the science's.
+    """
+    source = template.mask_planes
+    out = np.zeros(template.mask.shape, dtype=np.int32)
+    kept = [(n, n) for n in config.subtract.preserve_template_mask]
+    renamed = [
+        (n, f"{n}_TEMPLATE") for n in config.subtract.rename_template_mask
+    ]
+    for name, target in kept + renamed:
+        if name in source and target in planes:
+            on = (template.mask & source.value(name)) != 0
+            out[on] |= np.int32(planes.value(target))
+    return out
+
+
+def _psf_sizes(
+    science: Exposure, template: WarpedTemplate, notes: list[str]
+) -> tuple[float, float]:
+    """Return the science and template PSF FWHMs in science pixels.
+
+    Each comes from the PSF model where the input has one, and is measured
+    from the stars otherwise (and the provenance says so).
+    """
+    if science.psf is not None:
+        science_fwhm = science.psf.fwhm
+    else:
+        science_fwhm = measure_psf_fwhm(
+            science.image, science.variance, science.mask, science.mask_planes
+        )
+        notes.append(
+            f"science PSF FWHM measured from stars: {science_fwhm:.3f} px"
+        )
+    if template.psf_fwhm is not None:
+        template_fwhm = template.psf_fwhm
+    else:
+        warped = template.exposure
+        template_fwhm = measure_psf_fwhm(
+            warped.image, warped.variance, warped.mask, warped.mask_planes
+        )
+        notes.append(
+            f"template PSF FWHM measured from stars: {template_fwhm:.3f} px"
+        )
+    return science_fwhm, template_fwhm
+
+
+def _fit(
+    science: Exposure,
+    template: WarpedTemplate,
+    template_variance: npt.NDArray[np.float32],
+    template_mask: npt.NDArray[np.int32],
+    fwhms: tuple[float, float],
+    config: PipelineConfig,
+    timings: dict[str, float],
+) -> SolvedKernel:
+    """Select kernel candidates and fit the spatially varying kernel.
+
+    ``science`` carries the scaled variance and the prepared mask, in
+    the difference image's planes.
+    """
+    science_fwhm, template_fwhm = fwhms
+    basis = make_basis(science_fwhm, template_fwhm, config.kernel)
+    with _timed(timings, "kernel_candidates"):
+        candidates = select_kernel_candidates(
+            science,
+            template.exposure.image,
+            template_mask,
+            science.mask_planes,
+            border=config.template.border,
+            kernel_size=basis.size,
+            science_fwhm=science_fwhm,
+            config=config.sources,
+        )
+    with _timed(timings, "kernel_fit"):
+        return fit_kernel(
+            template.exposure.image,
+            template_variance,
+            science.image,
+            science.variance,
+            np.column_stack([candidates.x, candidates.y]),
+            basis,
+            config.kernel,
+            border=config.template.border,
+            science_mask=science.mask,
+            template_mask=template_mask,
+            mask_planes=science.mask_planes,
+            ratings=candidates.flux,
+            min_candidates=config.sources.min_sources,
+        )
+
+
+def _difference(
+    science: npt.NDArray[np.float32],
+    matched: npt.NDArray[np.float32],
+    kernel: SolvedKernel,
+    config: PipelineConfig,
+) -> npt.NDArray[np.float32]:
+    """Return science - background - matched template, float32.
+
+    The background is subtracted in float64 before the cast, as afw's
+    MaskedImage arithmetic with a double-precision model rounds once.
+    """
+    image = science.astype(np.float64)
+    if config.subtract.do_subtract_background:
+        image -= kernel.background_image(science.shape, np.float64)
+    return (image - matched).astype(np.float32)
+
+
+def _finite_or_zero(
+    values: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]:
+    """Return a copy with non-finite values set to 0 (masked NO_DATA)."""
+    out = np.array(values, dtype=np.float32, copy=True)
+    out[~np.isfinite(out)] = 0.0
+    return out

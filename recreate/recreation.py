@@ -1,0 +1,285 @@
+"""Recreate a difference image from a Butler key or from two files.
+
+The two ways in that users have, without the service:
+
+* `recreate_from_butler`: ``(visit, detector)`` in a Butler repository;
+  the inputs are found as GetTemplateTask finds them, read through their
+  URIs (so Rubin's repositories work as ours do), and named in the
+  provenance by dataset id and run.
+* `recreate_from_files`: a science image and one or more templates from
+  any survey, in Rubin's layout or as plain FITS images with a WCS and
+  optional variance and mask; named in the provenance by SHA-256.
+
+`write_result` writes either in the DP1 layout (with the solved kernel)
+or as Rubin's DP2-style ``lsst.images.DifferenceImage``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from recreate.butler import DatasetHandle, find_inputs
+from recreate.errors import InvalidRequestError
+from recreate.exposure import Exposure
+from recreate.io import read_dp1, read_exposure, read_plain
+from recreate.io.difference import read_kernel, write_difference
+from recreate.io.lsst_images import (
+    KernelModel,
+    TemplateProvenance,
+    write_lsst_images,
+)
+from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
+from recreate.pipeline.kernel import SolvedKernel
+from recreate.pipeline.provenance import InputRef
+from recreate.pipeline.subtract import DifferenceResult, subtract
+
+OutputFormat = Literal["dp1", "lsst-images"]
+#: FWHM of a Gaussian in units of its sigma.
+FWHM_PER_SIGMA = 2.0 * (2.0 * math.log(2.0)) ** 0.5
+FORMATS: tuple[str, ...] = ("dp1", "lsst-images")
+
+
+def recreate_from_butler(
+    butler: Any,
+    visit: int,
+    detector: int,
+    *,
+    instrument: str | None = None,
+    config: PipelineConfig = DEFAULT_CONFIG,
+    kernel: SolvedKernel | None = None,
+) -> DifferenceResult:
+    """Recreate the difference image of one visit-detector.
+
+    Parameters
+    ----------
+    butler
+        An open Butler (`recreate.butler.open_butler`).
+    visit, detector
+        The key.
+    instrument
+        Instrument name, when the repository holds several.
+    config
+        The recipe.
+    kernel
+        A stored kernel to reuse instead of fitting one.
+
+    Raises
+    ------
+    DataNotFoundError
+        If the visit, detector or visit image does not exist.
+    NoOverlapError
+        If no template covers enough of the detector.
+    ProcessingError
+        If the kernel cannot be solved.
+    """
+    found = find_inputs(butler, visit, detector, instrument=instrument)
+    science = _read_handle(found.visit_image)
+    patches = [_read_handle(handle) for handle in found.templates]
+    refs = [_input_ref("science", found.visit_image)] + [
+        _input_ref("template", handle) for handle in found.templates
+    ]
+    return subtract(
+        science, patches, config=config, inputs=refs, kernel=kernel
+    )
+
+
+def recreate_from_files(
+    science_path: str | os.PathLike[str],
+    template_paths: Sequence[str | os.PathLike[str]],
+    *,
+    science_variance: str | None = None,
+    science_mask: str | None = None,
+    gain: float | None = None,
+    config: PipelineConfig = DEFAULT_CONFIG,
+    kernel: SolvedKernel | None = None,
+) -> DifferenceResult:
+    """Recreate a difference image from FITS files of any survey.
+
+    The science image and templates are read in Rubin's layout when they
+    have it, as plain images with a WCS otherwise. A science image with
+    no variance plane gets one estimated from its noise (and the gain,
+    when known); the provenance says so.
+
+    Raises
+    ------
+    InvalidRequestError
+        If no template is given.
+    FormatError
+        If a file cannot be read, or has no celestial WCS.
+    """
+    if not template_paths:
+        raise InvalidRequestError("give at least one template image")
+    science = _read_science(science_path, science_variance, science_mask, gain)
+    templates = [read_exposure(path) for path in template_paths]
+    notes = [
+        f"{label} variance estimated: {exposure.metadata['VARIANCE_METHOD']}"
+        for label, exposure in [("science", science)]
+        + [(f"template {i}", t) for i, t in enumerate(templates)]
+        if exposure.metadata.get("VARIANCE_ESTIMATED")
+    ]
+    refs = [_file_ref("science", science_path)] + [
+        _file_ref("template", path) for path in template_paths
+    ]
+    return subtract(
+        science,
+        templates,
+        config=config,
+        inputs=refs,
+        kernel=kernel,
+        notes=notes,
+    )
+
+
+def write_result(
+    result: DifferenceResult,
+    path: str | os.PathLike[str],
+    *,
+    output_format: str = "dp1",
+    overwrite: bool = False,
+) -> None:
+    """Write a recreated difference image.
+
+    Parameters
+    ----------
+    result
+        What `recreate_from_butler` or `recreate_from_files` returned.
+    path
+        Output file.
+    output_format
+        ``dp1`` (afw ExposureF layout plus the kernel) or ``lsst-images``
+        (Rubin's DP2-style DifferenceImage).
+    overwrite
+        Replace an existing file.
+
+    Raises
+    ------
+    InvalidRequestError
+        If the format is unknown.
+    """
+    if output_format == "dp1":
+        write_difference(
+            result.exposure, result.kernel.to_dict(), path, overwrite=overwrite
+        )
+    elif output_format == "lsst-images":
+        write_lsst_images(
+            result.exposure,
+            kernel_model(result.kernel),
+            template_provenance(result),
+            path,
+            overwrite=overwrite,
+        )
+    else:
+        raise InvalidRequestError(
+            f"unknown format {output_format!r}; choose one of "
+            f"{', '.join(FORMATS)}"
+        )
+
+
+def kernel_model(kernel: SolvedKernel) -> KernelModel:
+    """Return the solved kernel in the neutral form lsst.images stores.
+
+    Both use afw's Chebyshev1Function2 terms (1, x, y, ...) normalised to
+    the science bbox's pixel edges, and afw's kernel orientation.
+    """
+    return KernelModel(
+        basis=kernel.basis.images(),
+        coefficients=kernel.coefficients,
+        bbox=kernel.bbox,
+        order=kernel.spatial_kernel_order,
+    )
+
+
+def template_provenance(
+    result: DifferenceResult,
+) -> list[TemplateProvenance]:
+    """Return one DP2-style template record per patch used.
+
+    Butler inputs carry their skymap, tract and patch; files given on the
+    command line have none (skymap "none", tract and patch -1) and are
+    named by a UUID derived from their SHA-256.
+    """
+    sigma2 = (result.provenance.template_fwhm / FWHM_PER_SIGMA) ** 2
+    templates = [i for i in result.provenance.inputs if i.role == "template"]
+    records = []
+    for ref, bounds in zip(
+        templates, result.template.patch_bounds, strict=True
+    ):
+        data_id = ref.data_id
+        records.append(
+            TemplateProvenance(
+                skymap=str(data_id.get("skymap", "none")),
+                tract=int(data_id.get("tract", -1)),
+                patch=int(data_id.get("patch", -1)),
+                dataset_id=_as_uuid(ref.dataset_id),
+                dataset_run=ref.run,
+                bounds_xy=bounds,
+                psf_shape_xx=sigma2,
+                psf_shape_yy=sigma2,
+                psf_shape_xy=0.0,
+            )
+        )
+    return records
+
+
+def _as_uuid(dataset_id: str) -> str:
+    """Return a UUID string: Butler ids as they are, hashes folded."""
+    try:
+        return str(uuid.UUID(dataset_id))
+    except ValueError:
+        return str(uuid.UUID(hex=dataset_id[:32]))
+
+
+def load_kernel(path: str | os.PathLike[str]) -> SolvedKernel:
+    """Return the kernel stored in a difference image written here.
+
+    Raises
+    ------
+    FormatError
+        If the file holds no kernel.
+    """
+    return SolvedKernel.from_dict(read_kernel(path))
+
+
+def _read_handle(handle: DatasetHandle) -> Exposure:
+    """Read a dataset through its URI (local, S3, HTTP: lsst.resources)."""
+    from lsst.resources import ResourcePath
+
+    with ResourcePath(handle.uri).as_local() as local:
+        return read_dp1(local.ospath)
+
+
+def _input_ref(role: str, handle: DatasetHandle) -> InputRef:
+    """Name a Butler dataset in the provenance."""
+    return InputRef(
+        role=role,
+        dataset_type=handle.dataset_type,
+        dataset_id=handle.dataset_id,
+        run=handle.run,
+        data_id=dict(handle.data_id),
+    )
+
+
+def _read_science(
+    path: str | os.PathLike[str],
+    variance: str | None,
+    mask: str | None,
+    gain: float | None,
+) -> Exposure:
+    """Read the science image, with separate variance and mask if given."""
+    if variance is None and mask is None and gain is None:
+        return read_exposure(path)
+    return read_plain(path, variance=variance, mask=mask, gain=gain)
+
+
+def _file_ref(role: str, path: str | os.PathLike[str]) -> InputRef:
+    """Name a file in the provenance by its SHA-256 and name."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return InputRef(
+        role=role, dataset_type="file", dataset_id=digest, run=Path(path).name
+    )

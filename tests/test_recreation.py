@@ -1,0 +1,268 @@
+"""End to end: recreate difference images from a real simulated repo."""
+
+import os
+import subprocess
+import sys
+
+import lsst.images as li
+import numpy as np
+import pytest
+
+from recreate.butler import open_butler
+from recreate.errors import NoOverlapError
+from recreate.io import read_dp1
+from recreate.io.difference import read_kernel
+from recreate.recreation import (
+    load_kernel,
+    recreate_from_butler,
+    recreate_from_files,
+    write_result,
+)
+from workers.cli import main
+
+
+def _key(ci_repo, low, high, detector=None):
+    for key, fraction in sorted(ci_repo.coverage.items()):
+        visit, det = map(int, key.split("/"))
+        if low <= fraction < high and detector in (None, det):
+            return visit, det
+    pytest.fail(f"no key with coverage in [{low}, {high})")
+
+
+@pytest.fixture(scope="module")
+def butler(ci_repo):
+    return open_butler(str(ci_repo.root))
+
+
+@pytest.fixture(scope="module")
+def full(ci_repo, butler):
+    visit, detector = _key(ci_repo, 1.0, 2.0, detector=4)
+    return recreate_from_butler(butler, visit, detector)
+
+
+def test_difference_keeps_the_science_metadata(full, butler):
+    diff = full.exposure
+    obs = diff.observation
+    (ref,) = butler.query_datasets(
+        "visit_image", visit=obs.visit, detector=obs.detector, explain=False
+    )
+    science = read_dp1(butler.getURI(ref).ospath)
+    assert diff.shape == science.shape
+    assert diff.wcs.to_header_string(
+        relax=True
+    ) == science.wcs.to_header_string(relax=True)
+    assert diff.psf.fwhm == science.psf.fwhm
+    assert diff.photo_calib == science.photo_calib
+    assert obs == science.observation
+    for plane in ("SAT_TEMPLATE", "DETECTED", "DETECTED_NEGATIVE", "NO_DATA"):
+        assert plane in diff.mask_planes
+
+
+def test_provenance_names_inputs_config_and_planes(full):
+    cards = full.exposure.metadata
+    assert cards["RECREATE PLANES SHA256"] == full.exposure.plane_hash()
+    assert cards["RECREATE CONFIG HASH"] == full.provenance.config_hash
+    assert cards["RECREATE INPUT 0 TYPE"] == "visit_image"
+    assert cards["RECREATE INPUT 1 TYPE"] == "template_coadd"
+    n_inputs = cards["RECREATE N INPUTS"]
+    assert n_inputs == 1 + len(full.template.patch_bounds)
+    assert cards["RECREATE TEMPLATE COVERAGE"] == pytest.approx(1.0)
+    assert 21 <= cards["RECREATE KERNEL SIZE"] <= 35
+    assert cards["RECREATE KERNEL SUM"] == pytest.approx(1.0, abs=0.05)
+    assert cards["RECREATE KERNEL STORED"] is False
+
+
+def test_noise_is_as_the_variance_says(full):
+    diff = full.exposure
+    planes = diff.mask_planes
+    bad = planes.value(
+        "BAD",
+        "SAT",
+        "CR",
+        "INTRP",
+        "NO_DATA",
+        "DETECTED",
+        "DETECTED_NEGATIVE",
+        "SAT_TEMPLATE",
+        "EDGE",
+    )
+    ok = ((diff.mask & bad) == 0) & np.isfinite(diff.image)
+    z = diff.image[ok] / np.sqrt(diff.variance[ok])
+    q25, q75 = np.percentile(z, [25, 75])
+    # Sources still add tails in a dense ci field: within 10%.
+    assert (q75 - q25) / 1.349 == pytest.approx(1.0, abs=0.1)
+    assert abs(np.median(z)) < 0.1
+
+
+def test_injected_transients_stand_out(full, butler):
+    obs = full.exposure.observation
+    truth = butler.get("injection_truth", visit=obs.visit)
+    rows = truth[
+        (truth["detector"] == obs.detector)
+        & (truth["kind"] != "variable")
+        & (truth["flux"] > 3e3)
+    ]
+    diff = full.exposure
+    detected = diff.mask_planes.value("DETECTED")
+    height, width = diff.shape
+    found = 0
+    for row in rows:
+        x, y = round(row["x"]), round(row["y"])
+        if 3 <= x < width - 3 and 3 <= y < height - 3:
+            found += bool(diff.mask[y, x] & detected)
+    assert found >= 1
+
+
+def test_stored_kernel_gives_the_same_planes(full, butler, tmp_path):
+    path = tmp_path / "diff.fits"
+    write_result(full, path)
+    assert read_kernel(path) == full.kernel.to_dict()
+    obs = full.exposure.observation
+    again = recreate_from_butler(
+        butler, obs.visit, obs.detector, kernel=load_kernel(path)
+    )
+    assert again.exposure.plane_hash() == full.exposure.plane_hash()
+    assert again.exposure.metadata["RECREATE KERNEL STORED"] is True
+
+
+def test_lsst_images_output_reads_back(full, tmp_path):
+    path = tmp_path / "diff.fits"
+    write_result(full, path, output_format="lsst-images")
+    back = li.DifferenceImage.read(str(path))
+    np.testing.assert_array_equal(back.image.array, full.exposure.image)
+    assert len(back.templates) == len(full.template.patch_bounds)
+    assert back.kernel is not None
+
+
+def test_under_ten_percent_is_no_work(ci_repo, butler):
+    visit, detector = _key(ci_repo, 0.0, 0.08)
+    with pytest.raises(NoOverlapError, match="need >= 10%"):
+        recreate_from_butler(butler, visit, detector)
+
+
+def test_under_twenty_percent_failure_is_no_work(ci_repo, butler):
+    # v29 expects the fit may fail below 20% coverage and then makes no
+    # difference image (NoWorkFound): a clear 4xx-style error, not a bug.
+    visit, detector = _key(ci_repo, 0.11, 0.19)
+    with pytest.raises(NoOverlapError, match="kernel fit failed"):
+        recreate_from_butler(butler, visit, detector)
+
+
+def test_template_warning_below_twenty_percent():
+    from recreate.exposure import Exposure
+    from recreate.pipeline.config import TemplateConfig
+    from recreate.pipeline.template import _check_coverage
+
+    science = Exposure(
+        np.zeros((4, 4)), np.ones((4, 4)), np.zeros((4, 4), np.int32)
+    )
+    (warning,) = _check_coverage(0.15, science, TemplateConfig())
+    assert "15" in warning and "20%" in warning
+
+
+HASH_SCRIPT = """
+import sys
+from recreate.butler import open_butler
+from recreate.recreation import recreate_from_butler
+result = recreate_from_butler(
+    open_butler(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+)
+print(result.exposure.plane_hash())
+"""
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_bit_identical_in_other_processes_and_thread_counts(
+    full, ci_repo, threads
+):
+    obs = full.exposure.observation
+    env = {**os.environ, "RECREATE_THREADS": threads}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            HASH_SCRIPT,
+            str(ci_repo.root),
+            str(obs.visit),
+            str(obs.detector),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.stdout.strip() == full.exposure.plane_hash()
+
+
+def test_subtract_two_plain_files(full, butler, tmp_path):
+    """Any survey: plain images with a WCS, no variance, no mask."""
+    from astropy.io import fits
+
+    obs = full.exposure.observation
+    (ref,) = butler.query_datasets(
+        "visit_image", visit=obs.visit, detector=obs.detector, explain=False
+    )
+    science = read_dp1(butler.getURI(ref).ospath)
+    plain = tmp_path / "science.fits"
+    fits.PrimaryHDU(science.image, science.wcs.to_header(relax=True)).writeto(
+        plain
+    )
+    templates = [
+        butler.getURI(r).ospath
+        for r in butler.query_datasets("template_coadd", band="r")
+    ]
+    result = recreate_from_files(plain, templates[:4] + templates[4:])
+    notes = " ".join(result.provenance.notes)
+    assert "science variance estimated" in notes
+    assert "science PSF FWHM measured" in notes
+    assert result.provenance.inputs[0].dataset_type == "file"
+    assert result.exposure.shape == science.shape
+
+
+def test_cli_get_writes_and_reports(full, ci_repo, tmp_path, capsys):
+    obs = full.exposure.observation
+    out = tmp_path / "cli.fits"
+    code = main(
+        [
+            "get",
+            str(obs.visit),
+            str(obs.detector),
+            "--repo",
+            str(ci_repo.root),
+            "-o",
+            str(out),
+        ]
+    )
+    assert code == 0
+    assert "template coverage 100.0%" in capsys.readouterr().out
+    assert read_dp1(out).plane_hash() == full.exposure.plane_hash()
+    # An existing output is not overwritten without --overwrite.
+    code = main(
+        [
+            "get",
+            str(obs.visit),
+            str(obs.detector),
+            "--repo",
+            str(ci_repo.root),
+            "-o",
+            str(out),
+        ]
+    )
+    assert code == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_cli_subtract_names_a_missing_file(tmp_path, capsys):
+    code = main(
+        [
+            "subtract",
+            str(tmp_path / "nope.fits"),
+            str(tmp_path / "t.fits"),
+            "-o",
+            str(tmp_path / "o.fits"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nope.fits" in err
+    assert "Traceback" not in err
