@@ -40,6 +40,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/diffim.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recreate cache workers tests bench

@@ -108,6 +108,49 @@ def decorrelate(
     )
 
 
+def decorrelated_psf(
+    psf: npt.NDArray[np.float64],
+    kernel: npt.NDArray[np.float64],
+    science_variance: float,
+    template_variance: float,
+) -> npt.NDArray[np.float64]:
+    """Return the PSF of a decorrelated difference image.
+
+    Decorrelation filters the image, so a point source in the difference
+    has the science PSF *filtered*: ``P_D(k) = P(k) corr(k)``. v29 leaves
+    the science PSF on the difference image (DM-47461), as do we, to
+    match DP1; measurements that need the true PSF can use this.
+
+    Parameters
+    ----------
+    psf
+        The science PSF image (odd sides, centred).
+    kernel
+        The matching kernel at the image centre.
+    science_variance, template_variance
+        The levels used by `decorrelate` (`DecorrelationResult`).
+
+    Returns
+    -------
+    psf
+        The filtered PSF, same shape, unit sum.
+    """
+    shape = _fft_shape(psf.shape, kernel.shape)
+    kernel_ft = _kernel_transform(kernel, shape)
+    ksum = float(np.sum(kernel, dtype=np.float64))
+    correction = np.sqrt(
+        (science_variance + template_variance * ksum**2)
+        / (science_variance + template_variance * np.abs(kernel_ft) ** 2)
+    )
+    padded = np.zeros(shape, dtype=np.float64)
+    py, px = psf.shape
+    padded[:py, :px] = psf
+    padded = np.roll(padded, (-(py // 2), -(px // 2)), axis=(0, 1))
+    filtered = scipy.fft.irfft2(scipy.fft.rfft2(padded) * correction, s=shape)
+    out = np.roll(filtered, (py // 2, px // 2), axis=(0, 1))[:py, :px]
+    return out / out.sum()
+
+
 def _clipped_mean(
     values: npt.NDArray[np.float32], usable: npt.NDArray[np.bool_]
 ) -> float:
@@ -127,10 +170,25 @@ def _clipped_mean(
 def _fft_shape(
     image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]
 ) -> tuple[int, int]:
-    """Return v29's FFT grid: the two shapes summed less one, made even."""
+    """Return the FFT grid: at least v29's, rounded up to a fast size.
+
+    v29 uses the two shapes summed less one, made even: for a DP1
+    detector that is 4106 x 4034, and 4106 = 2 x 2053 (a prime) makes
+    the FFT several times slower. Any grid at least that large holds the
+    same linear filtering without wrap-around; the filter's sampling in
+    k changes at the 1e-4 level of its real-space tail, far below noise.
+    """
     rows = image_shape[0] + kernel_shape[0] - 1
     cols = image_shape[1] + kernel_shape[1] - 1
-    return rows + rows % 2, cols + cols % 2
+    return _fast_even(rows), _fast_even(cols)
+
+
+def _fast_even(length: int) -> int:
+    """Return the smallest even length >= ``length`` that FFTs fast."""
+    size = scipy.fft.next_fast_len(length + length % 2, real=True)
+    while size % 2:
+        size = scipy.fft.next_fast_len(size + 1, real=True)
+    return int(size)
 
 
 def _kernel_transform(

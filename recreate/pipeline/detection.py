@@ -45,6 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -262,7 +263,7 @@ def set_detection_planes(
         (found.negative, "DETECTED_NEGATIVE"),
     ):
         if footprints is not None:
-            out[footprints.labels > 0] |= np.int32(planes.value(name))
+            _mark_labelled(out, footprints.labels, planes.value(name))
     _set_border(out, found.border, np.int32(planes.value("EDGE")))
     return out, planes
 
@@ -302,17 +303,47 @@ def _measure(
 
 def _merged_labels(found: Footprints) -> npt.NDArray[np.int32]:
     """Return one label image: positive labels, then negative ones."""
-    labels = np.zeros(found.shape, dtype=np.int32)
-    offset = 0
-    if found.positive is not None:
-        offset = len(found.positive.area)
-    if found.negative is not None:
-        negative = found.negative.labels
-        labels[negative > 0] = negative[negative > 0] + offset
-    if found.positive is not None:
-        positive = found.positive.labels
-        labels[positive > 0] = positive[positive > 0]
-    return labels
+    positive, negative = found.positive, found.negative
+    if negative is None:
+        if positive is None:
+            return np.zeros(found.shape, dtype=np.int32)
+        return positive.labels.copy()
+    if positive is None:
+        return negative.labels.copy()
+    return _merge_labels(positive.labels, negative.labels, len(positive.area))
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_labels(
+    positive: npt.NDArray[np.int32],
+    negative: npt.NDArray[np.int32],
+    offset: int,
+) -> npt.NDArray[np.int32]:
+    """Return positive labels, else negative ones shifted by ``offset``."""
+    height, width = positive.shape
+    out = np.empty((height, width), dtype=np.int32)
+    for r in range(height):
+        for c in range(width):
+            if positive[r, c] > 0:
+                out[r, c] = positive[r, c]
+            elif negative[r, c] > 0:
+                out[r, c] = negative[r, c] + offset
+            else:
+                out[r, c] = 0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark_labelled(
+    mask: npt.NDArray[np.int32], labels: npt.NDArray[np.int32], bits: int
+) -> None:
+    """OR ``bits`` into ``mask`` wherever ``labels`` is positive."""
+    height, width = mask.shape
+    value = np.int32(bits)
+    for r in range(height):
+        for c in range(width):
+            if labels[r, c] > 0:
+                mask[r, c] |= value
 
 
 def _set_border(

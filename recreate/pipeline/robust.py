@@ -6,12 +6,28 @@ range, then iterate ``numIter`` times: keep the values within
 the centre and width by the mean and standard deviation of those kept.
 The defaults (3 sigma, 3 iterations) are afw's ``StatisticsControl``
 defaults, which every task used here leaves unchanged.
+
+The loops are compiled with numba and reproduce numpy's arithmetic
+operation for operation (``np.percentile``'s linear interpolation,
+``np.sum``'s pairwise summation, ``np.cumsum``), so the results are the
+ones the plain numpy formulation gives, bit for bit, only faster. Every
+kernel is serial: the results never depend on a thread count.
+`run_row_blocks` spreads image kernels whose rows are independent over
+`thread_count` threads, for this module's callers.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 import numpy.typing as npt
+
+from recreate.pipeline.threads import thread_count
 
 #: afw's ``IQ_TO_STDEV``: the interquartile range of a unit Gaussian is
 #: 1/0.741301109 standard deviations.
@@ -22,6 +38,27 @@ N_SIGMA_CLIP = 3.0
 N_CLIP_ITERATIONS = 3
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Width of the initial clip in interquartile ranges (3 sigma), as the
+#: product Python evaluates first in ``N_SIGMA_CLIP * IQR_TO_STDEV * iqr``.
+_IQR_CLIP = N_SIGMA_CLIP * IQR_TO_STDEV
+
+#: Order statistics: histogram bins per narrowing step, and the size
+#: below which the candidates are simply sorted.
+_SELECT_BINS = 1 << 14
+_SELECT_SORT_LIMIT = 4096
+
+#: Fewest image rows worth a thread of their own.
+_MIN_BLOCK_ROWS = 64
+
+#: numpy's pairwise summation: unrolled 8-way below this block size.
+_PAIRWISE_BLOCK = 128
+_PAIRWISE_UNROLL = 8
+_PAIRWISE_STACK = 256
+
+#: What ``np.nan_to_num`` makes of an infinity.
+_BIG = float(np.finfo(np.float64).max)
 
 
 def clipped_mean_std(values: npt.ArrayLike) -> tuple[float, float]:
@@ -38,85 +75,475 @@ def clipped_mean_std(values: npt.ArrayLike) -> tuple[float, float]:
         The clipped mean and standard deviation; both NaN when no value
         is finite.
     """
-    data = np.asarray(values, dtype=np.float64).ravel()
-    data = data[np.isfinite(data)]
+    data = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    return clipped_mean_std_of_finite(_finite_values(data))
+
+
+def clipped_mean_std_of_finite(data: FloatArray) -> tuple[float, float]:
+    """Return `clipped_mean_std` of data known to be finite.
+
+    Parameters
+    ----------
+    data
+        1-D float64 array of finite values (possibly empty).
+
+    Returns
+    -------
+    mean, std
+        As `clipped_mean_std`.
+    """
     if data.size == 0:
         return float("nan"), float("nan")
-    q1, median, q3 = np.percentile(data, (25.0, 50.0, 75.0))
+    q1, median, q3 = percentiles(data, (25.0, 50.0, 75.0))
     center, std = float(median), IQR_TO_STDEV * float(q3 - q1)
-    for _ in range(N_CLIP_ITERATIONS):
-        kept = data[np.abs(data - center) <= N_SIGMA_CLIP * std]
-        if kept.size < 2:
-            break
-        center, std = float(kept.mean()), float(kept.std(ddof=1))
-    return center, std
+    return _clip_iterations(data, center, std, N_CLIP_ITERATIONS)
 
 
-def clipped_means_by_row(rows: FloatArray) -> FloatArray:
+def percentiles(data: FloatArray, q: Sequence[float]) -> FloatArray:
+    """Return ``np.percentile(data, q)`` for finite 1-D float64 data.
+
+    The same linearly interpolated order statistics, found by histogram
+    narrowing in a few passes instead of numpy's partition.
+
+    Parameters
+    ----------
+    data
+        1-D float64 array of finite values, not empty; left unchanged.
+    q
+        Percentiles in [0, 100].
+
+    Returns
+    -------
+    values
+        One value per percentile, equal to numpy's.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is empty or a percentile is outside [0, 100].
+    """
+    count = len(data)
+    fractions = np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    if count == 0 or np.any((fractions < 0) | (fractions > 1)):
+        raise ValueError("need data and percentiles in [0, 100]")
+    virtual = (count - 1) * fractions
+    below = np.floor(virtual).astype(np.int64)
+    above = np.minimum(below + 1, count - 1)
+    below = np.where(virtual >= count - 1, count - 1, below)
+    ranks = np.unique(np.concatenate([below, above]))
+    found = dict(
+        zip(ranks.tolist(), order_statistics(data, ranks), strict=True)
+    )
+    gamma = virtual - np.floor(virtual)
+    out = np.empty(len(fractions))
+    for i, (low, high) in enumerate(zip(below, above, strict=True)):
+        a, b = found[int(low)], found[int(high)]
+        diff = b - a
+        # numpy's _lerp: from the nearer end point.
+        out[i] = (
+            b - diff * (1 - gamma[i])
+            if gamma[i] >= 0.5
+            else a + diff * gamma[i]
+        )
+    return out
+
+
+def order_statistics(data: FloatArray, ranks: IntArray) -> FloatArray:
+    """Return the ``ranks``-th smallest values (0-based) of finite data.
+
+    Parameters
+    ----------
+    data
+        1-D float64 array of finite values; left unchanged.
+    ranks
+        Ranks in ``[0, len(data))``.
+
+    Returns
+    -------
+    values
+        ``np.sort(data)[ranks]``.
+
+    Raises
+    ------
+    ValueError
+        If a rank is outside ``[0, len(data))``.
+    """
+    data = np.ascontiguousarray(data, dtype=np.float64)
+    ranks = np.asarray(ranks, dtype=np.int64)
+    if np.any((ranks < 0) | (ranks >= len(data))):
+        raise ValueError(f"ranks {ranks} outside [0, {len(data)})")
+    return _select_ranks(data, ranks)
+
+
+def clipped_means_by_row(
+    rows: FloatArray, *, presorted: bool = False
+) -> FloatArray:
     """Return afw's MEANCLIP of each row, NaN entries being absent.
 
     Vectorised over rows, for the bins of a background grid: each row
     holds one bin's pixels, padded with NaN to a common length. Once a
     row is sorted, the values kept by a clip are a contiguous run, so
-    each iteration needs only two counts and cumulative sums.
+    each iteration needs only two binary searches and prefix sums (taken
+    about the median, which keeps the variance free of cancellation).
 
     Parameters
     ----------
     rows
         Array of shape ``(n_rows, n)``; NaN marks an absent value.
+    presorted
+        Whether each row is already sorted as ``np.sort`` sorts it (NaN
+        last); then ``rows`` is used as it is.
 
     Returns
     -------
     means
         Clipped mean of each row; NaN for a row with no finite value.
     """
-    # NaN sorts last, so each row's first `count` entries are its values.
-    ordered = np.sort(rows, axis=1)
-    counts = np.isfinite(ordered).sum(axis=1)
-    median = _row_quantile(ordered, counts, 0.5)
-    width = (
-        N_SIGMA_CLIP
-        * IQR_TO_STDEV
-        * (
-            _row_quantile(ordered, counts, 0.75)
-            - _row_quantile(ordered, counts, 0.25)
-        )
+    data = np.asarray(rows, dtype=np.float64)
+    ordered = data if presorted else np.sort(data, axis=1)
+    return _clip_sorted_rows(np.ascontiguousarray(ordered), _IQR_CLIP)
+
+
+def run_row_blocks(
+    block: Callable[[tuple[int, int]], None],
+    height: int,
+    min_rows: int = _MIN_BLOCK_ROWS,
+) -> None:
+    """Call ``block((top, bottom))`` over row blocks covering ``height``.
+
+    The blocks run on `thread_count` threads (numba kernels compiled
+    with ``nogil`` run truly in parallel). Each block must write only
+    its own rows, so that the result does not depend on the thread
+    count or on the order the blocks run in.
+
+    Parameters
+    ----------
+    block
+        Called once per block with its rows ``(top, bottom)``.
+    height
+        Rows to cover.
+    min_rows
+        Fewest rows worth a thread of their own.
+    """
+    workers = min(thread_count(), max(1, height // min_rows))
+    edges = np.linspace(0, height, 4 * workers + 1).astype(int)
+    blocks = [
+        (int(top), int(bottom))
+        for top, bottom in itertools.pairwise(edges)
+        if bottom > top
+    ]
+    if workers <= 1:
+        for rows in blocks:
+            block(rows)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(block, blocks))
+
+
+@numba.njit(cache=True, nogil=True)
+def _finite_values(data: FloatArray) -> FloatArray:
+    """Return the finite entries of 1-D ``data``, in order."""
+    out = np.empty(len(data))
+    n = 0
+    for value in data:
+        if math.isfinite(value):
+            out[n] = value
+            n += 1
+    return out[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def pairwise_sum(data: FloatArray, start: int, count: int) -> float:
+    """Return ``np.sum(data[start:start + count])``, summed as numpy does.
+
+    numpy adds contiguous float64 in blocks of up to 128 with 8
+    accumulators, halving longer runs (at multiples of 8) and adding the
+    halves' sums. The halving is unrolled onto a stack here (numba's
+    cache cannot hold a recursive function).
+    """
+    # Tasks: (start, count, combine?); at most 2 per level of halving.
+    task_start = np.empty(_PAIRWISE_STACK, dtype=np.int64)
+    task_count = np.empty(_PAIRWISE_STACK, dtype=np.int64)
+    task_combine = np.empty(_PAIRWISE_STACK, dtype=np.bool_)
+    sums = np.empty(_PAIRWISE_STACK)
+    n_tasks, n_sums = 1, 0
+    task_start[0], task_count[0], task_combine[0] = start, count, False
+    while n_tasks > 0:
+        n_tasks -= 1
+        first, size = task_start[n_tasks], task_count[n_tasks]
+        if task_combine[n_tasks]:
+            n_sums -= 1
+            sums[n_sums - 1] = sums[n_sums - 1] + sums[n_sums]
+        elif size <= _PAIRWISE_BLOCK:
+            sums[n_sums] = _block_sum(data, first, size)
+            n_sums += 1
+        else:
+            half = size // 2
+            half -= half % _PAIRWISE_UNROLL
+            # Pushed in reverse: the left half is summed first.
+            for begin, length, combine in (
+                (0, 0, True),
+                (first + half, size - half, False),
+                (first, half, False),
+            ):
+                task_start[n_tasks] = begin
+                task_count[n_tasks] = length
+                task_combine[n_tasks] = combine
+                n_tasks += 1
+    return sums[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_sum(data: FloatArray, start: int, count: int) -> float:
+    """Return numpy's sum of at most 128 values (8 accumulators)."""
+    if count < _PAIRWISE_UNROLL:
+        total = 0.0
+        for i in range(count):
+            total += data[start + i]
+        return total
+    r0, r1, r2, r3 = (
+        data[start],
+        data[start + 1],
+        data[start + 2],
+        data[start + 3],
     )
-    # Sums about the median keep the variance free of cancellation.
-    shifted = np.nan_to_num(ordered - median[:, None], nan=0.0)
-    zeros = np.zeros((len(rows), 1))
-    total = np.concatenate([zeros, np.cumsum(shifted, axis=1)], axis=1)
-    squares = np.concatenate([zeros, np.cumsum(shifted**2, axis=1)], axis=1)
-    center = np.zeros(len(rows))
-    index = np.arange(len(rows))
-    for _ in range(N_CLIP_ITERATIONS):
-        # Counted on the NaN-padded rows: NaN is never inside the clip.
-        middle = median + center
-        with np.errstate(invalid="ignore"):
-            low = np.count_nonzero(ordered < (middle - width)[:, None], axis=1)
-            high = np.count_nonzero(
-                ordered <= (middle + width)[:, None], axis=1
-            )
-        n_kept = high - low
-        usable = n_kept >= 2
-        safe_n = np.maximum(n_kept, 1)
-        mean = (total[index, high] - total[index, low]) / safe_n
-        sum_sq = squares[index, high] - squares[index, low]
-        var = np.maximum(sum_sq - safe_n * mean**2, 0.0) / np.maximum(
-            n_kept - 1, 1
+    r4, r5, r6, r7 = (
+        data[start + 4],
+        data[start + 5],
+        data[start + 6],
+        data[start + 7],
+    )
+    i = start + _PAIRWISE_UNROLL
+    stop = start + count - count % _PAIRWISE_UNROLL
+    while i < stop:
+        r0 += data[i]
+        r1 += data[i + 1]
+        r2 += data[i + 2]
+        r3 += data[i + 3]
+        r4 += data[i + 4]
+        r5 += data[i + 5]
+        r6 += data[i + 6]
+        r7 += data[i + 7]
+        i += _PAIRWISE_UNROLL
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < start + count:
+        total += data[i]
+        i += 1
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _clip_iterations(
+    data: FloatArray, center: float, std: float, iterations: int
+) -> tuple[float, float]:
+    """Iterate the clip from ``(center, std)``; see the module notes.
+
+    Each pass keeps ``|x - center| <= 3 std`` and takes numpy's
+    ``kept.mean()`` and ``kept.std(ddof=1)``; fewer than 2 kept values
+    stop the iteration.
+    """
+    kept = np.empty(len(data))
+    for _ in range(iterations):
+        limit = N_SIGMA_CLIP * std
+        n = 0
+        for value in data:
+            if abs(value - center) <= limit:
+                kept[n] = value
+                n += 1
+        if n < 2:
+            break
+        mean = pairwise_sum(kept, 0, n) / n
+        for i in range(n):
+            deviation = kept[i] - mean
+            kept[i] = deviation * deviation
+        center = mean
+        std = math.sqrt(pairwise_sum(kept, 0, n) / (n - 1))
+    return center, std
+
+
+@numba.njit(cache=True, nogil=True)
+def _select_ranks(data: FloatArray, ranks: IntArray) -> FloatArray:
+    """Return the ``ranks``-th smallest of ``data`` (see order_statistics).
+
+    One histogram of all the data places every rank in a bin; the values
+    of those bins are copied out (one pass) and narrowed further alone.
+    """
+    out = np.empty(len(ranks))
+    if len(ranks) == 0:
+        return out
+    low, high = _min_max(data)
+    if not low < high:
+        out[:] = low
+        return out
+    scale = _SELECT_BINS / (high - low)
+    counts = _histogram(data, low, scale)
+    starts = np.zeros(_SELECT_BINS + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(counts)
+    bins = np.searchsorted(starts, ranks, side="right") - 1
+    wanted = np.unique(bins)
+    slot = np.full(_SELECT_BINS, -1, dtype=np.int64)
+    for i, b in enumerate(wanted):
+        slot[b] = i
+    offsets = np.zeros(len(wanted) + 1, dtype=np.int64)
+    for i, b in enumerate(wanted):
+        offsets[i + 1] = offsets[i] + counts[b]
+    pool = np.empty(offsets[-1])
+    filled = offsets[:-1].copy()
+    for value in data:
+        s = slot[_bin_of(value, low, scale)]
+        if s >= 0:
+            pool[filled[s]] = value
+            filled[s] += 1
+    for i, rank in enumerate(ranks):
+        s = slot[bins[i]]
+        part = pool[offsets[s] : offsets[s + 1]]
+        out[i] = _select_one(part.copy(), rank - starts[bins[i]])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _select_one(values: FloatArray, rank: int) -> float:
+    """Return the ``rank``-th smallest of ``values`` (may reorder them).
+
+    Narrows by histograms until few candidates remain, then sorts; a
+    step that cannot narrow (values spanning no finite range) sorts.
+    """
+    while True:
+        n = len(values)
+        if n <= _SELECT_SORT_LIMIT:
+            return np.sort(values)[rank]
+        low, high = _min_max(values)
+        if not low < high:
+            return low
+        scale = _SELECT_BINS / (high - low)
+        counts = _histogram(values, low, scale)
+        chosen = 0
+        while rank >= counts[chosen]:
+            rank -= counts[chosen]
+            chosen += 1
+        if counts[chosen] == n:
+            return np.sort(values)[rank]
+        narrowed = np.empty(counts[chosen])
+        k = 0
+        for value in values:
+            if _bin_of(value, low, scale) == chosen:
+                narrowed[k] = value
+                k += 1
+        values = narrowed
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bin_of(value: float, low: float, scale: float) -> int:
+    """Return the histogram bin of ``value``, clamped to the bins."""
+    position = (value - low) * scale
+    if not position < _SELECT_BINS - 1:
+        return _SELECT_BINS - 1
+    if not position > 0:
+        return 0
+    return int(position)
+
+
+@numba.njit(cache=True, nogil=True)
+def _histogram(values: FloatArray, low: float, scale: float) -> IntArray:
+    """Return the counts of ``values`` in `_bin_of`'s bins."""
+    counts = np.zeros(_SELECT_BINS, dtype=np.int64)
+    for value in values:
+        counts[_bin_of(value, low, scale)] += 1
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _min_max(values: FloatArray) -> tuple[float, float]:
+    """Return the smallest and largest of non-empty ``values``."""
+    low = high = values[0]
+    for value in values:
+        low = min(low, value)
+        high = max(high, value)
+    return low, high
+
+
+@numba.njit(cache=True, nogil=True)
+def _clip_sorted_rows(ordered: FloatArray, iqr_clip: float) -> FloatArray:
+    """Return the clipped mean of each sorted, NaN-padded row.
+
+    Reproduces the vectorised numpy formulation exactly: quantiles by
+    linear interpolation, prefix sums (``np.cumsum``) of the values less
+    the median, ``+-inf`` entries as ``np.nan_to_num`` makes them, and
+    the kept runs found by counting values below each clip limit.
+    """
+    n_rows, length = ordered.shape
+    means = np.empty(n_rows)
+    total = np.zeros(length + 1)
+    squares = np.zeros(length + 1)
+    for r in range(n_rows):
+        row = ordered[r]
+        count = 0
+        for value in row:
+            if math.isfinite(value):
+                count += 1
+        if count == 0:
+            means[r] = np.nan
+            continue
+        median = _sorted_quantile(row, count, 0.5)
+        width = iqr_clip * (
+            _sorted_quantile(row, count, 0.75)
+            - _sorted_quantile(row, count, 0.25)
         )
-        center = np.where(usable, mean, center)
-        width = np.where(usable, N_SIGMA_CLIP * np.sqrt(var), width)
-    return np.where(counts > 0, median + center, np.nan)
+        running = 0.0
+        running_sq = 0.0
+        for i in range(length):
+            shifted = row[i] - median
+            if math.isnan(shifted):
+                shifted = 0.0
+            elif math.isinf(shifted):
+                shifted = _BIG if shifted > 0 else -_BIG
+            square = shifted * shifted
+            running = shifted if i == 0 else running + shifted
+            running_sq = square if i == 0 else running_sq + square
+            total[i + 1] = running
+            squares[i + 1] = running_sq
+        center = 0.0
+        for _ in range(N_CLIP_ITERATIONS):
+            middle = median + center
+            low = _count_below(row, middle - width, strict=True)
+            high = _count_below(row, middle + width, strict=False)
+            n_kept = high - low
+            safe_n = max(n_kept, 1)
+            mean = (total[high] - total[low]) / safe_n
+            sum_sq = squares[high] - squares[low]
+            var = max(sum_sq - safe_n * (mean * mean), 0.0) / max(
+                n_kept - 1, 1
+            )
+            if n_kept >= 2:
+                center = mean
+                width = N_SIGMA_CLIP * math.sqrt(var)
+        means[r] = median + center
+    return means
 
 
-def _row_quantile(
-    ordered: FloatArray, counts: npt.NDArray[np.intp], fraction: float
-) -> FloatArray:
-    """Return a linearly interpolated quantile of each sorted row."""
-    position = fraction * np.maximum(counts - 1, 0)
-    low = np.floor(position).astype(np.intp)
-    high = np.minimum(low + 1, np.maximum(counts - 1, 0))
-    rows = np.arange(ordered.shape[0])
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sorted_quantile(row: FloatArray, count: int, fraction: float) -> float:
+    """Return a linearly interpolated quantile of a sorted row's values."""
+    last = max(count - 1, 0)
+    position = fraction * last
+    low = math.floor(position)
+    high = min(low + 1, last)
     weight = position - low
-    return (1.0 - weight) * ordered[rows, low] + weight * ordered[rows, high]
+    return (1.0 - weight) * row[low] + weight * row[high]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_below(row: FloatArray, limit: float, strict: bool) -> int:
+    """Count a sorted row's entries ``< limit`` (``<=`` unless strict).
+
+    NaN entries (sorted last) and a NaN limit never count.
+    """
+    low, high = 0, len(row)
+    while low < high:
+        mid = (low + high) // 2
+        inside = row[mid] < limit if strict else row[mid] <= limit
+        if inside:
+            low = mid + 1
+        else:
+            high = mid
+    return low

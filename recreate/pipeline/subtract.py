@@ -72,6 +72,10 @@ class DifferenceResult:
         Inputs, config hash, code version, kernel summary, notes.
     timings
         Seconds spent in each stage.
+    variance_levels
+        The science and template variance levels the decorrelation used
+        (NaN when it did not run): with the kernel they give the
+        difference image's true PSF (`decorrelated_psf`).
     """
 
     exposure: Exposure
@@ -79,6 +83,7 @@ class DifferenceResult:
     template: WarpedTemplate
     provenance: Provenance
     timings: dict[str, float] = field(default_factory=dict)
+    variance_levels: tuple[float, float] = (float("nan"), float("nan"))
 
 
 def subtract(
@@ -178,6 +183,7 @@ def subtract(
             & planes.value("NO_DATA")
         ) != 0
         image[no_data] = np.nan
+    levels = (float("nan"), float("nan"))
     if config.subtract.do_decorrelation:
         with _timed(timings, "decorrelate"):
             height, width = science.shape
@@ -191,6 +197,7 @@ def subtract(
                 config.subtract.decorrelation_ignore_planes,
             )
             image, variance = result.image, result.variance
+            levels = (result.science_variance, result.template_variance)
     if config.subtract.do_detection:
         with _timed(timings, "detect"):
             mask, planes = set_detection_planes(
@@ -222,7 +229,9 @@ def subtract(
         observation=science.observation,
     )
     exposure.metadata = provenance.cards(exposure.plane_hash())
-    return DifferenceResult(exposure, kernel, template, provenance, timings)
+    return DifferenceResult(
+        exposure, kernel, template, provenance, timings, levels
+    )
 
 
 def _raise_if_failure_expected(

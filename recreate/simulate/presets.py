@@ -98,7 +98,8 @@ PRESETS = {
         template_inputs=12,
         stars_per_mpix=94.0,
         galaxies_per_mpix=220.0,
-        transients=40,
+        # Many, so that one detector holds enough for flux statistics.
+        transients=200,
         variables_fraction=0.02,
         movers_per_visit=5,
     ),

@@ -146,3 +146,29 @@ def test_flux_is_preserved_whatever_the_kernel_sum():
         IGNORE,
     )
     assert float(out.image.sum()) == pytest.approx(1000.0, rel=1e-5)
+
+
+def test_decorrelated_psf_matches_a_filtered_point_source():
+    from recreate.pipeline.decorrelate import decorrelated_psf
+
+    kernel = _gaussian_kernel(sigma=2.0)
+    psf = _gaussian_kernel(size=41, sigma=2.5)
+    # A point source with this PSF in an image, decorrelated...
+    image = np.zeros((128, 128), np.float32)
+    image[44:85, 44:85] = psf * 1000.0
+    ones = np.ones_like(image)
+    out = decorrelate(
+        image,
+        ones,
+        np.full_like(image, 9.0),
+        np.zeros(image.shape, np.int32),
+        PLANES,
+        kernel,
+        IGNORE,
+    )
+    # ... has the decorrelated PSF.
+    expected = decorrelated_psf(psf, kernel, 1.0, 9.0)
+    np.testing.assert_allclose(
+        out.image[44:85, 44:85] / 1000.0, expected, atol=2e-6
+    )
+    assert expected.max() > psf.max()  # the filter sharpens

@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from recreate.exposure import MaskPlanes
+from recreate.pipeline import detection, footprints
 from recreate.pipeline.config import SubtractConfig
 from recreate.pipeline.detection import detect, set_detection_planes
 from recreate.pipeline.footprints import smoothing_kernel
@@ -18,6 +19,7 @@ from recreate.pipeline.morphology import (
     dilate_disk,
     disk_rectangles,
 )
+from recreate.pipeline.robust import clipped_mean_std
 from tests.pipeline.scenes import gaussian_star_image, psf_flux_for_snr
 
 PLANES = MaskPlanes.afw_default()
@@ -364,3 +366,181 @@ def test_disk_dilation_matches_a_circular_stencil(radius):
 def test_disk_rectangles_cover_the_stencil():
     assert disk_rectangles(5) == [(5, 0), (4, 3), (3, 4), (0, 5)]
     assert disk_rectangles(1) == [(1, 0), (0, 1)]
+
+
+# The compiled smoothing, blocking and labelling give the bits of the
+# plain scipy formulation; the references below are that formulation.
+
+
+def reference_smooth(image, variance, usable, kernel):
+    def separable(plane, taps):
+        rows = ndimage.correlate1d(
+            plane, taps, axis=0, output=np.float32, mode="constant"
+        )
+        return ndimage.correlate1d(
+            rows, taps, axis=1, output=np.float32, mode="constant"
+        )
+
+    values = np.where(usable, image, 0.0).astype(np.float32)
+    var = np.where(usable, variance, 0.0).astype(np.float32)
+    return separable(values, kernel), separable(var, kernel**2)
+
+
+@pytest.mark.parametrize(
+    ("shape", "sigma"),
+    [((64, 80), 2.0), ((300, 257), 1.9), ((17, 400), 3.3), ((5, 6), 2.0)],
+)
+def test_smoothing_matches_scipy_correlate1d(shape, sigma):
+    rng = np.random.default_rng(shape[0])
+    image = rng.normal(0.0, 10.0, shape).astype(np.float32)
+    variance = rng.uniform(50.0, 150.0, shape).astype(np.float32)
+    usable = rng.random(shape) > 0.1
+    kernel = smoothing_kernel(sigma)
+    for plane in (image, image.astype(np.float64) * (1 + 1e-7)):
+        got = footprints._smooth(plane, variance, usable, kernel)
+        expected = reference_smooth(plane, variance, usable, kernel)
+        for a, b in zip(got, expected, strict=True):
+            assert a.dtype == np.float32
+            assert np.array_equal(a, b)
+
+
+def test_blocking_matches_a_box_dilation():
+    rng = np.random.default_rng(21)
+    for shape, half, border in (((200, 150), 6, 6), ((30, 9), 4, 1)):
+        usable = rng.random(shape) > 0.002
+        smoothed = rng.normal(size=shape).astype(np.float32)
+        expected = dilate_box(~usable, half)
+        expected[:border] = expected[-border:] = True
+        expected[:, :border] = expected[:, -border:] = True
+        before = smoothed.copy()
+        blocked = footprints._block(usable, half, border, smoothed)
+        assert np.array_equal(blocked, expected)
+        assert np.array_equal(smoothed, np.where(expected, 0, before))
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 5, 8])
+def test_grown_labels_match_dilation_and_scipy_label(radius):
+    rng = np.random.default_rng(radius + 30)
+    for density in (0.002, 0.05, 0.5):
+        flags = rng.random((120, 97)) < density
+        if density < 0.01:
+            flags = ndimage.binary_dilation(flags, iterations=2)
+        grown = dilate_disk(flags, radius)
+        expected, count = ndimage.label(grown, structure=np.ones((3, 3)))
+        labels, area = footprints._grow_and_label(
+            np.flatnonzero(flags), flags.shape, radius
+        )
+        assert labels.dtype == np.int32
+        assert np.array_equal(labels, expected)
+        assert len(area) == count
+        assert np.array_equal(
+            area, np.bincount(expected[grown], minlength=count + 1)[1:]
+        )
+
+
+def test_significances_match_the_numpy_formulation():
+    rng = np.random.default_rng(22)
+    smoothed = rng.normal(size=(150, 90)).astype(np.float32)
+    smoothed_var = rng.uniform(0.0, 2.0, smoothed.shape).astype(np.float32)
+    smoothed_var[::7] = 0.0
+    noise = np.sqrt(smoothed_var)
+    expected = np.zeros_like(smoothed)
+    np.divide(smoothed, noise, out=expected, where=noise > 0)
+    got = footprints._pixel_significance(smoothed, smoothed_var)
+    assert np.array_equal(got, expected)
+    blocked = rng.random(smoothed.shape) < 0.1
+    mask = np.where(rng.random(smoothed.shape) < 0.1, 4, 0).astype(np.int32)
+    sample = ~blocked & ((mask & 4) == 0)
+    _, std = clipped_mean_std(smoothed[::2, ::2][sample[::2, ::2]])
+    got = footprints._global_significance(smoothed, blocked, mask, 4)
+    assert np.array_equal(got, smoothed / np.float32(std))
+
+
+def test_merged_labels_keep_positive_then_shift_negative():
+    rng = np.random.default_rng(23)
+    positive = rng.integers(0, 4, (40, 50)).astype(np.int32)
+    negative = rng.integers(0, 3, (40, 50)).astype(np.int32)
+    merged = detection._merge_labels(positive, negative, 3)
+    expected = np.where(
+        positive > 0, positive, np.where(negative > 0, negative + 3, 0)
+    )
+    assert np.array_equal(merged, expected)
+
+
+def test_detection_does_not_depend_on_thread_count(monkeypatch):
+    image, variance = star_field(
+        (400, 300),
+        [40.0, 150.0, 100.0, 250.0],
+        [40.0, 160.0, 330.0, 250.0],
+        [20, 40, 80, 15],
+    )
+    image[:, 200:] *= -1
+    mask = blank((400, 300))
+    mask[200:205, 10:40] = PLANES.value("BAD")
+    digests = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("RECREATE_THREADS", threads)
+        sha = hashlib.sha256()
+        for kind in ("pixel_stdev", "stdev"):
+            found = detect(
+                image,
+                variance,
+                mask,
+                PLANES,
+                FWHM,
+                5.0,
+                polarity="both",
+                threshold_type=kind,
+            )
+            for array in (found.x, found.flux, found.labels):
+                sha.update(np.ascontiguousarray(array).tobytes())
+        out, _ = set_detection_planes(
+            image, variance, mask, PLANES, FWHM, SubtractConfig()
+        )
+        sha.update(out.tobytes())
+        digests.append(sha.hexdigest())
+    assert digests[0] == digests[1] == digests[2]
+
+
+def test_big_endian_planes_give_the_same_detections():
+    image, variance = star_field(
+        (200, 200), [60.0, 140.0], [100, 100], [40, 40]
+    )
+    image[:, 100:] *= -1
+    mask = blank((200, 200))
+    mask[20:30, 20:30] = PLANES.value("BAD")
+    for kind in ("pixel_stdev", "stdev"):
+        native = detect(
+            image,
+            variance,
+            mask,
+            PLANES,
+            FWHM,
+            5.0,
+            polarity="both",
+            threshold_type=kind,
+        )
+        swapped = detect(
+            image.astype(">f4"),
+            variance.astype(">f8"),
+            mask.astype(">i4"),
+            PLANES,
+            FWHM,
+            5.0,
+            polarity="both",
+            threshold_type=kind,
+        )
+        assert np.array_equal(native.x, swapped.x)
+        assert np.array_equal(native.labels, swapped.labels)
+    out, _ = set_detection_planes(
+        image.astype(">f4"),
+        variance,
+        mask.astype(">i4"),
+        PLANES,
+        FWHM,
+        SubtractConfig(),
+    )
+    expected, _ = set_detection_planes(
+        image, variance, mask, PLANES, FWHM, SubtractConfig()
+    )
+    assert np.array_equal(out, expected)

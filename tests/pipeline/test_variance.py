@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy.interpolate import Akima1DInterpolator, CubicSpline
 
 from recreate.errors import ProcessingError
 from recreate.exposure import MaskPlanes
 from recreate.pipeline.config import SubtractConfig
 from recreate.pipeline.detection import set_detection_planes
-from recreate.pipeline.robust import clipped_mean_std, clipped_means_by_row
+from recreate.pipeline.robust import (
+    IQR_TO_STDEV,
+    clipped_mean_std,
+    clipped_means_by_row,
+    order_statistics,
+    pairwise_sum,
+    percentiles,
+)
 from recreate.pipeline.variance import binned_background, scale_variance
 from tests.pipeline.scenes import field
 
@@ -208,3 +217,285 @@ def test_scale_variance_is_deterministic():
         return hashlib.sha256(scaled.tobytes()).hexdigest(), factor
 
     assert digest() == digest()
+
+
+# The compiled statistics and background reproduce the plain numpy /
+# scipy formulation bit for bit; the references below are that
+# formulation.
+
+
+def reference_clipped_mean_std(values):
+    data = np.asarray(values, dtype=np.float64).ravel()
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return float("nan"), float("nan")
+    q1, median, q3 = np.percentile(data, (25.0, 50.0, 75.0))
+    center, std = float(median), IQR_TO_STDEV * float(q3 - q1)
+    for _ in range(3):
+        kept = data[np.abs(data - center) <= 3.0 * std]
+        if kept.size < 2:
+            break
+        center, std = float(kept.mean()), float(kept.std(ddof=1))
+    return center, std
+
+
+def reference_row_means(rows):
+    ordered = np.sort(rows, axis=1)
+    counts = np.isfinite(ordered).sum(axis=1)
+    index = np.arange(len(rows))
+
+    def quantile(fraction):
+        position = fraction * np.maximum(counts - 1, 0)
+        low = np.floor(position).astype(np.intp)
+        high = np.minimum(low + 1, np.maximum(counts - 1, 0))
+        weight = position - low
+        return (1.0 - weight) * ordered[index, low] + weight * ordered[
+            index, high
+        ]
+
+    median = quantile(0.5)
+    width = 3.0 * IQR_TO_STDEV * (quantile(0.75) - quantile(0.25))
+    shifted = np.nan_to_num(ordered - median[:, None], nan=0.0)
+    zeros = np.zeros((len(rows), 1))
+    total = np.concatenate([zeros, np.cumsum(shifted, axis=1)], axis=1)
+    squares = np.concatenate([zeros, np.cumsum(shifted**2, axis=1)], axis=1)
+    center = np.zeros(len(rows))
+    for _ in range(3):
+        middle = median + center
+        with np.errstate(invalid="ignore"):
+            low = np.count_nonzero(ordered < (middle - width)[:, None], axis=1)
+            high = np.count_nonzero(
+                ordered <= (middle + width)[:, None], axis=1
+            )
+        n_kept = high - low
+        safe_n = np.maximum(n_kept, 1)
+        mean = (total[index, high] - total[index, low]) / safe_n
+        sum_sq = squares[index, high] - squares[index, low]
+        var = np.maximum(sum_sq - safe_n * mean**2, 0.0) / np.maximum(
+            n_kept - 1, 1
+        )
+        center = np.where(n_kept >= 2, mean, center)
+        width = np.where(n_kept >= 2, 3.0 * np.sqrt(var), width)
+    return np.where(counts > 0, median + center, np.nan)
+
+
+def reference_interpolate(nodes, values, at):
+    # One scipy spline over all the columns of ``values``; shape
+    # (len(at), n_curves) for 2-D values.
+    count = len(nodes)
+    if count == 1:
+        return np.broadcast_to(values[0], (len(at), *values.shape[1:])).copy()
+    if count == 2:
+        slope = (values[1] - values[0]) / (nodes[1] - nodes[0])
+        return values[0] + np.multiply.outer(at - nodes[0], slope)
+    if count >= 5:
+        spline = Akima1DInterpolator(nodes, values, axis=0)
+    else:
+        spline = CubicSpline(nodes, values, axis=0, bc_type="natural")
+    inside = (at >= nodes[0]) & (at <= nodes[-1])
+    out = np.empty((len(at), *values.shape[1:]))
+    out[inside] = spline(at[inside])
+    for end, beyond in (
+        (nodes[0], at < nodes[0]),
+        (nodes[-1], at > nodes[-1]),
+    ):
+        if np.any(beyond):
+            step = at[beyond] - end
+            value, slope, curve = (spline(end, nu) for nu in (0, 1, 2))
+            out[beyond] = (
+                value
+                + np.multiply.outer(step, slope)
+                + 0.5 * np.multiply.outer(step**2, curve)
+            )
+    return out
+
+
+def reference_background(image, good, bin_size):
+    height, width = image.shape
+
+    def edges(length):
+        count = length // bin_size + 1
+        ends = [
+            min(((i + 1) * length + count // 2) // count, length)
+            for i in range(count)
+        ]
+        return np.array([0, *ends])
+
+    rows, cols = edges(height), edges(width)
+    data = np.where(good, image.astype(np.float64), np.nan)
+    size = np.diff(rows).max() * np.diff(cols).max()
+    bins = np.full(((len(rows) - 1) * (len(cols) - 1), size), np.nan)
+    for k, ((r0, r1), (c0, c1)) in enumerate(
+        itertools.product(itertools.pairwise(rows), itertools.pairwise(cols))
+    ):
+        block = data[r0:r1, c0:c1].ravel()
+        bins[k, : block.size] = block
+    grid = reference_row_means(bins).reshape(len(rows) - 1, len(cols) - 1)
+    y_nodes = rows[:-1] + 0.5 * np.diff(rows) - 0.5
+    x_nodes = cols[:-1] + 0.5 * np.diff(cols) - 0.5
+    y_out = np.arange(height, dtype=np.float64)
+    columns, kept_x = [], []
+    for j in range(grid.shape[1]):
+        finite = np.isfinite(grid[:, j])
+        if np.any(finite):
+            columns.append(
+                reference_interpolate(y_nodes[finite], grid[finite, j], y_out)
+            )
+            kept_x.append(x_nodes[j])
+    if not columns:
+        return np.zeros(image.shape)
+    x_out = np.arange(width, dtype=np.float64)
+    return reference_interpolate(
+        np.asarray(kept_x), np.stack(columns), x_out
+    ).T
+
+
+def test_percentiles_match_numpy_bit_for_bit():
+    rng = np.random.default_rng(11)
+    for size in (1, 2, 3, 7, 100, 4097, 50_000, 300_001):
+        for kind in range(4):
+            data = rng.normal(3.0, 2.0, size)
+            if kind == 1:
+                data = np.round(data)  # ties
+            elif kind == 2:
+                data[: size // 7] = 1e12  # far outliers
+            elif kind == 3:
+                data = np.exp(rng.normal(0.0, 8.0, size))  # heavy tail
+            q = [0.0, 25.0, 50.0, 75.0, 100.0, *rng.uniform(0, 100, 4)]
+            assert np.array_equal(percentiles(data, q), np.percentile(data, q))
+    constant = np.full(10_000, 2.5)
+    assert np.array_equal(percentiles(constant, [25, 75]), [2.5, 2.5])
+    with pytest.raises(ValueError, match="percentiles"):
+        percentiles(np.array([]), [50])
+
+
+def test_order_statistics_match_sorting():
+    rng = np.random.default_rng(12)
+    data = rng.standard_cauchy(200_000)
+    ranks = np.array([0, 1, 7, 99_999, 100_000, 199_999])
+    assert np.array_equal(order_statistics(data, ranks), np.sort(data)[ranks])
+    with pytest.raises(ValueError, match="outside"):
+        order_statistics(data, np.array([200_000]))
+
+
+def test_pairwise_sum_matches_numpy_sum():
+    rng = np.random.default_rng(13)
+    for size in (*range(300), 1000, 4097, 123_457):
+        data = rng.normal(size=size) * 10 ** rng.uniform(-6, 6, size)
+        assert pairwise_sum(data, 0, size) == np.sum(data)
+    assert pairwise_sum(data, 5, 1000) == np.sum(data[5:1005])
+
+
+def test_clipped_mean_std_matches_the_numpy_formulation():
+    rng = np.random.default_rng(14)
+    for trial in range(60):
+        size = int(rng.integers(1, 20_000))
+        values = rng.normal(5.0, 3.0, size)
+        if trial % 3 == 1:
+            values[: size // 8] = 1e5
+        if trial % 3 == 2:
+            values = np.round(values)
+        if trial % 4 == 0:
+            values[rng.integers(0, size, size // 5 + 1)] = np.nan
+            values[0] = np.inf
+        expected = reference_clipped_mean_std(values)
+        got = clipped_mean_std(
+            values.astype(np.float32) if trial % 5 == 0 else values
+        )
+        if trial % 5 == 0:
+            expected = reference_clipped_mean_std(values.astype(np.float32))
+        assert got == expected or (np.isnan(got[0]) and np.isnan(expected[0]))
+
+
+def test_row_clipped_means_match_the_numpy_formulation():
+    rng = np.random.default_rng(15)
+    rows = rng.normal(10.0, 3.0, (300, 1024))
+    rows[:, :40] += 100.0
+    rows[rng.random(rows.shape) < 0.1] = np.nan
+    rows[3] = np.nan
+    rows[4, 1:] = np.nan
+    rows[5, 2:] = np.nan
+    rows[6] = 7.0
+    rows[7, :500] = np.round(rows[7, :500])
+    expected = reference_row_means(rows)
+    assert np.array_equal(clipped_means_by_row(rows), expected, equal_nan=True)
+    ordered = np.sort(rows, axis=1)
+    assert np.array_equal(
+        clipped_means_by_row(ordered, presorted=True), expected, equal_nan=True
+    )
+
+
+@pytest.mark.parametrize(
+    "shape", [(10, 10), (40, 70), (80, 110), (128, 128), (33, 400), (300, 37)]
+)
+def test_background_matches_the_scipy_formulation(shape):
+    # Per-column splines in y, then one Akima spline over all rows in x,
+    # as the scipy calls do; empty bins and a whole empty column too.
+    rng = np.random.default_rng(shape[0] * shape[1])
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    image = rng.normal(100.0, 10.0, shape) + 0.3 * xx + 20 * np.sin(yy / 40)
+    good = rng.random(shape) > 0.05
+    good[: shape[0] // 3, : shape[1] // 4] = False
+    good[:, -min(30, shape[1] // 5) :] = False
+    expected = reference_background(image, good, 32)
+    assert np.array_equal(binned_background(image, good, 32), expected)
+    as_float32 = image.astype(np.float32)
+    assert np.array_equal(
+        binned_background(as_float32, good, 32),
+        reference_background(as_float32, good, 32),
+    )
+
+
+def test_background_keeps_each_columns_own_akima_cutoff():
+    # A column varying by 1e-12 beside one varying by 1: scipy's Akima
+    # cutoff (1e-9 of the largest slope change) is per column in y.
+    shape = (320, 64)
+    image = np.zeros(shape)
+    image[:, :32] = 1e-12 * (np.arange(shape[0]) // 32 % 3)[:, None]
+    image[:, 32:] = (np.arange(shape[0]) // 32 % 4)[:, None]
+    good = np.ones(shape, dtype=bool)
+    expected = reference_background(image, good, 32)
+    assert np.array_equal(binned_background(image, good, 32), expected)
+
+
+def test_scale_variance_does_not_depend_on_thread_count(monkeypatch):
+    image, variance, mask = noise_image((700, 520))
+    mask[100:140, 200:260] = PLANES.value("DETECTED")
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("RECREATE_THREADS", threads)
+        scaled, factor = scale_variance(
+            image, variance / 3, mask, PLANES, CONFIG
+        )
+        background = binned_background(image, mask == 0, 32)
+        results.append(
+            (
+                hashlib.sha256(scaled.tobytes()).hexdigest(),
+                factor,
+                hashlib.sha256(background.tobytes()).hexdigest(),
+            )
+        )
+    assert results[0] == results[1] == results[2]
+
+
+def test_big_endian_and_integer_planes_give_the_same_result():
+    # FITS planes arrive big-endian; the compiled kernels take them as
+    # their native-endian values.
+    image, variance, mask = noise_image((200, 180))
+    mask[10:20, 30:60] = PLANES.value("DETECTED")
+    expected = scale_variance(image, variance, mask, PLANES, CONFIG)
+    swapped = scale_variance(
+        image.astype(">f4"),
+        variance.astype(">f4"),
+        mask.astype(">i4"),
+        PLANES,
+        CONFIG,
+    )
+    assert swapped[1] == expected[1]
+    assert np.array_equal(swapped[0], expected[0])
+    rounded = np.round(image).astype(np.int32)
+    as_int = scale_variance(rounded, variance, mask, PLANES, CONFIG)
+    as_float = scale_variance(
+        rounded.astype(float), variance, mask, PLANES, CONFIG
+    )
+    assert as_int[1] == as_float[1]
