@@ -12,7 +12,6 @@ from recreate.exposure import MaskPlanes
 from recreate.pipeline import detection, footprints
 from recreate.pipeline.config import SubtractConfig
 from recreate.pipeline.detection import detect, set_detection_planes
-from recreate.pipeline.footprints import smoothing_kernel
 from recreate.pipeline.measure import FWHM_PER_SIGMA
 from recreate.pipeline.morphology import (
     dilate_box,
@@ -20,6 +19,7 @@ from recreate.pipeline.morphology import (
     disk_rectangles,
 )
 from recreate.pipeline.robust import clipped_mean_std
+from recreate.pipeline.smoothing import smoothing_kernel
 from tests.pipeline.scenes import gaussian_star_image, psf_flux_for_snr
 
 PLANES = MaskPlanes.afw_default()

@@ -7,8 +7,8 @@ from astropy.wcs import WCS, Sip
 from recreate.errors import FormatError, InvalidRequestError, NoOverlapError
 from recreate.exposure import Exposure, MaskPlanes, ObservationInfo, PsfInfo
 from recreate.pipeline.config import TemplateConfig
+from recreate.pipeline.lanczos import lanczos_weights
 from recreate.pipeline.template import build_template
-from recreate.pipeline.warp import lanczos_weights
 from recreate.skymap import PatchGeometry, Tract
 
 # Small patches (140 px outer) keep the tests fast; the geometry is

@@ -12,17 +12,17 @@ from scipy.interpolate import Akima1DInterpolator, CubicSpline
 
 from recreate.errors import ProcessingError
 from recreate.exposure import MaskPlanes
+from recreate.pipeline.background import binned_background
 from recreate.pipeline.config import SubtractConfig
 from recreate.pipeline.detection import set_detection_planes
+from recreate.pipeline.order_stats import order_statistics, percentiles
 from recreate.pipeline.robust import (
     IQR_TO_STDEV,
     clipped_mean_std,
     clipped_means_by_row,
-    order_statistics,
     pairwise_sum,
-    percentiles,
 )
-from recreate.pipeline.variance import binned_background, scale_variance
+from recreate.pipeline.variance import scale_variance
 from tests.pipeline.scenes import field
 
 PLANES = MaskPlanes.afw_default()

@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from recreate.pipeline.warp import (
+from recreate.pipeline.lanczos import (
     KERNEL_CACHE_SIZE,
     CoarseMap,
-    PlacedPlanes,
-    Planes,
-    count_flagged,
     interpolation_nodes,
     lanczos_table,
     lanczos_weights,
+)
+from recreate.pipeline.warp import (
+    PlacedPlanes,
+    Planes,
+    count_flagged,
     merge_patches,
     merge_warped,
     warp_planes,

@@ -1,0 +1,209 @@
+"""Merge one tract's template patches and warp them onto the science grid.
+
+Steps 2-3 of `recreate.pipeline.template`: per tract, the patches are
+merged on the tract pixel grid with weights ``variance**-0.5`` over the
+part of the tract that maps onto the grown science grid (plus 5 px),
+then warped onto that grid with afw's Warper defaults
+(`recreate.pipeline.warp`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from recreate.errors import FormatError, InvalidRequestError
+from recreate.exposure import Exposure, MaskPlanes
+from recreate.pipeline.config import TemplateConfig
+from recreate.pipeline.lanczos import CoarseMap
+from recreate.pipeline.template_patches import _Box, _Patch, _remap_mask
+from recreate.pipeline.warp import (
+    MAX_MERGE_INPUTS,
+    PlacedPlanes,
+    Planes,
+    count_flagged,
+    merge_patches,
+    warp_planes,
+)
+
+FloatArray = npt.NDArray[np.float64]
+
+#: v29 grows the tract region it merges by this much, "to ensure we catch
+#: all relevant input pixels" (``warpedBox.grow(5)``).
+REGION_MARGIN = 5
+
+#: afw's Warper default ``growFullMask``: these planes are taken from the
+#: whole Lanczos footprint instead of the 2x2 bilinear one.
+GROW_FULL_MASK_PLANES = ("EDGE",)
+
+#: How far (pixels) two patches of a tract may disagree on the tract WCS.
+WCS_TOLERANCE = 1e-3
+
+
+def _tract_groups(used: Sequence[_Patch]) -> list[list[_Patch]]:
+    """Group sorted patches by tract; a patch with no tract is alone.
+
+    Raises
+    ------
+    InvalidRequestError
+        If a tract has, or the tracts are, more than the merge takes at
+        once: far more than any detector-sized image overlaps.
+    """
+    groups: list[list[_Patch]] = []
+    for patch in used:
+        same_tract = groups and groups[-1][0].tract == patch.tract
+        if same_tract and patch.tract is not None:
+            groups[-1].append(patch)
+            continue
+        groups.append([patch])
+    largest = max(len(groups), *(len(g) for g in groups))
+    if largest > MAX_MERGE_INPUTS:
+        raise InvalidRequestError(
+            f"the science image overlaps {len(used)} template patches in "
+            f"{len(groups)} tracts; at most {MAX_MERGE_INPUTS} of each fit"
+        )
+    return groups
+
+
+def _grown_shape(shape: tuple[int, int], border: int) -> tuple[int, int]:
+    """Return the shape of the science grid grown by ``border``."""
+    return shape[0] + 2 * border, shape[1] + 2 * border
+
+
+def _warp_tract(
+    group: Sequence[_Patch],
+    science: Exposure,
+    grown: tuple[int, int],
+    planes: MaskPlanes,
+    config: TemplateConfig,
+) -> tuple[Planes, dict[int, int]] | None:
+    """Merge one tract's patches and warp them onto the grown grid.
+
+    Returns
+    -------
+    result
+        The warped planes and the pixels each patch (by input index)
+        contributed to the merge; None if the tract adds no data.
+    """
+    anchor = group[0].exposure
+    _check_tract_wcs(group)
+    region = _tract_region(anchor, science, config.border)
+    region = region.intersection(_union_box([p.exposure for p in group]))
+    if region.empty:
+        return None
+    placed = [_place(p.exposure, region, planes) for p in group]
+    no_data = planes.value("NO_DATA")
+    merged, counts = merge_patches(
+        placed, (region.height, region.width), no_data
+    )
+    if not counts.any():
+        return None
+    coarse = CoarseMap.build(
+        grown,
+        _DestToTract(science, anchor, region, config.border),
+        config.interp_length,
+    )
+    grow_bits = planes.value_of_present(GROW_FULL_MASK_PLANES)
+    warped = warp_planes(merged, coarse, no_data=no_data, grow_bits=grow_bits)
+    if count_flagged(warped.mask, no_data) == warped.mask.size:
+        return None
+    contributed = {p.index: int(n) for p, n in zip(group, counts, strict=True)}
+    return warped, contributed
+
+
+def _check_tract_wcs(group: Sequence[_Patch]) -> None:
+    """Check that a tract's patches agree on the tract WCS.
+
+    Merging places patches by ``xy0`` alone, which is right only if each
+    patch WCS is the tract WCS shifted by its ``xy0``.
+
+    Raises
+    ------
+    FormatError
+        If a patch's pixels land elsewhere on the sky than its ``xy0``
+        says.
+    """
+    anchor = group[0].exposure
+    anchor_wcs = anchor.require_wcs()
+    for patch in group[1:]:
+        exposure = patch.exposure
+        height, width = exposure.shape
+        xs = np.array([0.0, width - 1.0])
+        ys = np.array([0.0, height - 1.0])
+        ra, dec = exposure.require_wcs().pixel_to_world_values(xs, ys)
+        ax, ay = anchor_wcs.world_to_pixel_values(ra, dec)
+        dx = ax - xs - (exposure.xy0[0] - anchor.xy0[0])
+        dy = ay - ys - (exposure.xy0[1] - anchor.xy0[1])
+        if np.max(np.hypot(dx, dy)) > WCS_TOLERANCE:
+            raise FormatError(
+                f"template patches {group[0].index} and {patch.index} of "
+                f"tract {patch.tract} disagree on the tract WCS"
+            )
+
+
+def _tract_region(anchor: Exposure, science: Exposure, border: int) -> _Box:
+    """Return the tract pixels the grown science box maps onto.
+
+    v29's ``computeWarpedBBox``: the grown box's corners mapped into the
+    tract frame, expanded to whole pixels, then grown by 5 px.
+    """
+    height, width = _grown_shape(science.shape, border)
+    xs = np.array([-0.5, width - 0.5, width - 0.5, -0.5]) - border
+    ys = np.array([-0.5, -0.5, height - 0.5, height - 0.5]) - border
+    ra, dec = science.require_wcs().pixel_to_world_values(xs, ys)
+    tx, ty = anchor.require_wcs().world_to_pixel_values(ra, dec)
+    tx = np.asarray(tx) + anchor.xy0[0]
+    ty = np.asarray(ty) + anchor.xy0[1]
+    # afw's Box2I(Box2D, EXPAND): every pixel the float box touches.
+    x0 = int(np.floor(tx.min() + 0.5)) - REGION_MARGIN
+    y0 = int(np.floor(ty.min() + 0.5)) - REGION_MARGIN
+    x1 = int(np.ceil(tx.max() - 0.5)) + REGION_MARGIN
+    y1 = int(np.ceil(ty.max() - 0.5)) + REGION_MARGIN
+    return _Box(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+
+
+def _union_box(exposures: Sequence[Exposure]) -> _Box:
+    """Return the smallest box holding every exposure, parent pixels."""
+    x0 = min(e.xy0[0] for e in exposures)
+    y0 = min(e.xy0[1] for e in exposures)
+    x1 = max(e.xy0[0] + e.shape[1] for e in exposures)
+    y1 = max(e.xy0[1] + e.shape[0] for e in exposures)
+    return _Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def _place(patch: Exposure, region: _Box, planes: MaskPlanes) -> PlacedPlanes:
+    """Return a patch's planes, on ``planes``' bits, placed on ``region``."""
+    mask = _remap_mask(patch.mask, patch.mask_planes, planes)
+    return PlacedPlanes(
+        Planes(patch.image, patch.variance, mask),
+        patch.xy0[0] - region.x0,
+        patch.xy0[1] - region.y0,
+    )
+
+
+class _DestToTract:
+    """Map grown-grid array pixels to tract-region array pixels."""
+
+    def __init__(
+        self, science: Exposure, anchor: Exposure, region: _Box, border: int
+    ) -> None:
+        """Hold the two WCSs and the offsets between the frames."""
+        self._science = science.require_wcs()
+        self._anchor = anchor.require_wcs()
+        self._border = border
+        self._shift = (anchor.xy0[0] - region.x0, anchor.xy0[1] - region.y0)
+
+    def __call__(
+        self, x: FloatArray, y: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return the tract-region pixels of grown-grid pixels."""
+        ra, dec = self._science.pixel_to_world_values(
+            x - self._border, y - self._border
+        )
+        tx, ty = self._anchor.world_to_pixel_values(ra, dec)
+        return (
+            np.asarray(tx, np.float64) + self._shift[0],
+            np.asarray(ty, np.float64) + self._shift[1],
+        )
