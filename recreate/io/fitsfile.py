@@ -143,10 +143,6 @@ def write_atomically(
 ) -> None:
     """Write an HDU list so that ``path`` is either complete or untouched.
 
-    The file is written to a hidden temporary file in the same directory,
-    synced, then renamed over ``path``: a crash or error mid-way never
-    leaves a half-written file under the final name.
-
     Parameters
     ----------
     hdulist
@@ -166,6 +162,34 @@ def write_atomically(
         If astropy refuses to write the content (a header it cannot
         represent).
     """
+    with atomic_destination(path, overwrite=overwrite) as temp:
+        # O_EXCL: never write through a temporary name someone else made.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as stream:
+            try:
+                hdulist.writeto(stream)
+            except fits.VerifyError as exc:
+                raise FormatError(
+                    f"{path}: cannot write FITS ({exc})"
+                ) from exc
+
+
+@contextmanager
+def atomic_destination(path: PathLike, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary name to write; move it to ``path`` on success.
+
+    The temporary file sits in the same directory, so the final rename is
+    atomic: a crash or error mid-way never leaves a half-written file
+    under the final name, and the temporary file is removed on failure.
+    The file is synced to disk before the rename.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    FileNotFoundError
+        If the directory of ``path`` does not exist.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(
@@ -174,17 +198,11 @@ def write_atomically(
     if path.exists() and not overwrite:
         raise FileExistsError(errno.EEXIST, "file exists", str(path))
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # O_EXCL: never write through a temporary name someone else made.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb") as stream:
-            hdulist.writeto(stream)
-            stream.flush()
+        yield temp
+        with temp.open("rb+") as stream:
             os.fsync(stream.fileno())
         temp.replace(path)
-    except fits.VerifyError as exc:
-        temp.unlink(missing_ok=True)
-        raise FormatError(f"{path}: cannot write FITS ({exc})") from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

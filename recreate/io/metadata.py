@@ -64,21 +64,31 @@ def metadata_cards(metadata: Mapping[str, Any]) -> list[Card]:
             raise FormatError(
                 f"metadata key {key!r} clashes with a card the writer sets"
             )
-        cards.append((key, _card_value(key, value), ""))
+        cards.append((key, plain_value(key, value), ""))
     return cards
 
 
-def _card_value(key: str, value: object) -> object:
-    """Return ``value`` as a plain Python value a FITS card can hold."""
+def plain_value(
+    key: str, value: object, *, target: str = "written to a FITS card"
+) -> bool | int | float | str | None:
+    """Return ``value`` as a plain Python value a header card can hold.
+
+    Numpy scalars become Python ones; None, bool, int, finite float and
+    str pass.
+
+    Raises
+    ------
+    FormatError
+        If the value is anything else; the message names the key and what
+        it could not be (``target``).
+    """
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float) and math.isfinite(value):
         return value
-    raise FormatError(
-        f"metadata {key!r}={value!r} cannot be written to a FITS card"
-    )
+    raise FormatError(f"metadata {key!r}={value!r} cannot be {target}")
 
 
 def read_metadata(header: fits.Header) -> dict[str, Any]:

@@ -8,7 +8,6 @@ scaling of an ``lsst.images`` image.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +24,7 @@ from recreate.errors import FormatError
 from recreate.exposure import ObservationInfo, PhotoCalib
 from recreate.io.dp1 import UNIT_KEY
 from recreate.io.lsst_images.detector import comcam_detector_name
+from recreate.io.metadata import plain_value
 
 
 def _to_obs_info(observation: ObservationInfo) -> AstroObservationInfo:
@@ -141,22 +141,14 @@ def _unit_and_metadata(
 
 
 def _metadata_value(key: str, value: object) -> MetadataValue:
-    """Return a metadata value as a plain JSON-able Python value.
+    """Return ``value`` as lsst.images metadata, or raise naming it.
 
     Raises
     ------
     FormatError
         If the value is not None, bool, int, finite float or str.
     """
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value
-    raise FormatError(
-        f"metadata {key!r}={value!r} cannot be lsst.images metadata"
-    )
+    return plain_value(key, value, target="lsst.images metadata")
 
 
 def _photometric_scaling(

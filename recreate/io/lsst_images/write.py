@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import secrets
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +13,7 @@ import lsst.images.fits
 
 from recreate.errors import FormatError
 from recreate.exposure import Exposure, ObservationInfo, PsfInfo
+from recreate.io.fitsfile import atomic_destination
 from recreate.io.lsst_images.components import (
     _gaussian_psf,
     _template_info,
@@ -135,24 +134,11 @@ def write_lsst_images(
     FormatError
         As for `to_difference_image`.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            errno.ENOENT, "no such directory", str(path.parent)
-        )
-    if path.exists() and not overwrite:
-        raise FileExistsError(errno.EEXIST, "file exists", str(path))
-    image = to_difference_image(exposure, kernel, templates)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
+    with atomic_destination(path, overwrite=overwrite) as temp:
+        image = to_difference_image(exposure, kernel, templates)
         # lsst.images creates the file itself (it refuses an existing
         # one) and reopens it by name to patch the primary header.
         lsst.images.fits.write(image, temp)
-        _fsync(temp)
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def difference_image_bytes(
@@ -187,12 +173,6 @@ def difference_image_bytes(
         path = Path(tmp) / "difference_image.fits"
         lsst.images.fits.write(image, path)
         return path.read_bytes()
-
-
-def _fsync(path: Path) -> None:
-    """Flush a written file to disk before it is renamed into place."""
-    with path.open("rb+") as stream:
-        os.fsync(stream.fileno())
 
 
 def _require_parts(
