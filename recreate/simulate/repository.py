@@ -12,6 +12,7 @@ band}, stored as files in the DP1 ``ExposureF`` layout. Beside them:
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -174,7 +175,11 @@ def _check_empty(root: Path) -> None:
 def _executor(jobs: int) -> Executor:
     """Return a process pool, or an in-process one for ``jobs <= 1``."""
     if jobs > 1:
-        return ProcessPoolExecutor(max_workers=jobs)
+        # forkserver, not fork: the parent may already run numba or FFT
+        # worker threads, and forking a multi-threaded process can
+        # deadlock the child (Python 3.12 warns about it).
+        context = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
     return _InlineExecutor()
 
 
