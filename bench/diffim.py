@@ -45,11 +45,11 @@ from recreate.simulate.catalog import (
 )
 from recreate.simulate.coverage import detector_corners_sky
 from recreate.simulate.presets import get_preset
-from recreate.simulate.repository import _template_footprints
 from recreate.simulate.scene import (
     TRUTH_COLUMNS,
     render_template_patch,
     render_visit_detector,
+    template_footprints,
     visit_wcs,
 )
 from recreate.simulate.survey import SurveyPlan, plan_survey
@@ -81,7 +81,7 @@ def build_case(
     rendered = render_visit_detector(plan, sky, transients, visit, detector)
     science_path = workdir / "science.fits"
     write_dp1(rendered.exposure, science_path, compress=False)
-    footprints = _template_footprints(plan, "r")
+    footprints = template_footprints(plan, "r")
     camera = plan.preset.camera
     corners = detector_corners_sky(
         visit_wcs(plan, visit, detector), (camera.height, camera.width)

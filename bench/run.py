@@ -53,13 +53,15 @@ def _case_patch(workdir: Path) -> dict[str, Any]:
     from recreate.io import write_dp1
     from recreate.simulate.catalog import draw_static_sky
     from recreate.simulate.presets import get_preset
-    from recreate.simulate.repository import _template_footprints
-    from recreate.simulate.scene import render_template_patch
+    from recreate.simulate.scene import (
+        render_template_patch,
+        template_footprints,
+    )
     from recreate.simulate.survey import plan_survey
 
     plan = plan_survey(get_preset("comcam"), 1)
     sky = draw_static_sky(plan)
-    footprints = _template_footprints(plan, "r")
+    footprints = template_footprints(plan, "r")
     # The patch at the field centre: covered, like most patches.
     tract = next(
         t for t in plan.skymap if t.contains(plan.field_ra, plan.field_dec)

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from recreate.butler import find_inputs, open_butler, summarize_repository
+from recreate.butler import find_inputs, open_butler
 from recreate.errors import (
     DataNotFoundError,
     InvalidRequestError,
@@ -13,6 +13,7 @@ from recreate.errors import (
 )
 from recreate.io import read_dp1
 from recreate.skymap import SkyMap
+from recreate.summary import summarize_repository
 from tests.conftest import CI_SEED
 
 

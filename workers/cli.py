@@ -224,7 +224,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     """Print a repository summary."""
-    from recreate.butler import open_butler, summarize_repository
+    from recreate.butler import open_butler
+    from recreate.summary import summarize_repository
 
     summary = summarize_repository(open_butler(args.repo))
     print(f"repository:       {args.repo}")

@@ -38,7 +38,6 @@ from recreate.simulate.catalog import (
 )
 from recreate.simulate.coverage import (
     coverage_fraction,
-    detector_corners_sky,
 )
 from recreate.simulate.instrument import INSTRUMENT
 from recreate.simulate.presets import get_preset
@@ -57,6 +56,7 @@ from recreate.simulate.scene import (
     TRUTH_COLUMNS,
     render_template_patch,
     render_visit_detector,
+    template_footprints,
     visit_wcs,
 )
 from recreate.simulate.survey import SurveyPlan, Visit, plan_survey
@@ -268,19 +268,6 @@ def _truth_table(rows: list[tuple[object, ...]]) -> Table:
     return table
 
 
-def _template_footprints(
-    plan: SurveyPlan, band: str
-) -> list[npt.NDArray[np.float64]]:
-    """Return the sky footprints of every detector of the template inputs."""
-    camera = plan.preset.camera
-    shape = (camera.height, camera.width)
-    return [
-        detector_corners_sky(visit_wcs(plan, visit, d), shape)
-        for visit in plan.template_visits(band)
-        for d in camera.detectors
-    ]
-
-
 def _render_patch_file(
     plan: SurveyPlan,
     sky: StaticSky,
@@ -341,7 +328,7 @@ def _write_templates(
             plan,
             sky,
             band,
-            _template_footprints(plan, band),
+            template_footprints(plan, band),
         )
         has_data = pool.map(render, *zip(*keys, strict=True), paths)
         written += ingest_files(
@@ -375,7 +362,7 @@ def _coverage_by_detector(plan: SurveyPlan) -> dict[str, float]:
     shape = (camera.height, camera.width)
     coverage: dict[str, float] = {}
     for band in plan.preset.bands:
-        footprints = _template_footprints(plan, band)
+        footprints = template_footprints(plan, band)
         for visit in plan.visits_in(band):
             for d in camera.detectors:
                 fraction = coverage_fraction(

@@ -35,7 +35,7 @@ from recreate.simulate.catalog import (
     Transients,
     draw_movers,
 )
-from recreate.simulate.coverage import coverage_mask
+from recreate.simulate.coverage import coverage_mask, detector_corners_sky
 from recreate.simulate.instrument import BANDS, INSTRUMENT
 from recreate.simulate.render import (
     NoiseModel,
@@ -244,6 +244,23 @@ def render_visit_detector(
         _truth_rows(injected, visit, detector, wcs, shape),
         result.model,
     )
+
+
+def template_footprints(
+    plan: SurveyPlan, band: str
+) -> list[npt.NDArray[np.float64]]:
+    """Return the sky footprints of every detector of a band's template inputs.
+
+    The template of a patch covers exactly these: `render_template_patch`
+    marks NO_DATA outside them.
+    """
+    camera = plan.preset.camera
+    shape = (camera.height, camera.width)
+    return [
+        detector_corners_sky(visit_wcs(plan, visit, d), shape)
+        for visit in plan.template_visits(band)
+        for d in camera.detectors
+    ]
 
 
 def render_template_patch(
