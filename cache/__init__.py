@@ -1,1 +1,52 @@
-"""Redis: cache keys, the value codec, the result store and locks."""
+"""Redis layer of the service: value codec, result store, locks, jobs.
+
+Two Redis instances back it: the blob cache (``maxmemory`` with
+``allkeys-lru``: any key may vanish) holds chunked results and kernels
+through :class:`ResultStore`; the control store (``noeviction``) holds
+single-flight locks (:class:`SingleFlight`) and job records
+(:class:`JobStore`). :class:`RedisServer` starts a local ``redis-server``
+for the embedded default and the tests.
+"""
+
+from __future__ import annotations
+
+from cache.codec import (
+    DEFAULT_CHUNK_BYTES,
+    ChunkInfo,
+    EncodedValue,
+    Manifest,
+    decode,
+    encode,
+)
+from cache.errors import (
+    CacheUnavailableError,
+    CorruptValueError,
+    JobNotFoundError,
+    RedisServerError,
+    RedisServerNotFoundError,
+)
+from cache.jobs import JobStore
+from cache.locks import Lock, SingleFlight
+from cache.server import RedisServer, find_redis_server
+from cache.store import CachedValue, ResultStore
+
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "CacheUnavailableError",
+    "CachedValue",
+    "ChunkInfo",
+    "CorruptValueError",
+    "EncodedValue",
+    "JobNotFoundError",
+    "JobStore",
+    "Lock",
+    "Manifest",
+    "RedisServer",
+    "RedisServerError",
+    "RedisServerNotFoundError",
+    "ResultStore",
+    "SingleFlight",
+    "decode",
+    "encode",
+    "find_redis_server",
+]

@@ -1,0 +1,1 @@
+"""The cache tests use the Redis fixtures of ``tests/conftest.py``."""
