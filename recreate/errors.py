@@ -13,7 +13,10 @@ class RecreateError(Exception):
 
     code = "internal_error"
     status = 500
+    #: The user can fix it (a 4xx): never retried, never alerted.
     user_facing = False
+    #: Trying again later may succeed: the service retries these.
+    transient = False
 
 
 class InvalidRequestError(RecreateError):
@@ -59,4 +62,39 @@ class ComputeTimeoutError(RecreateError):
 
     code = "timeout"
     status = 503
+    user_facing = True
+    transient = True
+
+
+class TransientError(RecreateError):
+    """A failure that may pass: an input briefly unreadable, a lost peer."""
+
+    code = "transient_failure"
+    status = 503
+    transient = True
+
+
+class ServiceUnavailableError(RecreateError):
+    """A part of the service (the Dask scheduler...) cannot be reached."""
+
+    code = "service_unavailable"
+    status = 503
+    user_facing = True
+    transient = True
+
+
+class OverloadedError(RecreateError):
+    """Too much work in flight: the client should retry later."""
+
+    code = "overloaded"
+    status = 503
+    user_facing = True
+    transient = True
+
+
+class PayloadTooLargeError(RecreateError):
+    """A request asks for more work than one request may."""
+
+    code = "too_many_keys"
+    status = 413
     user_facing = True

@@ -19,16 +19,22 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from recreate.butler import DatasetHandle, find_inputs
+from recreate import __version__
+from recreate.butler import DatasetHandle, DiffimInputs, find_inputs
 from recreate.errors import InvalidRequestError
 from recreate.exposure import Exposure
 from recreate.io import read_dp1, read_exposure, read_plain
-from recreate.io.difference import read_kernel, write_difference
+from recreate.io.difference import (
+    difference_bytes,
+    read_kernel,
+    write_difference,
+)
 from recreate.io.lsst_images import (
     KernelModel,
     TemplateProvenance,
@@ -36,7 +42,7 @@ from recreate.io.lsst_images import (
 )
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.provenance import InputRef
+from recreate.pipeline.provenance import InputRef, recipe, recipe_hash
 from recreate.pipeline.subtract import DifferenceResult, subtract
 
 OutputFormat = Literal["dp1", "lsst-images"]
@@ -79,6 +85,36 @@ def recreate_from_butler(
         If the kernel cannot be solved.
     """
     found = find_inputs(butler, visit, detector, instrument=instrument)
+    return recreate_from_inputs(found, config=config, kernel=kernel)
+
+
+def recreate_from_inputs(
+    found: DiffimInputs,
+    *,
+    config: PipelineConfig = DEFAULT_CONFIG,
+    kernel: SolvedKernel | None = None,
+) -> DifferenceResult:
+    """Recreate a difference image from inputs already looked up.
+
+    The service resolves the inputs once (they make the cache key) and
+    recomputes from exactly those datasets.
+
+    Parameters
+    ----------
+    found
+        What `recreate.butler.find_inputs` returned.
+    config
+        The recipe.
+    kernel
+        A stored kernel to reuse instead of fitting one.
+
+    Raises
+    ------
+    NoOverlapError
+        If no template covers enough of the detector.
+    ProcessingError
+        If the kernel cannot be solved.
+    """
     science = _read_handle(found.visit_image)
     patches = [_read_handle(handle) for handle in found.templates]
     refs = [_input_ref("science", found.visit_image)] + [
@@ -162,11 +198,12 @@ def write_result(
     InvalidRequestError
         If the format is unknown.
     """
+    check_format(output_format)
     if output_format == "dp1":
         write_difference(
             result.exposure, result.kernel.to_dict(), path, overwrite=overwrite
         )
-    elif output_format == "lsst-images":
+    else:
         write_lsst_images(
             result.exposure,
             kernel_model(result.kernel),
@@ -174,11 +211,64 @@ def write_result(
             path,
             overwrite=overwrite,
         )
-    else:
+
+
+def request_recipe(
+    found: DiffimInputs,
+    *,
+    config: PipelineConfig = DEFAULT_CONFIG,
+    code_version: str = __version__,
+) -> dict[str, Any]:
+    """Return the recipe of a (visit, detector) request.
+
+    Everything the pixels depend on: the input dataset ids and runs, with
+    their data ids (so the key, instrument, visit and detector, is in
+    it), the configuration hash and the code version. A new template or
+    code version changes it, so a cache keyed by its hash never serves a
+    stale product.
+    """
+    refs = [_input_ref("science", found.visit_image)] + [
+        _input_ref("template", handle) for handle in found.templates
+    ]
+    return recipe(refs, config.config_hash(), code_version)
+
+
+def product_key(recipe_dict: dict[str, Any], output_format: str) -> str:
+    """Return the SHA-256 naming one product: a recipe in one format."""
+    check_format(output_format)
+    return recipe_hash({"recipe": recipe_dict, "format": output_format})
+
+
+def check_format(output_format: str) -> None:
+    """Raise `InvalidRequestError` unless the format is one we write."""
+    if output_format not in FORMATS:
         raise InvalidRequestError(
             f"unknown format {output_format!r}; choose one of "
             f"{', '.join(FORMATS)}"
         )
+
+
+def result_bytes(result: DifferenceResult, output_format: str) -> bytes:
+    """Return the bytes of a result as `write_result` would write them.
+
+    The DP1 layout is written with uncompressed planes: a served file is
+    compressed by the transport and the cache, and FITS tile compression
+    would triple the time to encode it.
+
+    Raises
+    ------
+    InvalidRequestError
+        If the format is unknown.
+    """
+    check_format(output_format)
+    if output_format == "dp1":
+        return difference_bytes(
+            result.exposure, result.kernel.to_dict(), compress=False
+        )
+    with tempfile.TemporaryDirectory(prefix="recreate-") as scratch:
+        path = Path(scratch) / "diffim.fits"
+        write_result(result, path, output_format=output_format)
+        return path.read_bytes()
 
 
 def kernel_model(kernel: SolvedKernel) -> KernelModel:

@@ -18,6 +18,8 @@ is ignored.
 
 from __future__ import annotations
 
+import functools
+import gzip
 import os
 from typing import Any
 
@@ -183,6 +185,23 @@ def _plane_header(
     add_cards(header, cards)
     header.extend(geometry)
     return header
+
+
+def _pin_gzip_timestamps() -> None:
+    """Make astropy's GZIP tile compression reproducible.
+
+    astropy compresses each tile with `gzip.compress`, which stamps the
+    current time into every tile: the same pixels written a second apart
+    gave different bytes. The stamp carries no information, so it is
+    pinned to zero, and the same planes always give the same file.
+    """
+    from astropy.io.fits.hdu.compressed import _codecs
+
+    if getattr(_codecs, "gzip_compress", None) is gzip.compress:
+        _codecs.gzip_compress = functools.partial(gzip.compress, mtime=0)
+
+
+_pin_gzip_timestamps()
 
 
 def _plane_hdu(

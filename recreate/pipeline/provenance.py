@@ -52,6 +52,10 @@ def recipe(
 ) -> dict[str, Any]:
     """Return the recipe: the inputs, config hash and code version.
 
+    Each input is named by its dataset id and run, and by its data id
+    (instrument, visit, detector or skymap, tract, patch), so the recipe
+    says which product it makes as well as from what.
+
     Parameters
     ----------
     inputs
@@ -63,7 +67,13 @@ def recipe(
     """
     return {
         "inputs": [
-            {"role": i.role, "id": i.dataset_id, "run": i.run} for i in inputs
+            {
+                "role": i.role,
+                "id": i.dataset_id,
+                "run": i.run,
+                "data_id": dict(sorted(i.data_id.items())),
+            }
+            for i in inputs
         ],
         "config_hash": config_hash,
         "code_version": code_version,
@@ -72,7 +82,12 @@ def recipe(
 
 def recipe_hash(recipe_dict: dict[str, Any]) -> str:
     """Return the SHA-256 of a recipe's canonical JSON."""
-    text = json.dumps(recipe_dict, sort_keys=True, separators=(",", ":"))
+    return canonical_hash(recipe_dict)
+
+
+def canonical_hash(document: dict[str, Any]) -> str:
+    """Return the SHA-256 of a JSON-able dict's canonical JSON."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -89,6 +104,7 @@ class Provenance:
     n_kernel_candidates: int
     n_kernel_used: int
     kernel_from_storage: bool
+    kernel_sha256: str
     science_fwhm: float
     template_fwhm: float
     notes: tuple[str, ...] = ()
@@ -118,7 +134,10 @@ class Provenance:
             f"{PREFIX} KERNEL SUM": self.kernel_sum,
             f"{PREFIX} KERNEL NCAND": self.n_kernel_candidates,
             f"{PREFIX} KERNEL NUSED": self.n_kernel_used,
-            f"{PREFIX} KERNEL STORED": self.kernel_from_storage,
+            # The kernel's hash, not whether it was fitted or loaded: a
+            # stored kernel gives the same planes, so it must give the
+            # same bytes too.
+            f"{PREFIX} KERNEL SHA256": self.kernel_sha256,
             f"{PREFIX} SCIENCE FWHM": round(self.science_fwhm, 6),
             f"{PREFIX} TEMPLATE FWHM": round(self.template_fwhm, 6),
             f"{PREFIX} N INPUTS": len(self.inputs),

@@ -36,7 +36,7 @@ from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.convolve import convolve_template
 from recreate.pipeline.decorrelate import decorrelate
 from recreate.pipeline.kernel import SolvedKernel, fit_kernel, make_basis
-from recreate.pipeline.provenance import InputRef, Provenance
+from recreate.pipeline.provenance import InputRef, Provenance, canonical_hash
 from recreate.pipeline.sources import (
     measure_psf_fwhm,
     scale_variance,
@@ -213,6 +213,7 @@ def subtract(
         n_kernel_candidates=kernel.n_candidates,
         n_kernel_used=kernel.n_used,
         kernel_from_storage=reused,
+        kernel_sha256=canonical_hash(kernel.to_dict()),
         science_fwhm=science_fwhm,
         template_fwhm=template_fwhm,
         notes=tuple(notes),

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -59,3 +61,10 @@ def test_a_broken_kernel_extension_says_so(tmp_path):
         hdulist["DIFFIM_KERNEL"].data["JSON"][0] = "{not json"
     with pytest.raises(FormatError, match="does not hold a kernel"):
         read_kernel(path)
+
+
+def test_compressed_bytes_do_not_depend_on_the_clock(monkeypatch):
+    first = difference_bytes(_exposure(), KERNEL)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 86400.0)
+    assert difference_bytes(_exposure(), KERNEL) == first

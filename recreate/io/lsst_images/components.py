@@ -81,14 +81,17 @@ def _to_kernel(
 
 def _template_info(
     template: TemplateProvenance, bbox: li.Box, xy0: tuple[int, int]
-) -> li.DifferenceImageTemplateInfo:
+) -> li.DifferenceImageTemplateInfo | None:
     """Return one template's provenance, its bounds clipped to the image.
+
+    A patch found for the detector grown by GetTemplate's 20-px border
+    may cover only that border: it gave no pixel of the image, and
+    lsst.images cannot store an empty overlap, so it is left out (None).
 
     Raises
     ------
     FormatError
-        If the template's polygon does not overlap the image, or its
-        overlap is not a single polygon.
+        If the template's overlap with the image is not a single polygon.
     """
     label = f"template tract {template.tract} patch {template.patch}"
     polygon = li.Polygon(
@@ -97,8 +100,8 @@ def _template_info(
     )
     try:
         overlap = polygon.intersection(li.Polygon.from_box(bbox))
-    except li.NoOverlapError as exc:
-        raise FormatError(f"{label} does not overlap the image") from exc
+    except li.NoOverlapError:
+        return None
     if not isinstance(overlap, li.Polygon):
         raise FormatError(f"{label} overlaps the image in several pieces")
     moments = (

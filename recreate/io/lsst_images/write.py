@@ -94,8 +94,10 @@ def to_difference_image(
         band=observation.band,
         kernel=_to_kernel(kernel, exposure.xy0),
         templates=[
-            _template_info(template, bbox, exposure.xy0)
+            info
             for template in templates
+            if (info := _template_info(template, bbox, exposure.xy0))
+            is not None
         ],
         metadata=metadata,
     )
