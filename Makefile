@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "error: no Python >= 3.12 on PATH or in pyenv"; exit 1; }
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PY) -m pip install --quiet -e '.[test,lint,helm]'
 	@touch $(STAMP)
 
 init: $(STAMP)

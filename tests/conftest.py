@@ -7,6 +7,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.redis import (  # noqa: F401 - fixtures for every test
+    cache_redis,
+    control_redis,
+    redis_cache_server,
+    redis_control_server,
+)
+
 if TYPE_CHECKING:
     from recreate.simulate.repository import SimulationResult
 

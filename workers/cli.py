@@ -10,13 +10,19 @@ Subcommands:
     Show the visit image and template patches of a (visit, detector).
 ``get``
     Recreate the difference image of a (visit, detector) from a Butler
-    repository, locally (no service).
+    repository, locally (``--repo``), or fetch it from a running service
+    (``--url``).
 ``subtract``
     Recreate a difference image from any science and template FITS
     files with WCSs (Rubin layout or plain images).
+``serve``
+    Serve the HTTP API (embedded Redis and LocalCluster unless
+    ``RECREATE_*`` settings point at real ones).
+``worker``
+    Run a Dask worker for a remote scheduler.
 ``run``
-    The main job on embedded defaults: simulate a repository if there is
-    none, then summarise it.
+    The main job on embedded defaults: simulate the demo repository if
+    there is none, then serve the API and print a curl command.
 
 Errors the user can fix are printed as one line on stderr, never as a
 traceback, and the command exits with status 2 (1 for internal errors).
@@ -96,6 +102,9 @@ def _build_parser() -> argparse.ArgumentParser:
     get.add_argument("visit", type=_non_negative_int, help="visit id")
     get.add_argument("detector", type=_non_negative_int, help="detector")
     _add_repo_option(get)
+    get.add_argument(
+        "--url", help="fetch from the service at this URL instead of --repo"
+    )
     get.add_argument("--instrument", help="instrument (if several)")
     _add_output_options(get)
     get.set_defaults(handler=_get)
@@ -123,13 +132,51 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_output_options(subtract)
     subtract.set_defaults(handler=_subtract)
 
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    _add_serve_options(serve)
+    serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser(
+        "worker", help="run a Dask worker for a remote scheduler"
+    )
+    worker.add_argument("scheduler", help="scheduler address (tcp://...)")
+    worker.add_argument(
+        "--nthreads", type=_positive_int, default=1, help="task threads"
+    )
+    worker.add_argument(
+        "--memory-limit",
+        default="auto",
+        help="memory limit Dask enforces (e.g. 4GiB; default: auto)",
+    )
+    worker.add_argument(
+        "--resources", help='abstract resources, e.g. "RECOMPUTE=1"'
+    )
+    worker.add_argument("--name", help="worker name (e.g. the pod name)")
+    worker.add_argument("--local-directory", help="scratch directory")
+    worker.set_defaults(handler=_worker)
+
     run = sub.add_parser(
         "run", help="the main job on embedded defaults (see README)"
     )
-    _add_repo_option(run)
+    _add_serve_options(run)
     _add_simulation_options(run, default_preset="demo")
     run.set_defaults(handler=_run)
     return parser
+
+
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--repo``, ``--host`` and ``--port`` (defaults: settings)."""
+    parser.add_argument(
+        "--repo",
+        help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
+        f"{DEFAULT_REPO})",
+    )
+    parser.add_argument(
+        "--host", help="address to bind (default: $RECREATE_HOST)"
+    )
+    parser.add_argument(
+        "--port", type=_non_negative_int, help="port (default: $RECREATE_PORT)"
+    )
 
 
 def _add_repo_option(parser: argparse.ArgumentParser) -> None:
@@ -269,6 +316,8 @@ def _get(args: argparse.Namespace) -> int:
     from recreate.recreation import recreate_from_butler
 
     _check_output(args)
+    if args.url:
+        return _get_remote(args)
     result = recreate_from_butler(
         open_butler(args.repo),
         args.visit,
@@ -342,13 +391,82 @@ def _write(args: argparse.Namespace, result: Any) -> int:
     return 0
 
 
+def _get_remote(args: argparse.Namespace) -> int:
+    """Fetch one difference image from a running service."""
+    from recreate.client import Client
+    from recreate.errors import InvalidRequestError
+
+    if args.kernel:
+        raise InvalidRequestError("--kernel works with --repo, not --url")
+    with Client(args.url) as client:
+        product = client.to_file(
+            args.visit,
+            args.detector,
+            args.output,
+            instrument=args.instrument,
+            output_format=args.format,
+            overwrite=args.overwrite,
+        )
+    print(
+        f"wrote {args.output} ({args.format}, {len(product.data)} bytes, "
+        f"cache {product.cache or 'n/a'}, sha256 {product.etag[:16]})"
+    )
+    return 0
+
+
+def _service_settings(args: argparse.Namespace) -> Any:
+    """Return the settings, with the command line's overrides."""
+    from workers.settings import Settings
+
+    overrides = {
+        name: value
+        for name, value in (
+            ("butler_repo", args.repo),
+            ("host", args.host),
+            ("port", args.port),
+        )
+        if value is not None
+    }
+    settings = Settings()
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve the API until interrupted."""
+    from workers.serve import serve
+
+    serve(_service_settings(args))
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Run a Dask worker until stopped."""
+    from workers.serve import run_worker
+
+    return run_worker(
+        args.scheduler,
+        nthreads=args.nthreads,
+        memory_limit=args.memory_limit,
+        resources=args.resources,
+        name=args.name,
+        local_directory=args.local_directory,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
-    """Simulate the default repository if missing, then summarise it."""
-    repo = Path(args.repo)
+    """Simulate the demo repository if missing, then serve the API."""
+    from workers.serve import serve
+
+    settings = _service_settings(args)
+    repo = Path(settings.butler_repo)
     if not (repo / "butler.yaml").exists():
         print(f"no repository at {repo}: simulating one ({args.preset})")
+        args.repo = str(repo)
         _simulate(args)
-    return _info(args)
+    args.repo = str(repo)
+    _info(args)
+    serve(settings, announce=True)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,11 +23,22 @@ def test_info_prints_the_summary(ci_repo, capsys):
     assert "LSSTComCam" in out
 
 
-def test_run_reuses_an_existing_repository(ci_repo, capsys):
-    assert main(["run", "--repo", str(ci_repo.root)]) == 0
+def test_run_reuses_an_existing_repository_then_serves(
+    ci_repo, capsys, monkeypatch
+):
+    served = []
+    monkeypatch.setattr(
+        "workers.serve.serve",
+        lambda settings, announce: served.append((settings, announce)),
+    )
+    assert main(["run", "--repo", str(ci_repo.root), "--port", "9999"]) == 0
     out = capsys.readouterr().out
     assert "simulating" not in out
     assert "template patches:" in out
+    ((settings, announce),) = served
+    assert settings.butler_repo == str(ci_repo.root)
+    assert settings.port == 9999
+    assert announce
 
 
 def test_inputs_as_json(ci_repo, capsys):

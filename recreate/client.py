@@ -1,0 +1,229 @@
+"""Python client of the recreate HTTP API.
+
+>>> from recreate.client import Client
+>>> client = Client("http://localhost:8080")          # doctest: +SKIP
+>>> hdulist = client.get(2024120100123, 42)            # doctest: +SKIP
+>>> client.to_file(2024120100123, 42, "diffim.fits")   # doctest: +SKIP
+
+A recreation that outlives the server's sync timeout answers 202 with a
+job; the client polls the job and fetches the image when it is done, up
+to its own ``timeout``. Errors come back as the project's error classes
+(`DataNotFoundError`, `NoOverlapError`, ...), with the server's message.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+from astropy.io import fits
+
+from recreate import errors
+from recreate.io.fitsfile import atomic_destination
+
+#: Error classes by the stable code the API sends in ``type``.
+ERRORS_BY_CODE: dict[str, type[errors.RecreateError]] = {
+    cls.code: cls
+    for cls in (
+        errors.InvalidRequestError,
+        errors.DataNotFoundError,
+        errors.NoOverlapError,
+        errors.FormatError,
+        errors.ProcessingError,
+        errors.ComputeTimeoutError,
+        errors.TransientError,
+        errors.ServiceUnavailableError,
+        errors.OverloadedError,
+        errors.PayloadTooLargeError,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Product:
+    """Bytes of a difference image and what the server said of them."""
+
+    data: bytes
+    etag: str
+    cache: str
+    headers: dict[str, str]
+
+
+class Client:
+    """Talk to a recreate service.
+
+    Parameters
+    ----------
+    url
+        Base URL of the service (``http://host:8080``).
+    timeout
+        Seconds to wait for one image, polling its job if needed.
+    poll_interval
+        Seconds between polls of a running job.
+    transport
+        An httpx transport (tests).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 600.0,
+        poll_interval: float = 1.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+        )
+
+    def __enter__(self) -> Self:
+        """Use the client as a context manager."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the connection pool."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def get(
+        self,
+        visit: int,
+        detector: int,
+        *,
+        instrument: str | None = None,
+        output_format: str = "dp1",
+    ) -> fits.HDUList:
+        """Return the difference image as an astropy HDUList.
+
+        Raises
+        ------
+        RecreateError
+            The server's error, as the matching class.
+        """
+        product = self.fetch(
+            visit, detector, instrument=instrument, output_format=output_format
+        )
+        return fits.open(io.BytesIO(product.data))
+
+    def to_file(
+        self,
+        visit: int,
+        detector: int,
+        path: str | os.PathLike[str],
+        *,
+        instrument: str | None = None,
+        output_format: str = "dp1",
+        overwrite: bool = False,
+    ) -> Product:
+        """Write the difference image to ``path`` (atomically).
+
+        Raises
+        ------
+        FileExistsError
+            If ``path`` exists and ``overwrite`` is false.
+        RecreateError
+            The server's error, as the matching class.
+        """
+        target = Path(path)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists (use overwrite)")
+        product = self.fetch(
+            visit, detector, instrument=instrument, output_format=output_format
+        )
+        with atomic_destination(target, overwrite=overwrite) as temporary:
+            Path(temporary).write_bytes(product.data)
+        return product
+
+    def fetch(
+        self,
+        visit: int,
+        detector: int,
+        *,
+        instrument: str | None = None,
+        output_format: str = "dp1",
+    ) -> Product:
+        """Return the image's bytes and headers, polling a job if needed.
+
+        Raises
+        ------
+        ComputeTimeoutError
+            If the image is not ready within the client's timeout.
+        RecreateError
+            The server's error, as the matching class.
+        """
+        params: dict[str, Any] = {"format": output_format}
+        if instrument:
+            params["instrument"] = instrument
+        path = f"/api/v1/diffims/{visit}/{detector}"
+        deadline = time.monotonic() + self.timeout
+        while True:
+            response = self._http.get(path, params=params)
+            if response.status_code == 200:
+                return Product(
+                    data=response.content,
+                    etag=response.headers.get("etag", "").strip('"'),
+                    cache=response.headers.get("x-cache", ""),
+                    headers=dict(response.headers),
+                )
+            if response.status_code != 202:
+                raise _error(response)
+            self._wait_for_job(response.json()["id"], deadline)
+
+    def health(self) -> dict[str, Any]:
+        """Return the service's health report."""
+        response = self._http.get("/api/v1/health")
+        if response.status_code != 200:
+            raise _error(response)
+        result: dict[str, Any] = response.json()
+        return result
+
+    def _wait_for_job(self, job_id: str, deadline: float) -> None:
+        """Poll a job until it is done; raise its error if it failed."""
+        while time.monotonic() < deadline:
+            response = self._http.get(f"/api/v1/jobs/{job_id}")
+            if response.status_code != 200:
+                raise _error(response)
+            job = response.json()
+            if job["state"] == "done":
+                return
+            if job["state"] == "failed":
+                error = job.get("error") or {}
+                cls = ERRORS_BY_CODE.get(
+                    error.get("code", ""), errors.ProcessingError
+                )
+                raise cls(error.get("message", f"job {job_id} failed"))
+            time.sleep(self.poll_interval)
+        raise errors.ComputeTimeoutError(
+            f"job {job_id} was not done within {self.timeout:g} s"
+        )
+
+
+def _error(response: httpx.Response) -> errors.RecreateError:
+    """Return the error a failed response describes."""
+    try:
+        detail = response.json()["detail"][0]
+        code, message = detail["type"], detail["msg"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        code = "internal_error"
+        message = f"HTTP {response.status_code}: {response.text[:200]}"
+    cls = ERRORS_BY_CODE.get(code)
+    if cls is None:
+        cls = (
+            errors.InvalidRequestError
+            if 400 <= response.status_code < 500
+            else errors.ProcessingError
+        )
+    return cls(message)

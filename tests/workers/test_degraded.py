@@ -1,0 +1,172 @@
+"""Degraded modes: Redis down or restarted, scheduler gone, slow tasks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from cache import RedisServer
+from tests.support.service import free_port, running_api
+from tests.workers.conftest import service_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """Redis servers of this test alone: it stops and restarts them."""
+    with (
+        RedisServer(maxmemory="128mb", policy="allkeys-lru") as cache,
+        RedisServer(policy="noeviction", data_dir=tmp_path) as control,
+    ):
+        yield cache, control
+
+
+def get(url, key, **kwargs):
+    return httpx.get(
+        f"{url}/api/v1/diffims/{key[0]}/{key[1]}", timeout=120, **kwargs
+    )
+
+
+def test_redis_down_still_serves_and_health_says_degraded(
+    ci_repo, own_redis, thread_cluster, full_key
+):
+    cache, control = own_redis
+    settings = service_settings(
+        ci_repo, cache.url, control.url, thread_cluster.scheduler_address
+    )
+    with running_api(settings) as url:
+        reference = get(url, full_key)
+        assert reference.status_code == 200
+        cache.stop()
+        control.stop()
+        health = httpx.get(f"{url}/api/v1/health").json()
+        assert health["status"] == "degraded"
+        assert health["components"]["cache"] == "down"
+        assert health["components"]["control"] == "down"
+        served = get(url, full_key)
+        assert served.status_code == 200, served.text
+        assert served.headers["x-cache"] == "miss"
+        assert served.content == reference.content
+        # Redis comes back (empty: the cache keeps nothing on disk).
+        cache.restart()
+        control.restart()
+        assert httpx.get(f"{url}/api/v1/health").json()["status"] == "ok"
+        again = get(url, full_key)
+        assert again.headers["x-cache"] == "miss"
+        assert get(url, full_key).headers["x-cache"] == "hit"
+        assert again.content == reference.content
+
+
+def test_a_slow_recompute_answers_202_and_still_fills_the_cache(
+    ci_repo, own_redis, thread_cluster, full_key
+):
+    cache, control = own_redis
+    settings = service_settings(
+        ci_repo,
+        cache.url,
+        control.url,
+        thread_cluster.scheduler_address,
+        sync_timeout_seconds=0.01,
+    )
+    with running_api(settings) as url:
+        accepted = get(url, full_key)
+        assert accepted.status_code == 202, accepted.text
+        job = accepted.json()
+        assert accepted.headers["location"].endswith(f"/jobs/{job['id']}")
+        assert accepted.headers["retry-after"]
+        assert job["state"] == "running"
+        deadline = time.monotonic() + 120
+        while job["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = httpx.get(accepted.headers["location"]).json()
+        assert job["state"] == "done"
+        served = httpx.get(job["url"], timeout=60)
+        assert served.status_code == 200
+        assert served.headers["x-cache"] == "hit"
+
+
+def _scheduler(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _worker(address: str) -> subprocess.Popen[bytes]:
+    recreate = str(
+        __import__("pathlib").Path(sys.executable).with_name("recreate")
+    )
+    return subprocess.Popen(
+        [
+            recreate,
+            "worker",
+            address,
+            "--nthreads",
+            "1",
+            "--memory-limit",
+            "2GiB",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_scheduler_loss_is_503_and_recovers(
+    ci_repo, own_redis, full_key, other_full_key
+):
+    cache, control = own_redis
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _scheduler(port)
+    worker = _worker(address)
+    settings = service_settings(ci_repo, cache.url, control.url, address)
+    try:
+        with running_api(settings) as url:
+            first = get(url, full_key)
+            assert first.status_code == 200, first.text
+            _stop(scheduler)
+            _stop(worker)
+            lost = get(url, other_full_key)
+            assert lost.status_code == 503, lost.text
+            assert lost.headers["retry-after"]
+            assert lost.json()["detail"][0]["type"] == "service_unavailable"
+            health = httpx.get(f"{url}/api/v1/health").json()
+            assert health["components"]["scheduler"] == "down"
+            # A cached product is still served without a scheduler.
+            assert get(url, full_key).headers["x-cache"] == "hit"
+            scheduler = _scheduler(port)
+            worker = _worker(address)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                back = get(url, other_full_key)
+                if back.status_code == 200:
+                    break
+                time.sleep(0.5)
+            assert back.status_code == 200, back.text
+    finally:
+        _stop(worker)
+        _stop(scheduler)

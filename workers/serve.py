@@ -1,0 +1,148 @@
+"""Long-running commands: the API server and a Dask worker.
+
+``recreate serve`` runs the API (with embedded Redis and LocalCluster
+where nothing is configured); ``recreate run`` is the same on the
+embedded defaults, after simulating the demo repository if it is
+missing, and prints a working curl command; ``recreate worker`` joins a
+remote scheduler as a Dask worker that can run recreations.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from recreate.errors import RecreateError
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings, *, announce: bool = False) -> None:
+    """Serve the API until interrupted.
+
+    Parameters
+    ----------
+    settings
+        The configuration (host, port, Redis, scheduler, repository).
+    announce
+        Print a ready-to-paste curl command once the service is up.
+    """
+    import uvicorn
+
+    from workers.api import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    on_ready = _announcer(settings) if announce else None
+    app = create_app(settings, on_ready=on_ready)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        # Our handlers log what matters; uvicorn's access log is noise.
+        access_log=False,
+    )
+
+
+def _announcer(settings: Settings) -> Any:
+    """Return a callback printing a curl command for a real key."""
+
+    def announce(services: Any) -> None:
+        key = example_key(services)
+        base = f"http://{_display_host(settings.host)}:{settings.port}"
+        print("\nrecreate is serving. Try:", flush=True)
+        if key is None:
+            print(f"  curl {base}/api/v1/health", flush=True)
+            return
+        visit, detector = key
+        print(
+            f"  curl -fsS -o diffim.fits -D - "
+            f"{base}/api/v1/diffims/{visit}/{detector}\n"
+            f"  curl -s {base}/api/v1/health\n"
+            f"  open {base}/docs for the API, {base}/metrics for metrics\n",
+            flush=True,
+        )
+
+    return announce
+
+
+def _display_host(host: str) -> str:
+    """Return a host to put in a URL (0.0.0.0 is not one)."""
+    return "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+
+
+def example_key(services: Any) -> tuple[int, int] | None:
+    """Return a (visit, detector) whose templates cover it, if any.
+
+    Picks the first visit image, in data-id order, that has at least
+    one overlapping template patch.
+    """
+    from recreate.butler import find_inputs
+
+    butler = services.butler
+    refs = sorted(
+        butler.registry.queryDatasets("visit_image", findFirst=True),
+        key=lambda ref: (ref.dataId["visit"], ref.dataId["detector"]),
+    )
+    for ref in refs[len(refs) // 2 :]:
+        visit, detector = int(ref.dataId["visit"]), int(ref.dataId["detector"])
+        try:
+            found = find_inputs(butler, visit, detector)
+        except RecreateError:
+            continue
+        if len(found.templates) >= 1:
+            return visit, detector
+    return None
+
+
+def run_worker(
+    scheduler: str,
+    *,
+    nthreads: int,
+    memory_limit: str,
+    resources: str | None,
+    name: str | None,
+    local_directory: str | None,
+    extra: Sequence[str] = (),
+) -> int:
+    """Run a Dask worker (under a nanny) for ``scheduler`` until stopped.
+
+    The worker plugin arrives from the broker through the scheduler; a
+    worker that joins before any broker builds its state from its own
+    ``RECREATE_*`` environment on its first task.
+    """
+    from distributed.cli.dask_worker import main as dask_worker
+
+    args = [
+        scheduler,
+        "--nthreads",
+        str(nthreads),
+        "--memory-limit",
+        memory_limit,
+        "--nworkers",
+        "1",
+    ]
+    if resources:
+        args += ["--resources", resources]
+    if name:
+        args += ["--name", name]
+    if local_directory:
+        args += ["--local-directory", local_directory]
+    args += list(extra)
+    # click's main() ends in SystemExit (standalone mode); ours returns.
+    try:
+        dask_worker.main(args=args, prog_name="recreate worker")
+    except SystemExit as done:
+        return int(done.code or 0)
+    raise AssertionError("click's main() returned")  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    serve(Settings())
+    sys.exit(0)

