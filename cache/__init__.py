@@ -3,13 +3,15 @@
 Two Redis instances back it: the blob cache (``maxmemory`` with
 ``allkeys-lru``: any key may vanish) holds chunked results and kernels
 through :class:`ResultStore`; the control store (``noeviction``) holds
-single-flight locks (:class:`SingleFlight`) and job records
-(:class:`JobStore`). :class:`RedisServer` starts a local ``redis-server``
-for the embedded default and the tests.
+single-flight locks (:class:`SingleFlight`), job records
+(:class:`JobStore`) and prewarm campaigns (:class:`CampaignStore`).
+:class:`RedisServer` starts a local ``redis-server`` for the embedded
+default and the tests.
 """
 
 from __future__ import annotations
 
+from cache.campaigns import CampaignRecord, CampaignStore
 from cache.codec import (
     DEFAULT_CHUNK_BYTES,
     ChunkInfo,
@@ -34,6 +36,8 @@ __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "CacheUnavailableError",
     "CachedValue",
+    "CampaignRecord",
+    "CampaignStore",
     "ChunkInfo",
     "CorruptValueError",
     "EncodedValue",

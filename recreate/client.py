@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -181,6 +182,75 @@ class Client:
             if response.status_code != 202:
                 raise _error(response)
             self._wait_for_job(response.json()["id"], deadline)
+
+    def prewarm(
+        self,
+        name: str,
+        *,
+        keys: Sequence[tuple[int, int]] | None = None,
+        selection: dict[str, Any] | None = None,
+        priority: int = 0,
+        instrument: str | None = None,
+        output_format: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a prewarm campaign; return ``{"id", "url", "total"}``.
+
+        Give either ``keys`` or a ``selection`` (visits, visit_range,
+        day_obs_range, band, detectors, cone {ra, dec, radius}).
+
+        Raises
+        ------
+        RecreateError
+            The server's error (e.g. `PayloadTooLargeError`).
+        """
+        body: dict[str, Any] = {"name": name, "priority": priority}
+        if keys is not None:
+            body["keys"] = [{"visit": v, "detector": d} for v, d in keys]
+        if selection is not None:
+            body["selection"] = selection
+        if instrument:
+            body["instrument"] = instrument
+        if output_format:
+            body["format"] = output_format
+        return self._json("POST", "/api/v1/campaigns", json=body)
+
+    def campaign(self, campaign_id: str) -> dict[str, Any]:
+        """Return a campaign's state, counts, failures and ETA."""
+        return self._json("GET", f"/api/v1/campaigns/{campaign_id}")
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Return every campaign, newest first."""
+        result: list[dict[str, Any]] = self._json("GET", "/api/v1/campaigns")
+        return result
+
+    def cancel_campaign(self, campaign_id: str) -> dict[str, Any]:
+        """Cancel the keys of a campaign that have not started."""
+        return self._json("DELETE", f"/api/v1/campaigns/{campaign_id}")
+
+    def wait_for_campaign(
+        self,
+        campaign_id: str,
+        *,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a campaign until it is done or cancelled; return it.
+
+        ``progress`` is called with the campaign after every poll.
+        """
+        while True:
+            campaign = self.campaign(campaign_id)
+            if progress is not None:
+                progress(campaign)
+            if campaign["state"] in ("done", "cancelled"):
+                return campaign
+            time.sleep(self.poll_interval)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request; return its JSON body or raise its error."""
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json()
 
     def health(self) -> dict[str, Any]:
         """Return the service's health report."""

@@ -37,6 +37,7 @@ from recreate.errors import (
 )
 from recreate.recreation import FORMATS, product_key, request_recipe
 from workers.broker import INTERACTIVE
+from workers.campaign_api import router as campaign_router
 from workers.services import Services, start_services
 from workers.settings import Settings
 from workers.tasks import TaskResult, TaskSpec
@@ -128,6 +129,7 @@ def create_app(
     _add_error_handlers(app)
     _add_request_metrics(app)
     _add_routes(app)
+    app.include_router(campaign_router)
     return app
 
 

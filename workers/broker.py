@@ -78,42 +78,51 @@ class Broker:
     on_done: Callable[[TaskSpec, Outcome], None] | None = None
     _client: Any = None
     _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _inflight: dict[str, asyncio.Task[TaskResult]] = field(
+    _inflight: dict[tuple[str, str], asyncio.Task[TaskResult]] = field(
         default_factory=dict
     )
 
     @property
     def inflight(self) -> int:
-        """Number of products being computed."""
-        return len(self._inflight)
+        """Number of interactive products being computed."""
+        return sum(
+            1 for _, lane in self._inflight if lane == _lane(INTERACTIVE)
+        )
 
-    def running(self, product_key: str) -> bool:
-        """Whether a product is being computed by this broker."""
-        return product_key in self._inflight
+    @property
+    def background_inflight(self) -> int:
+        """Number of background (campaign) products being computed."""
+        return len(self._inflight) - self.inflight
 
     def start(
         self, spec: TaskSpec, *, priority: int = INTERACTIVE
     ) -> asyncio.Task[TaskResult]:
         """Return the asyncio task computing ``spec``, starting it once.
 
+        Interactive and background work are separate lanes: an
+        interactive request for a product a campaign has submitted gets
+        its own high-priority Dask task (Dask would not raise the
+        priority of the queued one); the single-flight lock lets only
+        one of them compute, the other reads the result.
+
         Raises
         ------
         OverloadedError
-            If `max_inflight` products are already in flight.
+            If `max_inflight` interactive products are already in flight
+            (background work is throttled by its campaign runner).
         """
-        task = self._inflight.get(spec.product_key)
+        lane = (spec.product_key, _lane(priority))
+        task = self._inflight.get(lane)
         if task is not None:
             return task
-        if len(self._inflight) >= self.max_inflight:
+        if priority >= INTERACTIVE and self.inflight >= self.max_inflight:
             raise OverloadedError(
-                f"{len(self._inflight)} recreations in flight (limit "
+                f"{self.inflight} recreations in flight (limit "
                 f"{self.max_inflight}); try again shortly"
             )
         task = asyncio.create_task(self._run(spec, priority))
-        self._inflight[spec.product_key] = task
-        task.add_done_callback(
-            lambda _: self._inflight.pop(spec.product_key, None)
-        )
+        self._inflight[lane] = task
+        task.add_done_callback(lambda _: self._inflight.pop(lane, None))
         return task
 
     async def wait(
@@ -159,7 +168,11 @@ class Broker:
         client = await self.client()
         threads = await client.scheduler.ncores()
         target = await client.scheduler.adaptive_target()
-        return {"workers": len(threads), "desired": target}
+        return {
+            "workers": len(threads),
+            "threads": sum(threads.values()),
+            "desired": target,
+        }
 
     async def close(self) -> None:
         """Cancel what is in flight and close the client."""
@@ -211,8 +224,7 @@ class Broker:
         self, client: Any, spec: TaskSpec, priority: int, attempt: int
     ) -> TaskResult:
         """Submit one attempt and wait for it."""
-        prefix = "interactive" if priority >= INTERACTIVE else "background"
-        key = f"recreate-{prefix}-{spec.product_key[:40]}-{attempt}"
+        key = f"recreate-{_lane(priority)}-{spec.product_key[:40]}-{attempt}"
         future: Any = None
         try:
             future = client.submit(
@@ -247,6 +259,11 @@ class Broker:
                 with contextlib.suppress(Exception):
                     future.release()
         return result
+
+
+def _lane(priority: int) -> str:
+    """Return the lane of a priority: interactive or background."""
+    return "interactive" if priority >= INTERACTIVE else "background"
 
 
 def _classify(spec: TaskSpec, error: Exception) -> RecreateError:

@@ -20,6 +20,8 @@ Subcommands:
     ``RECREATE_*`` settings point at real ones).
 ``worker``
     Run a Dask worker for a remote scheduler.
+``prewarm``
+    Start a prewarm campaign on a running service (and follow it).
 ``run``
     The main job on embedded defaults: simulate the demo repository if
     there is none, then serve the API and print a curl command.
@@ -154,6 +156,10 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", help="worker name (e.g. the pod name)")
     worker.add_argument("--local-directory", help="scratch directory")
     worker.set_defaults(handler=_worker)
+
+    from workers.prewarm import add_prewarm_parser
+
+    add_prewarm_parser(sub, _non_negative_int)
 
     run = sub.add_parser(
         "run", help="the main job on embedded defaults (see README)"

@@ -9,12 +9,16 @@ remote scheduler as a Dask worker that can run recreations.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from recreate.errors import RecreateError
+from recreate.errors import RecreateError, ServiceUnavailableError
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,56 @@ def serve(settings: Settings, *, announce: bool = False) -> None:
         # Our handlers log what matters; uvicorn's access log is noise.
         access_log=False,
     )
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    settings: Settings, *, port: int = 0, timeout: float = 120.0
+) -> Iterator[str]:
+    """Serve the API from a background thread; yield its base URL.
+
+    For benchmarks, notebooks and tests: the whole service (lifespan
+    included) runs in this process, on loopback.
+
+    Raises
+    ------
+    ServiceUnavailableError
+        If the API does not start within ``timeout`` seconds.
+    """
+    import uvicorn
+
+    from workers.api import create_app
+
+    port = port or free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise ServiceUnavailableError("the API did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+def free_port() -> int:
+    """Return a TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _announcer(settings: Settings) -> Any:

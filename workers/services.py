@@ -23,6 +23,7 @@ import redis
 
 from cache import (
     CacheUnavailableError,
+    CampaignStore,
     JobNotFoundError,
     JobStore,
     RedisServer,
@@ -30,7 +31,9 @@ from cache import (
 )
 from recreate.butler import DiffimInputs, find_inputs, open_butler
 from recreate.errors import RecreateError
+from recreate.selection import Selection, select_keys
 from workers.broker import Broker, Outcome
+from workers.campaigns import CampaignRunner
 from workers.metrics import Metrics
 from workers.settings import Settings
 from workers.state import RecreateWorkerPlugin, redis_client
@@ -55,6 +58,7 @@ class Services:
     jobs: JobStore | None
     broker: Broker
     metrics: Metrics
+    campaigns: CampaignRunner | None = None
     cache_client: redis.Redis | None = None
     control_client: redis.Redis | None = None
     _embedded: list[Any] = field(default_factory=list)
@@ -75,6 +79,17 @@ class Services:
                     detector,
                     instrument=instrument or self.settings.instrument,
                 )
+
+        return await asyncio.to_thread(lookup)
+
+    async def select_keys(
+        self, selection: Selection, limit: int
+    ) -> list[tuple[int, int]]:
+        """Resolve a campaign selection through the Butler (off the loop)."""
+
+        def lookup() -> list[tuple[int, int]]:
+            with self._butler_lock:
+                return select_keys(self.butler, selection, limit=limit)
 
         return await asyncio.to_thread(lookup)
 
@@ -172,7 +187,9 @@ class Services:
         return "ok"
 
     async def close(self) -> None:
-        """Stop the broker, the cluster and the embedded servers."""
+        """Stop campaigns, the broker, the cluster and embedded servers."""
+        if self.campaigns is not None:
+            await self.campaigns.close()
         await self.broker.close()
         if self.cluster is not None:
             with contextlib.suppress(Exception):
@@ -244,11 +261,20 @@ async def start_services(settings: Settings) -> Services:
             retries=settings.task_retries,
             on_done=services.finish,
         )
+        if control_client is not None:
+            services.campaigns = CampaignRunner(
+                services,
+                CampaignStore(control_client),
+                max_inflight=settings.campaign_max_inflight,
+            )
         if settings.scheduler_address is None:
             services.cluster = await _start_local_cluster(settings)
         with contextlib.suppress(RecreateError):
             # A remote scheduler may come later: the broker reconnects.
             await services.broker.client()
+        if services.campaigns is not None:
+            with contextlib.suppress(CacheUnavailableError):
+                services.campaigns.resume()
     except BaseException:
         for server in reversed(embedded):
             with contextlib.suppress(Exception):
@@ -278,9 +304,24 @@ async def _connect(services: Services) -> Any:
 
 async def _start_local_cluster(settings: Settings) -> Any:
     """Start the embedded adaptive LocalCluster of worker processes."""
+    import dask
+
+    # One task per worker thread at a time: a campaign task already sent
+    # to a worker cannot stand in front of a user's request.
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = await _local_cluster(settings)
+    cluster.adapt(
+        minimum=settings.embedded_workers_min,
+        maximum=settings.embedded_workers_max,
+    )
+    return cluster
+
+
+async def _local_cluster(settings: Settings) -> Any:
+    """Create the LocalCluster of worker processes."""
     from distributed import LocalCluster
 
-    cluster = await LocalCluster(
+    return await LocalCluster(
         n_workers=settings.embedded_workers_min,
         threads_per_worker=settings.worker_threads,
         processes=True,
@@ -290,11 +331,6 @@ async def _start_local_cluster(settings: Settings) -> Any:
         dashboard_address=":0",
         asynchronous=True,
     )
-    cluster.adapt(
-        minimum=settings.embedded_workers_min,
-        maximum=settings.embedded_workers_max,
-    )
-    return cluster
 
 
 def _with_embedded_redis(settings: Settings, started: list[Any]) -> Settings:

@@ -137,6 +137,19 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         10, ge=1, description="Retry-After sent with a 503."
     )
+    campaign_max_keys: int = Field(
+        10000,
+        ge=1,
+        description="Most keys one campaign may hold (more: 413).",
+    )
+    campaign_max_inflight: int = Field(
+        0,
+        ge=0,
+        description="Campaign recreations in Dask at once, across all "
+        "campaigns; 0: twice the scheduler's worker threads (enough of a "
+        "queue for adaptive scaling to see). They run below interactive "
+        "priority, so a user waits for at most one task.",
+    )
     default_format: OutputFormat = Field(
         "dp1", description="Output format when a request names none."
     )

@@ -1,0 +1,367 @@
+"""Prewarm campaigns in the control Redis: their keys and progress.
+
+A campaign is a named list of (visit, detector) keys to recreate ahead of
+use. Its state lives in the control store (``noeviction``), so a broker
+that restarts, or a scheduler that loses its queue, resumes from here:
+
+``P:campaign:{id}``
+    JSON: name, state, priority, total, selection, timestamps.
+``P:campaign:{id}:keys``
+    List of the keys as ``visit/detector``, in submission order.
+``P:campaign:{id}:states``
+    Hash: key index -> ``queued|running|cached|done|failed|cancelled``.
+``P:campaign:{id}:errors``
+    Hash: key index -> JSON ``{"code", "message"}`` of a failed key.
+``P:campaigns``
+    Sorted set of campaign ids by creation time.
+
+Counts are computed from the state hash, never kept separately, so they
+cannot drift from the per-key truth.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from cache._redis import check_part, unavailable_on_error
+
+__all__ = ["KEY_STATES", "CampaignRecord", "CampaignStore"]
+
+#: Every state a key of a campaign can be in.
+KEY_STATES = ("queued", "running", "cached", "done", "failed", "cancelled")
+#: States after which a key needs no more work.
+FINISHED = frozenset({"cached", "done", "failed", "cancelled"})
+#: Campaign states in which the runner still has work to do.
+ACTIVE = frozenset({"queued", "running"})
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    """A campaign as the API reports it.
+
+    Attributes
+    ----------
+    counts
+        ``total`` and one count per key state; ``already_cached`` counts
+        keys found cached when their turn came (skipped, not recomputed).
+    failed
+        The failed keys with their error codes and messages.
+    throughput_per_minute
+        Keys finished per minute since the first one started.
+    eta_seconds
+        Time to finish the keys left at that throughput (None before
+        any key has finished).
+    """
+
+    id: str
+    name: str
+    state: str
+    priority: int
+    counts: dict[str, int]
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    selection: dict[str, Any] | None = None
+    created: float = 0.0
+    updated: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    throughput_per_minute: float | None = None
+    eta_seconds: float | None = None
+
+
+class CampaignStore:
+    """Campaign records in the control Redis.
+
+    Parameters
+    ----------
+    redis_client
+        Client of the control Redis (``noeviction``).
+    prefix
+        Prefix of every key this store writes.
+    """
+
+    def __init__(
+        self, redis_client: redis.Redis, *, prefix: str = "recreate"
+    ) -> None:
+        check_part("prefix", prefix)
+        self._redis = redis_client
+        self._prefix = prefix
+
+    def create(
+        self,
+        name: str,
+        keys: Sequence[tuple[int, int]],
+        *,
+        priority: int = 0,
+        instrument: str | None = None,
+        output_format: str | None = None,
+        selection: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record a new campaign with every key queued; return its id.
+
+        Raises
+        ------
+        ValueError
+            If ``keys`` is empty.
+        CacheUnavailableError
+            If the control Redis cannot be reached.
+        """
+        if not keys:
+            raise ValueError("a campaign needs at least one key")
+        campaign_id = secrets.token_hex(8)
+        now = time.time()
+        meta = {
+            "id": campaign_id,
+            "name": name,
+            "state": "queued",
+            "priority": priority,
+            "instrument": instrument,
+            "format": output_format,
+            "total": len(keys),
+            "selection": dict(selection) if selection else None,
+            "created": now,
+            "updated": now,
+            "started": None,
+            "finished": None,
+        }
+        with unavailable_on_error(self._redis, f"creating campaign {name}"):
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(self._meta_key(campaign_id), json.dumps(meta))
+            pipe.rpush(
+                self._keys_key(campaign_id),
+                *(f"{visit}/{detector}" for visit, detector in keys),
+            )
+            pipe.hset(
+                self._states_key(campaign_id),
+                mapping={str(i): "queued" for i in range(len(keys))},
+            )
+            pipe.zadd(self._index_key(), {campaign_id: now})
+            pipe.execute()
+        return campaign_id
+
+    def meta(self, campaign_id: str) -> dict[str, Any] | None:
+        """Return a campaign's stored fields, or None if it is unknown."""
+        with unavailable_on_error(self._redis, f"reading {campaign_id}"):
+            raw = self._redis.get(self._meta_key(campaign_id))
+        if raw is None:
+            return None
+        meta: dict[str, Any] = json.loads(raw)
+        return meta
+
+    def get(self, campaign_id: str) -> CampaignRecord | None:
+        """Return a campaign with its counts, failures, rate and ETA."""
+        meta = self.meta(campaign_id)
+        if meta is None:
+            return None
+        with unavailable_on_error(self._redis, f"reading {campaign_id}"):
+            states = self._redis.hgetall(self._states_key(campaign_id))
+            errors = self._redis.hgetall(self._errors_key(campaign_id))
+            keys = self._redis.lrange(self._keys_key(campaign_id), 0, -1)
+        tally = Counter(_text(value) for value in states.values())
+        counts = {"total": int(meta["total"])}
+        counts.update({state: tally.get(state, 0) for state in KEY_STATES})
+        counts["already_cached"] = counts.pop("cached")
+        failed = [
+            _failure(keys[int(index)], raw)
+            for index, raw in sorted(errors.items(), key=lambda i: int(i[0]))
+        ]
+        rate, eta = _progress(meta, counts)
+        return CampaignRecord(
+            id=campaign_id,
+            name=meta["name"],
+            state=meta["state"],
+            priority=int(meta["priority"]),
+            counts=counts,
+            failed=failed,
+            selection=meta.get("selection"),
+            created=meta["created"],
+            updated=meta["updated"],
+            started=meta.get("started"),
+            finished=meta.get("finished"),
+            throughput_per_minute=rate,
+            eta_seconds=eta,
+        )
+
+    def all(self) -> list[CampaignRecord]:
+        """Return every campaign, newest first."""
+        with unavailable_on_error(self._redis, "listing campaigns"):
+            ids = self._redis.zrevrange(self._index_key(), 0, -1)
+        records = [self.get(_text(raw)) for raw in ids]
+        return [record for record in records if record is not None]
+
+    def active(self) -> list[str]:
+        """Return the ids of campaigns with work left, oldest first."""
+        with unavailable_on_error(self._redis, "listing campaigns"):
+            ids = [
+                _text(raw)
+                for raw in self._redis.zrange(self._index_key(), 0, -1)
+            ]
+        return [
+            campaign_id
+            for campaign_id in ids
+            if (meta := self.meta(campaign_id)) and meta["state"] in ACTIVE
+        ]
+
+    def keys(self, campaign_id: str) -> list[tuple[int, int]]:
+        """Return a campaign's keys in submission order."""
+        with unavailable_on_error(self._redis, f"reading {campaign_id}"):
+            raw = self._redis.lrange(self._keys_key(campaign_id), 0, -1)
+        return [_parse_key(item) for item in raw]
+
+    def states(self, campaign_id: str) -> dict[int, str]:
+        """Return the state of every key, by index."""
+        with unavailable_on_error(self._redis, f"reading {campaign_id}"):
+            raw = self._redis.hgetall(self._states_key(campaign_id))
+        return {int(index): _text(value) for index, value in raw.items()}
+
+    def mark(
+        self,
+        campaign_id: str,
+        index: int,
+        state: str,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Set one key's state (and its error, when it failed).
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not one of `KEY_STATES`.
+        """
+        if state not in KEY_STATES:
+            raise ValueError(f"unknown key state {state!r}")
+        with unavailable_on_error(self._redis, f"updating {campaign_id}"):
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hset(self._states_key(campaign_id), str(index), state)
+            if state == "failed":
+                pipe.hset(
+                    self._errors_key(campaign_id),
+                    str(index),
+                    json.dumps({"code": code, "message": message}),
+                )
+            pipe.execute()
+        self._touch(campaign_id, started=state == "running")
+
+    def set_state(self, campaign_id: str, state: str) -> None:
+        """Set the campaign's own state (queued, running, done...)."""
+        extra: dict[str, Any] = {"state": state}
+        if state not in ACTIVE:
+            extra["finished"] = time.time()
+        self._update_meta(campaign_id, extra)
+
+    def cancel(self, campaign_id: str) -> int:
+        """Cancel every key not started yet; return how many.
+
+        Keys already running finish (Dask never interrupts a task); the
+        campaign's state becomes ``cancelled``.
+        """
+        states = self.states(campaign_id)
+        queued = [str(i) for i, state in states.items() if state == "queued"]
+        with unavailable_on_error(self._redis, f"cancelling {campaign_id}"):
+            if queued:
+                self._redis.hset(
+                    self._states_key(campaign_id),
+                    mapping=dict.fromkeys(queued, "cancelled"),
+                )
+        self.set_state(campaign_id, "cancelled")
+        return len(queued)
+
+    def requeue_running(self, campaign_id: str) -> int:
+        """Put keys left ``running`` by a dead broker back in the queue."""
+        states = self.states(campaign_id)
+        running = [str(i) for i, state in states.items() if state == "running"]
+        with unavailable_on_error(self._redis, f"resuming {campaign_id}"):
+            if running:
+                self._redis.hset(
+                    self._states_key(campaign_id),
+                    mapping=dict.fromkeys(running, "queued"),
+                )
+        return len(running)
+
+    def _touch(self, campaign_id: str, *, started: bool) -> None:
+        """Refresh ``updated`` (and set ``started`` on the first start)."""
+        meta = self.meta(campaign_id)
+        if meta is None:
+            return
+        extra: dict[str, Any] = {}
+        if started and meta.get("started") is None:
+            extra["started"] = time.time()
+        self._update_meta(campaign_id, extra, meta)
+
+    def _update_meta(
+        self,
+        campaign_id: str,
+        fields: Mapping[str, Any],
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Rewrite a campaign's fields with ``fields`` and a new time."""
+        meta = meta if meta is not None else self.meta(campaign_id)
+        if meta is None:
+            return
+        meta.update(fields, updated=time.time())
+        with unavailable_on_error(self._redis, f"updating {campaign_id}"):
+            self._redis.set(self._meta_key(campaign_id), json.dumps(meta))
+
+    def _meta_key(self, campaign_id: str) -> str:
+        check_part("campaign id", campaign_id)
+        return f"{self._prefix}:campaign:{campaign_id}"
+
+    def _keys_key(self, campaign_id: str) -> str:
+        return f"{self._meta_key(campaign_id)}:keys"
+
+    def _states_key(self, campaign_id: str) -> str:
+        return f"{self._meta_key(campaign_id)}:states"
+
+    def _errors_key(self, campaign_id: str) -> str:
+        return f"{self._meta_key(campaign_id)}:errors"
+
+    def _index_key(self) -> str:
+        return f"{self._prefix}:campaigns"
+
+
+def _text(raw: object) -> str:
+    """Return a Redis reply as text (clients here do not decode)."""
+    if isinstance(raw, bytes):
+        return raw.decode()
+    if isinstance(raw, str):
+        return raw
+    raise TypeError(f"expected a bytes reply, got {type(raw).__name__}")
+
+
+def _parse_key(raw: object) -> tuple[int, int]:
+    """Return (visit, detector) from ``b"visit/detector"``."""
+    visit, detector = _text(raw).split("/")
+    return int(visit), int(detector)
+
+
+def _failure(raw_key: object, raw_error: object) -> dict[str, Any]:
+    """Return one failed key with its error."""
+    visit, detector = _parse_key(raw_key)
+    error = json.loads(_text(raw_error))
+    return {"visit": visit, "detector": detector, **error}
+
+
+def _progress(
+    meta: Mapping[str, Any], counts: Mapping[str, int]
+) -> tuple[float | None, float | None]:
+    """Return (keys per minute, seconds to go) since the first start."""
+    started = meta.get("started")
+    finished = sum(
+        counts[name] for name in ("already_cached", "done", "failed")
+    )
+    if started is None or finished == 0:
+        return None, None
+    end = meta.get("finished") or time.time()
+    elapsed = max(end - started, 1e-3)
+    rate = finished / elapsed
+    left = counts["queued"] + counts["running"]
+    return rate * 60.0, left / rate

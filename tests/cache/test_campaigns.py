@@ -1,0 +1,106 @@
+"""Campaign records in a real control Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from cache import CacheUnavailableError, CampaignStore, RedisServer
+
+KEYS = [(10, 0), (10, 1), (11, 0), (11, 1)]
+
+
+def test_a_new_campaign_has_every_key_queued(control_redis):
+    store = CampaignStore(control_redis)
+    campaign_id = store.create("night 1", KEYS, priority=2, instrument="X")
+    record = store.get(campaign_id)
+    assert record.name == "night 1"
+    assert record.state == "queued"
+    assert record.priority == 2
+    assert record.counts == {
+        "total": 4,
+        "queued": 4,
+        "running": 0,
+        "already_cached": 0,
+        "done": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert store.keys(campaign_id) == KEYS
+    assert store.meta(campaign_id)["instrument"] == "X"
+    assert record.eta_seconds is None
+
+
+def test_counts_follow_the_key_states_and_failures_are_listed(control_redis):
+    store = CampaignStore(control_redis)
+    campaign_id = store.create("c", KEYS)
+    store.mark(campaign_id, 0, "running")
+    store.mark(campaign_id, 0, "done")
+    store.mark(campaign_id, 1, "cached")
+    store.mark(
+        campaign_id, 2, "failed", code="no_template_overlap", message="0%"
+    )
+    store.mark(campaign_id, 3, "running")
+    record = store.get(campaign_id)
+    assert record.counts["done"] == 1
+    assert record.counts["already_cached"] == 1
+    assert record.counts["failed"] == 1
+    assert record.counts["running"] == 1
+    assert record.failed == [
+        {
+            "visit": 11,
+            "detector": 0,
+            "code": "no_template_overlap",
+            "message": "0%",
+        }
+    ]
+    assert record.started is not None
+    assert record.throughput_per_minute > 0
+    assert record.eta_seconds >= 0
+    with pytest.raises(ValueError, match="unknown key state"):
+        store.mark(campaign_id, 0, "exploded")
+
+
+def test_cancel_stops_only_queued_keys(control_redis):
+    store = CampaignStore(control_redis)
+    campaign_id = store.create("c", KEYS)
+    store.mark(campaign_id, 0, "running")
+    assert store.cancel(campaign_id) == 3
+    record = store.get(campaign_id)
+    assert record.state == "cancelled"
+    assert record.counts["cancelled"] == 3
+    assert record.counts["running"] == 1
+    assert record.finished is not None
+    assert campaign_id not in store.active()
+
+
+def test_requeue_running_and_active(control_redis):
+    store = CampaignStore(control_redis)
+    first = store.create("a", KEYS)
+    second = store.create("b", KEYS[:1])
+    store.set_state(second, "done")
+    store.mark(first, 1, "running")
+    store.mark(first, 2, "running")
+    assert store.active() == [first]
+    assert store.requeue_running(first) == 2
+    assert store.get(first).counts["queued"] == 4
+    assert [r.id for r in store.all()] == [second, first]
+
+
+def test_unknown_campaign_is_none(control_redis):
+    store = CampaignStore(control_redis)
+    assert store.get("0123456789abcdef") is None
+    assert store.meta("0123456789abcdef") is None
+
+
+def test_an_empty_campaign_is_refused(control_redis):
+    with pytest.raises(ValueError, match="at least one key"):
+        CampaignStore(control_redis).create("c", [])
+
+
+def test_unreachable_control_store_is_cache_unavailable():
+    server = RedisServer()
+    server.start()
+    client = server.client()
+    server.stop()
+    with pytest.raises(CacheUnavailableError):
+        CampaignStore(client).create("c", KEYS)

@@ -1,0 +1,266 @@
+"""HTTP routes of prewarm campaigns: create, list, inspect, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from cache import CacheUnavailableError, CampaignRecord, CampaignStore
+from recreate.butler import MAX_DETECTOR, MAX_VISIT
+from recreate.errors import (
+    DataNotFoundError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+)
+from recreate.selection import Selection
+from workers.campaigns import CampaignRunner
+
+router = APIRouter(prefix="/api/v1/campaigns")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown campaign."},
+    413: {"description": "More keys than one campaign may hold."},
+    422: {"description": "Malformed request or selection."},
+    503: {"description": "The control store (Redis) is down."},
+}
+
+
+class KeyModel(BaseModel):
+    """One (visit, detector) key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visit: int = Field(ge=0, lt=MAX_VISIT)
+    detector: int = Field(ge=0, lt=MAX_DETECTOR)
+
+
+class CampaignRequest(BaseModel):
+    """A campaign: keys, or a selection resolved through the Butler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    keys: list[KeyModel] | None = Field(
+        None, description="Explicit keys (give this or selection)."
+    )
+    selection: dict[str, Any] | None = Field(
+        None,
+        description="visits, visit_range, day_obs_range, band, detectors, "
+        "cone {ra, dec, radius} (degrees), instrument.",
+    )
+    priority: int = Field(
+        0,
+        ge=-5,
+        le=5,
+        description="Order among campaigns; always below interactive work.",
+    )
+    instrument: str | None = None
+    format: Literal["dp1", "lsst-images"] | None = None
+
+
+class CampaignCreated(BaseModel):
+    """Where to follow a new campaign."""
+
+    id: str
+    url: str
+    total: int
+
+
+class CampaignModel(BaseModel):
+    """A campaign's state, counts, failures, throughput and ETA."""
+
+    id: str
+    name: str
+    state: str = Field(description="queued, running, done or cancelled.")
+    priority: int
+    counts: dict[str, int] = Field(
+        description="total, already_cached, queued, running, done, "
+        "failed, cancelled."
+    )
+    failed: list[dict[str, Any]] = Field(
+        description="Failed keys with their error code and message."
+    )
+    selection: dict[str, Any] | None
+    created: float
+    updated: float
+    started: float | None
+    finished: float | None
+    throughput_per_minute: float | None
+    eta_seconds: float | None
+
+
+def _runner(request: Request) -> CampaignRunner:
+    """Return the campaign runner, or 503 when there is no control store."""
+    runner: CampaignRunner | None = request.app.state.services.campaigns
+    if runner is None:
+        raise ServiceUnavailableError(
+            "campaigns need the control store (Redis), which is not set up"
+        )
+    return runner
+
+
+def _known(campaign_id: str) -> str:
+    """Return a well-formed campaign id, or 404 naming the bad one."""
+    if not re.fullmatch(r"[0-9a-f]{16}", campaign_id):
+        raise DataNotFoundError(f"no campaign {campaign_id!r}")
+    return campaign_id
+
+
+def _model(record: CampaignRecord) -> CampaignModel:
+    """Return the API model of a stored campaign."""
+    return CampaignModel(**record.__dict__)
+
+
+async def _store_call(store: CampaignStore, method: str, *args: Any) -> Any:
+    """Call the campaign store off the loop; 503 when Redis is down."""
+    try:
+        return await asyncio.to_thread(getattr(store, method), *args)
+    except CacheUnavailableError as error:
+        raise ServiceUnavailableError(
+            f"the control store is unavailable: {error}"
+        ) from None
+
+
+@router.post(
+    "",
+    summary="Start a prewarm campaign",
+    description="Recreate and cache many keys in the background, at a "
+    "priority below interactive requests and throttled so they never wait "
+    "for more than one task. Keys already cached are counted and skipped.",
+    status_code=201,
+    response_model=CampaignCreated,
+    responses=_ERRORS,
+    operation_id="create_campaign",
+)
+async def create_campaign(
+    request: Request, body: CampaignRequest
+) -> JSONResponse:
+    """Create a campaign and start it."""
+    runner = _runner(request)
+    services = request.app.state.services
+    limit = services.settings.campaign_max_keys
+    keys, selection = await _resolve_keys(services, body, limit)
+    campaign_id = await asyncio.to_thread(
+        _create,
+        runner.store,
+        body,
+        keys,
+        selection,
+        body.instrument or services.settings.instrument,
+    )
+    runner.launch(campaign_id)
+    url = str(request.url_for("get_campaign", campaign_id=campaign_id))
+    return JSONResponse(
+        CampaignCreated(id=campaign_id, url=url, total=len(keys)).model_dump(),
+        status_code=201,
+        headers={"Location": url},
+    )
+
+
+def _create(
+    store: CampaignStore,
+    body: CampaignRequest,
+    keys: list[tuple[int, int]],
+    selection: dict[str, Any] | None,
+    instrument: str | None,
+) -> str:
+    """Record the campaign (in a thread); 503 if Redis is down."""
+    try:
+        return store.create(
+            body.name,
+            keys,
+            priority=body.priority,
+            instrument=instrument,
+            output_format=body.format,
+            selection=selection,
+        )
+    except CacheUnavailableError as error:
+        raise ServiceUnavailableError(
+            f"the control store is unavailable: {error}"
+        ) from None
+
+
+async def _resolve_keys(
+    services: Any, body: CampaignRequest, limit: int
+) -> tuple[list[tuple[int, int]], dict[str, Any] | None]:
+    """Return the campaign's keys (deduplicated) and its selection."""
+    if (body.keys is None) == (body.selection is None):
+        raise InvalidRequestError(
+            "give either 'keys' or 'selection' (exactly one of them)"
+        )
+    if body.keys is not None:
+        if len(body.keys) > limit:
+            raise PayloadTooLargeError(
+                f"{len(body.keys)} keys; a campaign holds at most {limit}"
+            )
+        keys = list(dict.fromkeys((k.visit, k.detector) for k in body.keys))
+        if not keys:
+            raise InvalidRequestError("'keys' is empty")
+        return keys, None
+    selection = Selection.from_dict(
+        {"instrument": body.instrument, **(body.selection or {})}
+        if body.instrument and "instrument" not in (body.selection or {})
+        else body.selection or {}
+    )
+    keys = await services.select_keys(selection, limit)
+    if not keys:
+        raise InvalidRequestError(
+            f"the selection {selection.to_dict()} matches no visit image"
+        )
+    return keys, selection.to_dict()
+
+
+@router.get(
+    "",
+    summary="List campaigns",
+    description="Every campaign, newest first.",
+    response_model=list[CampaignModel],
+    responses={503: _ERRORS[503]},
+    operation_id="list_campaigns",
+)
+async def list_campaigns(request: Request) -> list[CampaignModel]:
+    """Return every campaign."""
+    records = await _store_call(_runner(request).store, "all")
+    return [_model(record) for record in records]
+
+
+@router.get(
+    "/{campaign_id}",
+    summary="Get a campaign",
+    description="State, counts, failed keys, throughput and ETA.",
+    response_model=CampaignModel,
+    responses={404: _ERRORS[404], 503: _ERRORS[503]},
+    operation_id="get_campaign",
+)
+async def get_campaign(request: Request, campaign_id: str) -> CampaignModel:
+    """Return one campaign, or 404 naming the id."""
+    store = _runner(request).store
+    record = await _store_call(store, "get", _known(campaign_id))
+    if record is None:
+        raise DataNotFoundError(f"no campaign {campaign_id!r}")
+    return _model(record)
+
+
+@router.delete(
+    "/{campaign_id}",
+    summary="Cancel a campaign",
+    description="Cancels every key not started yet; keys already running "
+    "finish (Dask never interrupts a task) and still fill the cache.",
+    response_model=CampaignModel,
+    responses={404: _ERRORS[404], 503: _ERRORS[503]},
+    operation_id="cancel_campaign",
+)
+async def cancel_campaign(request: Request, campaign_id: str) -> CampaignModel:
+    """Cancel what has not started; return the campaign."""
+    store = _runner(request).store
+    if await _store_call(store, "meta", _known(campaign_id)) is None:
+        raise DataNotFoundError(f"no campaign {campaign_id!r}")
+    await _store_call(store, "cancel", campaign_id)
+    record = await _store_call(store, "get", campaign_id)
+    return _model(record)
