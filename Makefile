@@ -41,6 +41,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/diffim.py
+	$(PY) bench/service.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recreate cache workers tests bench

@@ -36,7 +36,7 @@ from workers.broker import Broker, Outcome
 from workers.campaigns import CampaignRunner
 from workers.metrics import Metrics
 from workers.settings import Settings
-from workers.state import RecreateWorkerPlugin, redis_client
+from workers.state import RecreateWorkerPlugin, RedisStores
 from workers.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -225,25 +225,10 @@ async def start_services(settings: Settings) -> Services:
             open_butler, settings.butler_repo, settings.collections()
         )
         metrics = Metrics()
-        cache_client = control_client = None
-        store = jobs = None
-        if settings.cache_redis_url:
-            cache_client = redis_client(
-                settings.cache_redis_url, settings.redis_password
-            )
-            store = ResultStore(
-                cache_client,
-                ttl_seconds=settings.cache_ttl_seconds,
-                kernel_ttl_seconds=settings.kernel_ttl_seconds,
-                chunk_bytes=settings.chunk_bytes,
-            )
-        if settings.control_redis_url:
-            control_client = redis_client(
-                settings.control_redis_url, settings.redis_password
-            )
-            jobs = JobStore(
-                control_client, ttl_seconds=settings.job_ttl_seconds
-            )
+        stores = RedisStores.connect(settings)
+        store, jobs = stores.store, stores.jobs
+        cache_client = stores.cache_client
+        control_client = stores.control_client
         services = Services(
             settings=settings,
             butler=butler,

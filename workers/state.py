@@ -48,6 +48,44 @@ def redis_client(url: str, password: str | None = None) -> redis.Redis:
     return redis.Redis.from_url(url, **options)
 
 
+@dataclass(frozen=True)
+class RedisStores:
+    """The Redis clients and the stores over them, as settings say.
+
+    Each part is None when its Redis URL is unset.
+    """
+
+    cache_client: redis.Redis | None = None
+    control_client: redis.Redis | None = None
+    store: ResultStore | None = None
+    locks: SingleFlight | None = None
+    jobs: JobStore | None = None
+
+    @classmethod
+    def connect(cls, settings: Settings) -> RedisStores:
+        """Return clients and stores for the configured Redis URLs."""
+        cache = control = store = locks = jobs = None
+        if settings.cache_redis_url:
+            cache = redis_client(
+                settings.cache_redis_url, settings.redis_password
+            )
+            store = ResultStore(
+                cache,
+                ttl_seconds=settings.cache_ttl_seconds,
+                kernel_ttl_seconds=settings.kernel_ttl_seconds,
+                chunk_bytes=settings.chunk_bytes,
+            )
+        if settings.control_redis_url:
+            control = redis_client(
+                settings.control_redis_url, settings.redis_password
+            )
+            locks = SingleFlight(
+                control, ttl_seconds=settings.lock_ttl_seconds
+            )
+            jobs = JobStore(control, ttl_seconds=settings.job_ttl_seconds)
+        return cls(cache, control, store, locks, jobs)
+
+
 @dataclass
 class WorkerState:
     """A worker's Butler, result store, lock and job store.
@@ -68,25 +106,15 @@ class WorkerState:
     def build(cls, settings: Settings, address: str = "") -> WorkerState:
         """Open the Butler and connect to Redis as ``settings`` say."""
         butler = open_butler(settings.butler_repo, settings.collections())
-        store = locks = jobs = None
-        if settings.cache_redis_url:
-            store = ResultStore(
-                redis_client(
-                    settings.cache_redis_url, settings.redis_password
-                ),
-                ttl_seconds=settings.cache_ttl_seconds,
-                kernel_ttl_seconds=settings.kernel_ttl_seconds,
-                chunk_bytes=settings.chunk_bytes,
-            )
-        if settings.control_redis_url:
-            control = redis_client(
-                settings.control_redis_url, settings.redis_password
-            )
-            locks = SingleFlight(
-                control, ttl_seconds=settings.lock_ttl_seconds
-            )
-            jobs = JobStore(control, ttl_seconds=settings.job_ttl_seconds)
-        return cls(settings, butler, store, locks, jobs, address)
+        stores = RedisStores.connect(settings)
+        return cls(
+            settings,
+            butler,
+            stores.store,
+            stores.locks,
+            stores.jobs,
+            address,
+        )
 
     def find_inputs(
         self, instrument: str, visit: int, detector: int

@@ -24,6 +24,18 @@ def thread_cluster() -> Iterator[LocalCluster]:
         yield cluster
 
 
+@pytest.fixture(scope="module")
+def process_cluster() -> Iterator[LocalCluster]:
+    """Two worker processes of one thread each (tasks and errors pickle)."""
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+    ) as cluster:
+        yield cluster
+
+
 def service_settings(
     ci_repo: object,
     cache_url: str,

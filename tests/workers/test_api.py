@@ -272,3 +272,14 @@ def test_openapi_document_describes_every_route(http):
     assert len(operation_ids) == len(set(operation_ids))
     for schema in ("ErrorModel", "JobModel", "HealthModel"):
         assert schema in document["components"]["schemas"]
+
+
+def test_openapi_document_is_valid_openapi():
+    from openapi_spec_validator import validate
+
+    from workers.api import create_app
+    from workers.settings import Settings
+
+    document = create_app(Settings()).openapi()
+    validate(document)
+    assert "/api/v1/campaigns/{campaign_id}" in document["paths"]

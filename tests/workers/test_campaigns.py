@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from cache import CampaignStore, JobStore
 from tests.support.service import running_api
@@ -20,14 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-    ) as cluster:
-        yield cluster
+def cluster(process_cluster):
+    return process_cluster
 
 
 def _settings(
@@ -54,6 +48,25 @@ def settings(
 ):
     return _settings(
         ci_repo, redis_cache_server, redis_control_server, cluster
+    )
+
+
+@pytest.fixture
+def throttled(
+    ci_repo,
+    redis_cache_server,
+    redis_control_server,
+    cluster,
+    cache_redis,
+    control_redis,
+):
+    """Settings allowing one campaign task in flight (a slow campaign)."""
+    return _settings(
+        ci_repo,
+        redis_cache_server,
+        redis_control_server,
+        cluster,
+        campaign_max_inflight=1,
     )
 
 
@@ -164,21 +177,8 @@ def test_cached_keys_are_counted_and_skipped(ci_repo, settings):
     assert campaign["throughput_per_minute"] > 0
 
 
-def test_cancel_stops_what_has_not_started(
-    ci_repo,
-    redis_cache_server,
-    redis_control_server,
-    cluster,
-    cache_redis,
-    control_redis,
-):
-    settings = _settings(
-        ci_repo,
-        redis_cache_server,
-        redis_control_server,
-        cluster,
-        campaign_max_inflight=1,
-    )
+def test_cancel_stops_what_has_not_started(throttled, ci_repo, control_redis):
+    settings = throttled
     keys = _keys(ci_repo, 1.0)[:20]
     with running_api(settings) as url:
         created = _post(
@@ -199,20 +199,9 @@ def test_cancel_stops_what_has_not_started(
 
 
 def test_a_restarted_broker_resumes_unfinished_campaigns(
-    ci_repo,
-    redis_cache_server,
-    redis_control_server,
-    cluster,
-    cache_redis,
-    control_redis,
+    throttled, ci_repo, control_redis
 ):
-    settings = _settings(
-        ci_repo,
-        redis_cache_server,
-        redis_control_server,
-        cluster,
-        campaign_max_inflight=1,
-    )
+    settings = throttled
     keys = _keys(ci_repo, 1.0)[:8]
     with running_api(settings) as url:
         created = _post(

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from cache import JobStore
 from tests.support.service import running_api
@@ -19,17 +19,6 @@ from tests.workers.conftest import service_settings
 from workers.tasks import RECOMPUTES_COUNTER
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def process_cluster():
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-    ) as cluster:
-        yield cluster
 
 
 @pytest.fixture(scope="module")

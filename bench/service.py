@@ -1,0 +1,223 @@
+"""Service benchmark: the API, the cache and campaigns at full size.
+
+Runs the real service (two redis-servers, a LocalCluster of worker
+processes, the API over HTTP) on a full-size simulated ``comcam``
+repository (``data/comcam-repo``, simulated on first use: a few
+minutes) and prints:
+
+* a cold request (miss: recompute on one worker) and a warm one (hit),
+  the bytes served, what Redis holds for them, a 304 revalidation;
+* campaign throughput (detectors per minute) with 1 and 2 worker
+  processes, and the scaling efficiency between them;
+* the latency of an interactive request while a campaign saturates the
+  workers, against the same request on an idle service;
+* the peak memory of a worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dask
+import httpx
+from distributed import Client, LocalCluster
+
+from cache import RedisServer
+from recreate.butler import find_inputs, open_butler
+from recreate.errors import RecreateError
+from workers.serve import serve_in_thread
+from workers.settings import Settings
+
+REPO = Path(os.environ.get("BENCH_COMCAM_REPO", "data/comcam-repo"))
+#: Keys per campaign run: enough for 2 workers to overlap well.
+CAMPAIGN_KEYS = 6
+
+
+def ensure_repo() -> None:
+    """Simulate the full-size repository if it is missing."""
+    if (REPO / "butler.yaml").exists():
+        return
+    from recreate.simulate.repository import simulate_repository
+
+    print(f"simulating the comcam repository in {REPO} (minutes) ...")
+    start = time.perf_counter()
+    simulate_repository(REPO, "comcam", 1, jobs=2)
+    print(f"  done in {time.perf_counter() - start:.0f} s")
+
+
+def covered_keys(count: int) -> list[tuple[int, int]]:
+    """Return keys whose templates cover them (2+ patches), in order."""
+    butler = open_butler(str(REPO))
+    refs = sorted(
+        butler.registry.queryDatasets("visit_image", findFirst=True),
+        key=lambda ref: (ref.dataId["visit"], ref.dataId["detector"]),
+    )
+    keys = []
+    for ref in refs:
+        key = (int(ref.dataId["visit"]), int(ref.dataId["detector"]))
+        try:
+            found = find_inputs(butler, *key)
+        except RecreateError:
+            continue
+        if len(found.templates) >= 2:
+            keys.append(key)
+        if len(keys) == count:
+            break
+    return keys
+
+
+@contextmanager
+def service(
+    cache: RedisServer, control: RedisServer, workers: int
+) -> Iterator[tuple[str, Client]]:
+    """Run the API on a fresh cluster of ``workers`` processes."""
+    for server in (cache, control):
+        server.client().flushall()
+    with (
+        dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        settings = Settings(
+            butler_repo=str(REPO),
+            cache_redis_url=cache.url,
+            control_redis_url=control.url,
+            scheduler_address=cluster.scheduler_address,
+            sync_timeout_seconds=600,
+        )
+        with serve_in_thread(settings) as url:
+            yield url, client
+
+
+def timed_get(
+    url: str, key: tuple[int, int], **kwargs: object
+) -> tuple[httpx.Response, float]:
+    """GET one difference image; return the response and its seconds."""
+    start = time.perf_counter()
+    response = httpx.get(
+        f"{url}/api/v1/diffims/{key[0]}/{key[1]}", timeout=600, **kwargs
+    )
+    seconds = time.perf_counter() - start
+    if response.status_code not in (200, 304):
+        sys.exit(f"GET {key} failed: {response.status_code} {response.text}")
+    return response, seconds
+
+
+def run_campaign(url: str, keys: list[tuple[int, int]]) -> float:
+    """Run a campaign to the end; return detectors per minute."""
+    start = time.perf_counter()
+    created = httpx.post(
+        f"{url}/api/v1/campaigns",
+        json={
+            "name": "bench",
+            "keys": [{"visit": v, "detector": d} for v, d in keys],
+        },
+        timeout=60,
+    ).json()
+    campaign = wait_campaign(url, created["id"])
+    seconds = time.perf_counter() - start
+    if campaign["counts"]["failed"]:
+        sys.exit(f"campaign failed keys: {campaign['failed']}")
+    return 60.0 * campaign["counts"]["done"] / seconds
+
+
+def wait_campaign(url: str, campaign_id: str) -> dict[str, object]:
+    """Poll a campaign until it is done."""
+    while True:
+        campaign: dict[str, object] = httpx.get(
+            f"{url}/api/v1/campaigns/{campaign_id}"
+        ).json()
+        if campaign["state"] in ("done", "cancelled"):
+            return campaign
+        time.sleep(0.5)
+
+
+def peak_worker_rss_mb(client: Client) -> float:
+    """Return the largest peak RSS of the worker processes, in MB."""
+    peaks = client.run(
+        lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    )
+    return max(peaks.values()) / 1024.0
+
+
+def main() -> None:
+    """Measure and print the service's figures."""
+    ensure_repo()
+    keys = covered_keys(CAMPAIGN_KEYS + 3)
+    first, probe, spare = keys[-3:]
+    campaign_keys = keys[:CAMPAIGN_KEYS]
+    rows: list[tuple[str, str]] = []
+    with (
+        RedisServer(maxmemory="8gb", policy="allkeys-lru") as cache,
+        RedisServer(policy="noeviction") as control,
+    ):
+        with service(cache, control, 1) as (url, client):
+            miss, miss_s = timed_get(url, first)
+            hit, hit_s = timed_get(url, first)
+            etag = hit.headers["etag"]
+            _, revalidate_s = timed_get(
+                url, first, headers={"If-None-Match": etag}
+            )
+            stored = cache.client().info("memory")["used_memory"]
+            recompute = float(miss.headers["x-recreate-recompute-seconds"])
+            rows += [
+                ("cold request (miss, 1 worker)", f"{miss_s:.2f} s"),
+                ("  of which recompute on the worker", f"{recompute:.2f} s"),
+                ("warm request (hit)", f"{hit_s:.2f} s"),
+                ("revalidation (304)", f"{revalidate_s * 1000:.0f} ms"),
+                ("bytes served", f"{len(hit.content) / 1e6:.1f} MB"),
+                ("Redis memory for it", f"{stored / 1e6:.1f} MB"),
+            ]
+            rate_1 = run_campaign(url, campaign_keys)
+            peak_1 = peak_worker_rss_mb(client)
+        with service(cache, control, 2) as (url, client):
+            rate_2 = run_campaign(url, campaign_keys)
+            _, idle_s = timed_get(url, spare)
+            # The campaign's keys again, uncached: it saturates both workers.
+            cache.client().flushall()
+            created = httpx.post(
+                f"{url}/api/v1/campaigns",
+                json={
+                    "name": "load",
+                    "keys": [{"visit": v, "detector": d} for v, d in keys[:6]],
+                },
+                timeout=60,
+            ).json()
+            time.sleep(3.0)  # both workers busy with campaign tasks
+            _, busy_s = timed_get(url, probe)
+            left = httpx.get(f"{url}/api/v1/campaigns/{created['id']}").json()
+            httpx.delete(f"{url}/api/v1/campaigns/{created['id']}")
+            wait_campaign(url, created["id"])
+            peak_2 = peak_worker_rss_mb(client)
+    efficiency = rate_2 / (2 * rate_1)
+    rows += [
+        ("campaign, 1 worker process", f"{rate_1:.2f} detectors/min"),
+        ("campaign, 2 worker processes", f"{rate_2:.2f} detectors/min"),
+        ("scaling efficiency 1 -> 2", f"{efficiency:.0%}"),
+        ("interactive request, idle (2 workers)", f"{idle_s:.2f} s"),
+        ("interactive request, campaign running", f"{busy_s:.2f} s"),
+        (
+            "  campaign keys still queued then",
+            str(left["counts"]["queued"]),
+        ),
+        ("peak RSS of a worker process", f"{max(peak_1, peak_2):.0f} MB"),
+    ]
+    print(f"\nservice on {CAMPAIGN_KEYS}+ full-size (4072x4000) detectors")
+    print("-" * 64)
+    for name, value in rows:
+        print(f"{name:<40} {value:>22}")
+
+
+if __name__ == "__main__":
+    main()
