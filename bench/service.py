@@ -32,7 +32,7 @@ from cache import RedisServer
 from recreate.butler import find_inputs, open_butler
 from recreate.errors import RecreateError
 from workers.serve import serve_in_thread
-from workers.settings import Settings
+from workers.settings import Settings, worker_dask_config
 
 REPO = Path(os.environ.get("BENCH_COMCAM_REPO", "data/comcam-repo"))
 #: Keys per campaign run: enough for 2 workers to overlap well.
@@ -80,7 +80,7 @@ def service(
     for server in (cache, control):
         server.client().flushall()
     with (
-        dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
+        dask.config.set(worker_dask_config()),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,

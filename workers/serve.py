@@ -171,7 +171,10 @@ def run_worker(
     worker that joins before any broker builds its state from its own
     ``RECREATE_*`` environment on its first task.
     """
+    import dask
     from distributed.cli.dask_worker import main as dask_worker
+
+    from workers.settings import worker_dask_config
 
     args = [
         scheduler,
@@ -190,6 +193,7 @@ def run_worker(
         args += ["--local-directory", local_directory]
     args += list(extra)
     # click's main() ends in SystemExit (standalone mode); ours returns.
+    dask.config.set(worker_dask_config())
     try:
         dask_worker.main(args=args, prog_name="recreate worker")
     except SystemExit as done:

@@ -35,7 +35,7 @@ from recreate.selection import Selection, select_keys
 from workers.broker import Broker, Outcome
 from workers.campaigns import CampaignRunner
 from workers.metrics import Metrics
-from workers.settings import Settings
+from workers.settings import Settings, worker_dask_config
 from workers.state import RecreateWorkerPlugin, RedisStores
 from workers.tasks import TaskSpec
 
@@ -291,9 +291,7 @@ async def _start_local_cluster(settings: Settings) -> Any:
     """Start the embedded adaptive LocalCluster of worker processes."""
     import dask
 
-    # One task per worker thread at a time: a campaign task already sent
-    # to a worker cannot stand in front of a user's request.
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+    with dask.config.set(worker_dask_config()):
         cluster = await _local_cluster(settings)
     cluster.adapt(
         minimum=settings.embedded_workers_min,

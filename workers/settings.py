@@ -19,6 +19,29 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 OutputFormat = Literal["dp1", "lsst-images"]
 
 
+def worker_dask_config() -> dict[str, object]:
+    """Return the Dask configuration of every cluster this project starts.
+
+    * One queued task per worker thread: a campaign task already sent to
+      a worker cannot stand in front of a user's request.
+    * No MALLOC_TRIM_THRESHOLD_ in the workers' environment: Dask's
+      nannies set it to 64 kB, which freezes glibc's mmap threshold, so
+      every large plane of a recreation is mapped and page-faulted afresh
+      (see the benchmark figures in the README).
+    """
+    import dask
+
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ", {})
+    return {
+        "distributed.scheduler.worker-saturation": 1.0,
+        "distributed.nanny.pre-spawn-environ": {
+            name: value
+            for name, value in environ.items()
+            if name != "MALLOC_TRIM_THRESHOLD_"
+        },
+    }
+
+
 class Settings(BaseSettings):
     """Configuration of the API, the broker and the workers.
 
