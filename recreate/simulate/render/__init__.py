@@ -51,7 +51,7 @@ from recreate.simulate.render.noise import NoiseModel, expose
 from recreate.simulate.render.psf import (
     MAX_STAMP_RADIUS,
     MIN_STAMP_RADIUS_FWHM,
-    WING_THRESHOLD_SKY_SIGMA,
+    WING_THRESHOLD_NJY,
     PsfModel,
 )
 from recreate.simulate.render.sources import (
@@ -66,7 +66,7 @@ __all__ = [
     "MAX_STAMP_RADIUS",
     "MIN_STAMP_RADIUS_FWHM",
     "SERSIC_N_RANGE",
-    "WING_THRESHOLD_SKY_SIGMA",
+    "WING_THRESHOLD_NJY",
     "FloatArray",
     "NoiseModel",
     "PsfModel",

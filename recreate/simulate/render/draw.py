@@ -20,11 +20,10 @@ from recreate.simulate.render.geometry import (
     local_jacobians,
     source_positions,
 )
-from recreate.simulate.render.noise import NoiseModel
 from recreate.simulate.render.psf import (
+    WING_THRESHOLD_NJY,
     PsfModel,
     _stamp_radii,
-    _wing_threshold,
 )
 from recreate.simulate.render.sources import (
     GALAXY_TRUNCATION_HLR,
@@ -41,15 +40,15 @@ def draw_model(
     wcs: WCS,
     sources: SourceTable,
     psf: PsfModel,
-    noise: NoiseModel,
     *,
     positions: tuple[FloatArray, FloatArray] | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """Draw the noiseless sources, in nJy, and say which were drawn.
 
     Each source is drawn on its own stamp at its exact position and
-    added to the array, clipped at the edges. The noise model sets only
-    the stamp sizes (a stamp ends where the wings sink into the noise).
+    added to the array, clipped at the edges. A stamp ends where the
+    wings sink below `WING_THRESHOLD_NJY`, the same level in every image
+    whatever its depth.
 
     Parameters
     ----------
@@ -61,8 +60,6 @@ def draw_model(
         What to draw.
     psf
         The PSF model.
-    noise
-        The noise model the image will get.
     positions
         Array positions of the sources, as `source_positions` returns
         them; computed here when not given.
@@ -101,7 +98,7 @@ def draw_model(
         scales=np.sqrt(np.abs(np.linalg.det(jacobians))),
         fwhms=fwhms,
         psf=psf,
-        threshold=_wing_threshold(noise),
+        threshold=WING_THRESHOLD_NJY,
     )
     for k, index in enumerate(candidates):
         window = _stamp_window(cx[k], cy[k], int(radii[k]), shape)

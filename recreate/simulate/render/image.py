@@ -109,9 +109,7 @@ def render_image(
     if seed < 0:
         raise ValueError(f"seed {seed} must be >= 0")
     x, y = source_positions(wcs, shape, sources)
-    model, drawn = draw_model(
-        shape, wcs, sources, psf, noise, positions=(x, y)
-    )
+    model, drawn = draw_model(shape, wcs, sources, psf, positions=(x, y))
     rng = np.random.Generator(np.random.PCG64(seed))
     image, variance, mask, planes = expose(model, noise, rng)
     grid = draw_psf_grid(shape, wcs, psf, psf_grid_size, psf_stamp)

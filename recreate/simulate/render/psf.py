@@ -15,7 +15,6 @@ import galsim
 import numpy as np
 import numpy.typing as npt
 
-from recreate.simulate.render.noise import NoiseModel
 from recreate.simulate.render.sources import (
     GALAXY_TRUNCATION_HLR,
     FloatArray,
@@ -23,9 +22,15 @@ from recreate.simulate.render.sources import (
 )
 
 #: A stamp ends where the object's surface brightness falls below this
-#: fraction of the per-pixel sky noise: the light left out is invisible
-#: pixel by pixel, and bright stars get the large stamps their wings need.
-WING_THRESHOLD_SKY_SIGMA = 0.05
+#: level, in nJy per pixel: about 0.05 of the sky noise of a 12-visit
+#: r-band template, so the light left out is invisible pixel by pixel,
+#: and bright stars get the large stamps their wings need. The level is
+#: the same for every image: a star then loses the same fraction of its
+#: light in the visit and in the template, as a real star loses none in
+#: either. (A level tied to each image's own noise cut the noisier
+#: visits' stars 1% shorter than the templates', a mismatch no matching
+#: kernel can undo.)
+WING_THRESHOLD_NJY = 0.2
 
 #: Smallest stamp half-width, in PSF FWHMs (about 99 % of the light of a
 #: Kolmogorov profile), so faint sources still carry a sensible stamp.
@@ -151,12 +156,6 @@ def _unit_coordinates(
     u = 2.0 * x / max(width - 1, 1) - 1.0
     v = 2.0 * y / max(height - 1, 1) - 1.0
     return u, v
-
-
-def _wing_threshold(noise: NoiseModel) -> float:
-    """Return the per-pixel level (nJy) at which a stamp may end."""
-    # The floor keeps stamps finite for a noiseless model.
-    return max(WING_THRESHOLD_SKY_SIGMA * noise.sky_sigma_njy, 1e-6)
 
 
 def _stamp_radii(
