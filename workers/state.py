@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 from distributed.diagnostics.plugin import WorkerPlugin
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from cache import JobStore, ResultStore, SingleFlight
 from recreate.butler import DiffimInputs, find_inputs, open_butler
@@ -42,6 +44,11 @@ def redis_client(url: str, password: str | None = None) -> redis.Redis:
         "socket_timeout": REDIS_SOCKET_TIMEOUT,
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
         "health_check_interval": 30,
+        # redis-py retries ten times by default: a dead server would hold
+        # every request (and the health probe) for seconds.
+        "retry": Retry(
+            ExponentialWithJitterBackoff(cap=0.2, base=0.01), retries=2
+        ),
     }
     if password and "@" not in url:
         options["password"] = password
