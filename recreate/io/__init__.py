@@ -11,14 +11,24 @@ import os
 
 from recreate.exposure import Exposure
 from recreate.io.afwplanes import is_afw_layout
-from recreate.io.dp1 import read_dp1, write_dp1
+from recreate.io.dp1 import (
+    read_dp1,
+    read_dp1_geometry,
+    read_dp1_region,
+    write_dp1,
+)
 from recreate.io.fitsfile import open_fits
 from recreate.io.noise import estimate_variance
 from recreate.io.plain import read_plain
+from recreate.io.region import ImageGeometry, PixelBox
 
 __all__ = [
+    "ImageGeometry",
+    "PixelBox",
     "estimate_variance",
     "read_dp1",
+    "read_dp1_geometry",
+    "read_dp1_region",
     "read_exposure",
     "read_plain",
     "write_dp1",

@@ -17,6 +17,7 @@ from recreate.errors import FormatError
 from recreate.exposure import MaskPlanes
 from recreate.io.fitsfile import (
     AnyImageHDU,
+    Window,
     hdu_label,
     is_image_2d,
     read_array,
@@ -78,7 +79,10 @@ def _planes_by_position(
 
 
 def read_number_plane(
-    hdu: AnyImageHDU, label: str, source: str
+    hdu: AnyImageHDU,
+    label: str,
+    source: str,
+    window: Window | None = None,
 ) -> npt.NDArray[Any]:
     """Return the pixels of the IMAGE or VARIANCE plane.
 
@@ -90,6 +94,9 @@ def read_number_plane(
         ``"IMAGE"`` or ``"VARIANCE"``, for messages.
     source
         The file name, for messages.
+    window
+        The ``(rows, columns)`` to read (`recreate.io.fitsfile.read_array`);
+        None for the whole plane.
 
     Returns
     -------
@@ -101,13 +108,15 @@ def read_number_plane(
     FormatError
         If the pixels cannot be read or are not numbers.
     """
-    data = read_array(hdu, f"{label} plane", source)
+    data = read_array(hdu, f"{label} plane", source, window)
     if data.dtype.kind not in "fiu":
         raise FormatError(f"{source}: {label} plane has dtype {data.dtype}")
     return data
 
 
-def read_mask_plane(hdu: AnyImageHDU, source: str) -> npt.NDArray[np.int32]:
+def read_mask_plane(
+    hdu: AnyImageHDU, source: str, window: Window | None = None
+) -> npt.NDArray[np.int32]:
     """Return the MASK plane as int32, whatever integer type it is stored as.
 
     Old afw files store int16 masks as unsigned via BZERO = 32768, which
@@ -120,6 +129,9 @@ def read_mask_plane(hdu: AnyImageHDU, source: str) -> npt.NDArray[np.int32]:
         The MASK HDU.
     source
         The file name, for messages.
+    window
+        The ``(rows, columns)`` to read (`recreate.io.fitsfile.read_array`);
+        None for the whole plane. Only the window's values are checked.
 
     Returns
     -------
@@ -131,7 +143,7 @@ def read_mask_plane(hdu: AnyImageHDU, source: str) -> npt.NDArray[np.int32]:
     FormatError
         If the mask cannot be read, is not integer, or exceeds 32 bits.
     """
-    data = read_array(hdu, "MASK plane", source)
+    data = read_array(hdu, "MASK plane", source, window)
     if data.dtype.kind not in "iu":
         raise FormatError(
             f"{source}: MASK plane has dtype {data.dtype}, not an integer"

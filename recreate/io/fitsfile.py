@@ -25,6 +25,8 @@ from recreate.errors import FormatError
 
 type PathLike = str | os.PathLike[str]
 type AnyImageHDU = fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU
+#: ``(rows, columns)`` of a 2-D image: slices of its array pixels.
+type Window = tuple[slice, slice]
 
 #: What astropy raises (or, for truncation, warns) on broken FITS content.
 _READ_ERRORS = (OSError, ValueError, TypeError, EOFError, zlib.error)
@@ -105,7 +107,12 @@ def is_image_2d(hdu: fits.hdu.base.ExtensionHDU | fits.PrimaryHDU) -> bool:
     return hdu.header.get("NAXIS") == 2
 
 
-def read_array(hdu: AnyImageHDU, what: str, source: str) -> npt.NDArray:
+def read_array(
+    hdu: AnyImageHDU,
+    what: str,
+    source: str,
+    window: Window | None = None,
+) -> npt.NDArray:
     """Return an image HDU's pixels as a native-endian in-memory copy.
 
     Parameters
@@ -116,6 +123,12 @@ def read_array(hdu: AnyImageHDU, what: str, source: str) -> npt.NDArray:
         What the pixels are (e.g. ``"MASK plane"``), for error messages.
     source
         The file name, for error messages.
+    window
+        ``(rows, columns)`` of a 2-D image to read, as slices of array
+        pixels with non-negative starts and steps of 1, inside the image;
+        None reads every pixel. Only the pixels needed are read from the
+        file, and of a tile-compressed image only the tiles the window
+        touches are decompressed; the values are those of the whole read.
 
     Returns
     -------
@@ -130,12 +143,29 @@ def read_array(hdu: AnyImageHDU, what: str, source: str) -> npt.NDArray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", AstropyUserWarning)
-            data = hdu.data
+            data = hdu.data if window is None else _read_window(hdu, window)
     except (*_READ_ERRORS, AstropyUserWarning) as exc:
         raise FormatError(f"{source}: cannot read the {what} ({exc})") from exc
     if data is None:
         raise FormatError(f"{source}: the {what} has no pixel data")
     return np.array(data, dtype=data.dtype.newbyteorder("="))
+
+
+def _read_window(hdu: AnyImageHDU, window: Window) -> npt.NDArray:
+    """Return the pixels of a window of a 2-D image HDU.
+
+    astropy's ``section`` reads from the file only what the slice needs
+    and applies BZERO/BSCALE as ``data`` does. A plain image is read as
+    whole rows, then cut: its rows are contiguous on disk, so that is
+    one read, where a 2-D section would read (and convert) row by row.
+    """
+    rows, columns = window
+    if hdu.fileinfo() is None:
+        # Built in memory: there is no file to read a section from.
+        return hdu.data[rows, columns]
+    if isinstance(hdu, fits.CompImageHDU):
+        return hdu.section[rows, columns]
+    return hdu.section[rows][:, columns]
 
 
 def write_atomically(

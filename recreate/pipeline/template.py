@@ -59,6 +59,7 @@ from recreate.pipeline.template_patches import (
     _overlapping,
     _Patch,
     _patch_polygon,
+    patch_geometry,
 )
 from recreate.pipeline.template_tracts import (
     _grown_shape,
@@ -115,7 +116,10 @@ def build_template(
     patches
         Candidate template patches, each with its own WCS and ``xy0`` in
         its tract's pixel frame. Those that do not overlap the science
-        image are left out.
+        image are left out. A patch may be a
+        `~recreate.pipeline.template_patches.PatchCutout` holding only
+        the pixels `~recreate.pipeline.template_tracts.patch_read_box`
+        names: the result is bit-identical to the whole patch's.
     config
         GetTemplateTask parameters.
 
@@ -138,8 +142,11 @@ def build_template(
     """
     _check_kernel(config.warping_kernel)
     wcs = science.require_wcs()
-    bounds = tuple(_patch_polygon(p, wcs) for p in patches)
-    used = _overlapping(patches, bounds, science.shape)
+    # Cut-outs are placed by their own xy0, but everything geometric is
+    # computed on the whole patch (see template_patches).
+    geometries = [patch_geometry(p) for p in patches]
+    bounds = tuple(_patch_polygon(g, wcs) for g in geometries)
+    used = _overlapping(patches, geometries, bounds, science.shape)
     if not used:
         raise NoOverlapError(f"no template patch overlaps {_who(science)}")
     _check_consistent([p.exposure for p in used])
@@ -244,7 +251,7 @@ def _psf_fwhm(
         psf = patch.exposure.psf
         if psf is None or contributed.get(patch.index, 0) == 0:
             continue
-        ratio = patch.exposure.pixel_scale() / science_scale
+        ratio = patch.geometry.pixel_scale() / science_scale
         total += patch.overlap * psf.fwhm * ratio
         weight_sum += patch.overlap
     return total / weight_sum if weight_sum > 0.0 else None

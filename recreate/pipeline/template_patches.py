@@ -5,12 +5,20 @@ Part of `recreate.pipeline.template` (GetTemplateTask's
 box, mapped through patch WCS -> sky -> science WCS, overlaps the
 science bounding box; the patches must share band and photometric
 calibration, and their mask planes are brought onto one set of bits.
+
+A patch may come whole or as a `PatchCutout`: only the pixels the
+template can use (`recreate.pipeline.template_tracts.patch_read_box`),
+with the whole patch's `PatchFrame`. Every geometric decision (which
+patches overlap, their outlines, the tract region, the pixel scale) is
+taken on the whole patch's frame, with the very WCS read from its file,
+so a template stitched from cut-outs is bit-identical to one stitched
+from whole patches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numpy as np
@@ -21,6 +29,101 @@ from recreate.errors import FormatError
 from recreate.exposure import Exposure, MaskPlanes
 
 FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class PatchFrame:
+    """The pixel frame of a whole template patch, as its file gives it.
+
+    Parameters
+    ----------
+    wcs
+        WCS of the whole patch's array pixels, as `recreate.io.read_dp1`
+        reads it.
+    xy0
+        Origin of the whole patch in its tract's pixel frame.
+    shape
+        Array shape of the whole patch.
+    """
+
+    wcs: WCS
+    xy0: tuple[int, int]
+    shape: tuple[int, int]
+
+    def outline(self) -> Exposure:
+        """Return the whole patch as an Exposure without pixels.
+
+        Its planes are zero-stride views of a single zero, which take no
+        memory, so that `Exposure.corners_sky` and `Exposure.pixel_scale`
+        run on it exactly as on the whole patch: same WCS, same shape,
+        same arithmetic, same bits.
+        """
+        zero = np.broadcast_to(np.float32(0.0), self.shape)
+        return Exposure(
+            image=zero,
+            variance=zero,
+            mask=np.broadcast_to(np.int32(0), self.shape),
+            wcs=self.wcs,
+            xy0=self.xy0,
+        )
+
+
+@dataclass(eq=False, kw_only=True)
+class PatchCutout(Exposure):
+    """The part of a template patch that a science image can use.
+
+    An `Exposure` like any other (its WCS maps its own array pixels,
+    ``xy0`` is its origin in the tract frame) that also carries the
+    whole patch's frame, on which `recreate.pipeline.template` takes its
+    geometric decisions.
+
+    Parameters
+    ----------
+    frame
+        The whole patch's frame; the cut-out must lie inside it.
+
+    Raises
+    ------
+    FormatError
+        If the cut-out's pixels are not all inside the frame.
+    """
+
+    frame: PatchFrame
+
+    def __post_init__(self) -> None:
+        """Check the planes, and that the cut-out lies inside its frame."""
+        super().__post_init__()
+        (x0, y0), (height, width) = self.xy0, self.shape
+        (fx0, fy0), (fheight, fwidth) = self.frame.xy0, self.frame.shape
+        inside = (
+            fx0 <= x0
+            and fy0 <= y0
+            and x0 + width <= fx0 + fwidth
+            and y0 + height <= fy0 + fheight
+        )
+        if not inside:
+            raise FormatError(
+                f"patch cut-out at xy0={self.xy0} of shape {self.shape} "
+                f"leaves its patch at xy0={self.frame.xy0} of shape "
+                f"{self.frame.shape}"
+            )
+
+    @classmethod
+    def of(cls, cutout: Exposure, frame: PatchFrame) -> PatchCutout:
+        """Return ``cutout`` (planes, WCS, metadata...) with its frame."""
+        values = {f.name: getattr(cutout, f.name) for f in fields(Exposure)}
+        return cls(**values, frame=frame)
+
+
+def patch_geometry(patch: Exposure) -> Exposure:
+    """Return what the template's geometry is computed on for a patch.
+
+    The patch itself when whole; the whole patch's pixel-less outline
+    (`PatchFrame.outline`) for a `PatchCutout`.
+    """
+    if isinstance(patch, PatchCutout):
+        return patch.frame.outline()
+    return patch
 
 
 class _Box(NamedTuple):
@@ -49,7 +152,8 @@ class _Patch:
     """An overlapping input patch and what is derived from it."""
 
     index: int  # position in the caller's sequence
-    exposure: Exposure
+    exposure: Exposure  # the pixels: the whole patch or a cut-out
+    geometry: Exposure  # the whole patch, for WCS, xy0 and shape
     overlap: float  # science pixels its outer box covers
 
     @property
@@ -84,18 +188,19 @@ def _patch_polygon(patch: Exposure, science_wcs: WCS) -> FloatArray:
 
 def _overlapping(
     patches: Sequence[Exposure],
+    geometries: Sequence[Exposure],
     bounds: Sequence[FloatArray],
     shape: tuple[int, int],
 ) -> list[_Patch]:
     """Return the patches whose outer box overlaps the science box."""
     box = _box_corners(shape)
     used = []
-    for index, (patch, polygon) in enumerate(
-        zip(patches, bounds, strict=True)
+    for index, (patch, geometry, polygon) in enumerate(
+        zip(patches, geometries, bounds, strict=True)
     ):
         area = _polygon_area(_clip_to_box(polygon, box))
         if area > 0.0:
-            used.append(_Patch(index, patch, area))
+            used.append(_Patch(index, patch, geometry, area))
     return sorted(used, key=_Patch.sort_key)
 
 

@@ -5,20 +5,37 @@ merged on the tract pixel grid with weights ``variance**-0.5`` over the
 part of the tract that maps onto the grown science grid (plus 5 px),
 then warped onto that grid with afw's Warper defaults
 (`recreate.pipeline.warp`).
+
+Which patch pixels can matter
+-----------------------------
+The merge reads a patch only inside the tract region, and the warp reads
+only the merged region (a destination pixel whose Lanczos footprint,
+bilinear mask footprint or ``EDGE`` footprint leaves it is an edge
+pixel, whatever lies beyond). So a patch pixel outside the tract region
+never reaches the template, and `patch_read_box` names a box that holds
+the region's part of a patch with room to spare: reading only that box
+(`recreate.io.read_dp1_region`) gives the same template, bit for bit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from astropy.wcs import NoConvergence
 
 from recreate.errors import FormatError, InvalidRequestError
 from recreate.exposure import Exposure, MaskPlanes
 from recreate.pipeline.config import TemplateConfig
-from recreate.pipeline.lanczos import CoarseMap
-from recreate.pipeline.template_patches import _Box, _Patch, _remap_mask
+from recreate.pipeline.lanczos import LANCZOS_ORDER, CoarseMap
+from recreate.pipeline.template_patches import (
+    PatchFrame,
+    _Box,
+    _Patch,
+    _remap_mask,
+)
 from recreate.pipeline.warp import (
     MAX_MERGE_INPUTS,
     PlacedPlanes,
@@ -40,6 +57,17 @@ GROW_FULL_MASK_PLANES = ("EDGE",)
 
 #: How far (pixels) two patches of a tract may disagree on the tract WCS.
 WCS_TOLERANCE = 1e-3
+
+#: Science pixels between the points sampled along each edge of the grown
+#: science box by `patch_read_box`: a TAN-SIP edge bends away from its
+#: chord by far less than a pixel over this length.
+EDGE_SAMPLE_STEP = 64
+
+#: Pixels `patch_read_box` reads beyond the edges' image, on top of the
+#: region margin and the Lanczos half-width: room for the mapping
+#: through another patch's WCS (within WCS_TOLERANCE), for the bend of
+#: the edges between samples, and for rounding.
+READ_MARGIN = 16
 
 
 def _tract_groups(used: Sequence[_Patch]) -> list[list[_Patch]]:
@@ -87,12 +115,15 @@ def _warp_tract(
         The warped planes and the pixels each patch (by input index)
         contributed to the merge; None if the tract adds no data.
     """
-    anchor = group[0].exposure
+    # Geometry on the whole patches (cut-outs carry their frame): the
+    # region and the mapping are then those of whole-patch reads.
+    anchor = group[0].geometry
     _check_tract_wcs(group)
     region = _tract_region(anchor, science, config.border)
-    region = region.intersection(_union_box([p.exposure for p in group]))
+    region = region.intersection(_union_box([p.geometry for p in group]))
     if region.empty:
         return None
+    # The pixels, whole patch or cut-out, each placed by its own xy0.
     placed = [_place(p.exposure, region, planes) for p in group]
     no_data = planes.value("NO_DATA")
     merged, counts = merge_patches(
@@ -125,10 +156,10 @@ def _check_tract_wcs(group: Sequence[_Patch]) -> None:
         If a patch's pixels land elsewhere on the sky than its ``xy0``
         says.
     """
-    anchor = group[0].exposure
+    anchor = group[0].geometry
     anchor_wcs = anchor.require_wcs()
     for patch in group[1:]:
-        exposure = patch.exposure
+        exposure = patch.geometry
         height, width = exposure.shape
         xs = np.array([0.0, width - 1.0])
         ys = np.array([0.0, height - 1.0])
@@ -162,6 +193,101 @@ def _tract_region(anchor: Exposure, science: Exposure, border: int) -> _Box:
     x1 = int(np.ceil(tx.max() - 0.5)) + REGION_MARGIN
     y1 = int(np.ceil(ty.max() - 0.5)) + REGION_MARGIN
     return _Box(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+
+
+def patch_read_box(
+    science: Exposure, frame: PatchFrame, border: int
+) -> _Box | None:
+    """Return the pixels of a patch the warped template can depend on.
+
+    The grown science box (``border`` px on every side) is sampled along
+    its outer edges every `EDGE_SAMPLE_STEP` px, corners included, and
+    mapped through the science WCS to the sky and the patch WCS to the
+    tract frame; the box holding those points, expanded to whole pixels
+    as `_tract_region` does, is grown by `REGION_MARGIN` (v29's own
+    margin), the Lanczos half-width and `READ_MARGIN`, and clipped to
+    the patch.
+
+    Why it is enough: the tract region that `_warp_tract` merges is the
+    box of the four corners mapped through the tract's first patch's
+    WCS (which agrees with this one's within `WCS_TOLERANCE`, or the
+    template is refused either way), grown by `REGION_MARGIN`; the merge
+    reads a patch only there, and the warp reads nothing but the merged
+    region. The continuous map takes the inside of the grown box inside
+    its edges' image, so nothing the science grid needs is left out.
+
+    Parameters
+    ----------
+    science
+        The science exposure; its shape and WCS are used.
+    frame
+        The whole patch's frame.
+    border
+        GetTemplateTask's border, in science pixels.
+
+    Returns
+    -------
+    box
+        The box in the tract frame, inside the patch; empty when the
+        template cannot use any of its pixels. None when the edges do
+        not map into the patch's frame (the science image has no WCS,
+        or the patch WCS cannot invert a point): then read it whole.
+    """
+    if science.wcs is None:
+        return None
+    xs, ys = _grown_edges(science.shape, border)
+    try:
+        ra, dec = science.wcs.pixel_to_world_values(xs, ys)
+        tx, ty = frame.wcs.world_to_pixel_values(ra, dec)
+    except (NoConvergence, ValueError):
+        return None
+    tx = np.asarray(tx, np.float64) + frame.xy0[0]
+    ty = np.asarray(ty, np.float64) + frame.xy0[1]
+    if not (np.all(np.isfinite(tx)) and np.all(np.isfinite(ty))):
+        return None
+    grow = REGION_MARGIN + LANCZOS_ORDER + READ_MARGIN
+    # afw's Box2I(Box2D, EXPAND), as in _tract_region, then grown.
+    x0 = math.floor(float(tx.min()) + 0.5) - grow
+    y0 = math.floor(float(ty.min()) + 0.5) - grow
+    x1 = math.ceil(float(tx.max()) - 0.5) + grow
+    y1 = math.ceil(float(ty.max()) - 0.5) + grow
+    needed = _Box(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+    (height, width), (px0, py0) = frame.shape, frame.xy0
+    return needed.intersection(_Box(px0, py0, width, height))
+
+
+def _grown_edges(
+    shape: tuple[int, int], border: int
+) -> tuple[FloatArray, FloatArray]:
+    """Return points along the outer edges of the grown science box.
+
+    In science array pixels, corners first: the points `_tract_region`
+    maps, then every `EDGE_SAMPLE_STEP` px along each edge.
+    """
+    height, width = _grown_shape(shape, border)
+    left, right = -0.5 - border, width - 0.5 - border
+    bottom, top = -0.5 - border, height - 0.5 - border
+    along_x = np.linspace(left, right, width // EDGE_SAMPLE_STEP + 2)
+    along_y = np.linspace(bottom, top, height // EDGE_SAMPLE_STEP + 2)
+    xs = np.concatenate(
+        [
+            [left, right, right, left],
+            along_x,
+            along_x,
+            np.full(along_y.size, left),
+            np.full(along_y.size, right),
+        ]
+    )
+    ys = np.concatenate(
+        [
+            [bottom, bottom, top, top],
+            np.full(along_x.size, bottom),
+            np.full(along_x.size, top),
+            along_y,
+            along_y,
+        ]
+    )
+    return xs, ys
 
 
 def _union_box(exposures: Sequence[Exposure]) -> _Box:

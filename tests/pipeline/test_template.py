@@ -1,5 +1,7 @@
 """GetTemplateTask: patches warped and stitched onto a science grid."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from astropy.wcs import WCS, Sip
@@ -7,8 +9,10 @@ from astropy.wcs import WCS, Sip
 from recreate.errors import FormatError, InvalidRequestError, NoOverlapError
 from recreate.exposure import Exposure, MaskPlanes, ObservationInfo, PsfInfo
 from recreate.pipeline.config import TemplateConfig
-from recreate.pipeline.lanczos import lanczos_weights
+from recreate.pipeline.lanczos import LANCZOS_ORDER, lanczos_weights
 from recreate.pipeline.template import build_template
+from recreate.pipeline.template_patches import PatchCutout, PatchFrame
+from recreate.pipeline.template_tracts import READ_MARGIN, patch_read_box
 from recreate.skymap import PatchGeometry, Tract
 
 # Small patches (140 px outer) keep the tests fast; the geometry is
@@ -433,3 +437,178 @@ def test_bad_inputs_are_refused():
     science.wcs = None
     with pytest.raises(FormatError, match="no celestial WCS"):
         build_template(science, [_patch(44)])
+
+
+# --------------------------------------------------------------------------
+# Cut-outs: only the pixels the template can depend on
+# --------------------------------------------------------------------------
+
+
+def _cut(patch, box):
+    """Return the part of a whole patch in ``box``, with its frame.
+
+    What `recreate.io.read_dp1_region` and the caller make of a file:
+    the box clipped to the patch, its planes, its origin, the WCS of its
+    array pixels, and the whole patch's frame.
+    """
+    height, width = patch.shape
+    x0 = min(max(box.x0 - patch.xy0[0], 0), width)
+    y0 = min(max(box.y0 - patch.xy0[1], 0), height)
+    x1 = min(max(box.x0 + box.width - patch.xy0[0], x0), width)
+    y1 = min(max(box.y0 + box.height - patch.xy0[1], y0), height)
+    window = (slice(y0, y1), slice(x0, x1))
+    cut = replace(
+        patch,
+        image=patch.image[window].copy(),
+        variance=patch.variance[window].copy(),
+        mask=patch.mask[window].copy(),
+        wcs=patch.wcs.slice(window),
+        xy0=(patch.xy0[0] + x0, patch.xy0[1] + y0),
+    )
+    frame = PatchFrame(patch.wcs, patch.xy0, patch.shape)
+    return PatchCutout.of(cut, frame)
+
+
+def _needed(patch, science):
+    """Return the cut-out of a patch that patch_read_box names."""
+    frame = PatchFrame(patch.wcs, patch.xy0, patch.shape)
+    box = patch_read_box(science, frame, BORDER)
+    assert box is not None
+    return _cut(patch, box)
+
+
+def _masked_patch(patch_id, **kwargs):
+    """Return a patch with holes and scattered mask bits, EDGE included."""
+    patch = _patch(patch_id, **kwargs)
+    rng = np.random.default_rng(patch_id)
+    bits = PLANES.value("BAD", "SAT", "EDGE", "DETECTED")
+    patch.mask[:] = rng.integers(0, 1 << 10, patch.shape) & bits
+    patch.mask[rng.random(patch.shape) < 0.9] = 0
+    patch.image[rng.random(patch.shape) < 0.002] = np.nan
+    patch.mask[rng.random(patch.shape) < 0.002] |= NO_DATA
+    return patch
+
+
+def _two_tract_scene():
+    tract_b = Tract(8, 53.04, -28.0, GEOM)
+    science = Exposure(
+        image=np.zeros((80, 90), np.float32),
+        variance=np.ones((80, 90), np.float32),
+        mask=np.zeros((80, 90), np.int32),
+        wcs=_centred_wcs(53.02, -28.0, (45.0, 40.0), rotation=20.0),
+        observation=ObservationInfo("LSSTComCam", "r", visit=1, detector=2),
+    )
+    corners = science.corners_sky().T
+    patches = [
+        _masked_patch(p, tract=TRACT, variance=1.0 + p % 3)
+        for p in TRACT.patches_overlapping(*corners)
+        if TRACT.patch_xy(p)[0] == 1
+    ] + [
+        _masked_patch(p, tract=tract_b, variance=2.0 + p % 5)
+        for p in tract_b.patches_overlapping(*corners)
+    ]
+    return science, patches
+
+
+SCENES = {
+    "offset, one patch missed": lambda: (
+        _science((430, 445)),
+        [_patch(p, variance=1.0 + p % 10) for p in (77, 45, 44, 55, 54)],
+    ),
+    "rotated TAN-SIP, masks": lambda: (
+        _science((430, 445), rotation=11.0, sip=True),
+        [_masked_patch(p, variance=1.0 + p % 7) for p in (44, 45, 54, 55)],
+    ),
+    "edge of the patches": lambda: (
+        _science((470.5, 430), shape=(40, 70)),
+        [_masked_patch(44)],
+    ),
+    "coarser science pixels": lambda: (
+        _science((440, 440), shape=(30, 40), scale=0.4, rotation=5.0),
+        [_patch(44, fwhm=3.0), _patch(45, fwhm=5.0, variance=3.0)],
+    ),
+    "two tracts": _two_tract_scene,
+}
+
+
+def _assert_same_template(got, want):
+    """Check two templates agree bit for bit, bounds and all."""
+    assert got.exposure.plane_hash() == want.exposure.plane_hash()
+    assert got.exposure.image.tobytes() == want.exposure.image.tobytes()
+    assert got.exposure.xy0 == want.exposure.xy0
+    assert got.exposure.mask_planes == want.exposure.mask_planes
+    assert got.exposure.wcs.to_header_string(
+        relax=True
+    ) == want.exposure.wcs.to_header_string(relax=True)
+    assert got.coverage == want.coverage
+    assert got.psf_fwhm == want.psf_fwhm
+    assert got.warnings == want.warnings
+    assert len(got.patch_bounds) == len(want.patch_bounds)
+    for mine, theirs in zip(got.patch_bounds, want.patch_bounds, strict=True):
+        assert mine.tobytes() == theirs.tobytes()
+
+
+@pytest.mark.parametrize("scene", list(SCENES))
+def test_cutouts_give_the_template_of_whole_patches(scene):
+    science, patches = SCENES[scene]()
+    cutouts = [_needed(p, science) for p in patches]
+    # The test means something only if pixels were left out.
+    assert sum(c.image.size for c in cutouts) < sum(
+        p.image.size for p in patches
+    )
+    want = build_template(science, patches)
+    _assert_same_template(build_template(science, cutouts), want)
+    # Cut-outs and whole patches mixed, in another order, agree too.
+    mixed = [
+        c if i % 2 else p
+        for i, (p, c) in enumerate(zip(patches, cutouts, strict=True))
+    ]
+    again = build_template(science, mixed[::-1])
+    assert again.exposure.plane_hash() == want.exposure.plane_hash()
+
+
+def test_a_patch_the_science_image_misses_needs_no_pixel():
+    science = _science((430, 445))
+    missed = _needed(_patch(77), science)
+    assert missed.image.size == 0
+    assert missed.frame.shape == _patch(77).shape
+
+
+def test_a_cutout_short_of_the_needed_pixels_changes_the_template():
+    # The converse, so that the tests above can fail: drop the pixels of
+    # the needed box's outer rows and columns, inside the tract region.
+    science, patches = SCENES["rotated TAN-SIP, masks"]()
+    want = build_template(science, patches)
+    short = []
+    for patch in patches:
+        frame = PatchFrame(patch.wcs, patch.xy0, patch.shape)
+        box = patch_read_box(science, frame, BORDER)
+        inset = READ_MARGIN + LANCZOS_ORDER + 2
+        short.append(
+            _cut(
+                patch,
+                type(box)(
+                    box.x0 + inset,
+                    box.y0 + inset,
+                    box.width - 2 * inset,
+                    box.height - 2 * inset,
+                ),
+            )
+        )
+    got = build_template(science, short)
+    assert got.exposure.plane_hash() != want.exposure.plane_hash()
+
+
+def test_read_box_needs_both_wcs():
+    patch = _patch(44)
+    frame = PatchFrame(patch.wcs, patch.xy0, patch.shape)
+    science = _science((430, 445))
+    science.wcs = None
+    assert patch_read_box(science, frame, BORDER) is None
+
+
+def test_a_cutout_must_lie_in_its_patch():
+    patch = _patch(44)
+    frame = PatchFrame(patch.wcs, (patch.xy0[0] + 5, patch.xy0[1]), (140, 140))
+    with pytest.raises(FormatError, match="leaves its patch"):
+        PatchCutout.of(patch, frame)
