@@ -72,22 +72,29 @@ def serve_in_thread(
 
     from workers.api import create_app
 
-    port = port or free_port()
+    # Bound here and handed over, so no other process can take the port
+    # between choosing it and serving on it.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    port = int(sock.getsockname()[1])
     config = uvicorn.Config(
         create_app(settings),
-        host="127.0.0.1",
-        port=port,
         log_level="warning",
         access_log=False,
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
+            thread.join(timeout=10)
+            sock.close()
             raise ServiceUnavailableError("the API did not start")
         time.sleep(0.05)
     try:
@@ -95,6 +102,7 @@ def serve_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+        sock.close()
 
 
 def free_port() -> int:
