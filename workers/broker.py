@@ -30,6 +30,7 @@ from recreate.errors import (
     RecreateError,
     ServiceUnavailableError,
 )
+from workers.settings import Settings
 from workers.tasks import TaskResult, TaskSpec, recreate_task
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Broker:
     connect
         Coroutine function returning a connected asynchronous
         `distributed.Client` (called again after the scheduler is lost).
+    settings
+        Sent with every task: the workers' repository and Redis.
     max_inflight
         Products in flight before new ones are refused (503).
     retries
@@ -73,6 +76,7 @@ class Broker:
     """
 
     connect: Connect
+    settings: Settings | None = None
     max_inflight: int = 64
     retries: int = 2
     on_done: Callable[[TaskSpec, Outcome], None] | None = None
@@ -230,6 +234,7 @@ class Broker:
             future = client.submit(
                 recreate_task,
                 spec,
+                self.settings or Settings(),
                 key=key,
                 priority=priority,
                 pure=False,

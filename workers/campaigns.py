@@ -27,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from cache import CacheUnavailableError, CampaignStore
-from recreate.errors import RecreateError
+from recreate.errors import RecreateError, ServiceUnavailableError
 from recreate.recreation import product_key, request_recipe
 from workers.broker import BACKGROUND
 from workers.tasks import TaskSpec
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 MAX_TRANSIENT_ATTEMPTS = 5
 #: Seconds between checks for work when a campaign waits (slots, retry).
 POLL_SECONDS = 0.5
+#: Seconds campaigns wait after finding the scheduler gone.
+OUTAGE_PAUSE_SECONDS = 5.0
 
 
 @dataclass
@@ -65,6 +68,7 @@ class CampaignRunner:
     _busy: int = 0
     _freed: asyncio.Event = field(default_factory=asyncio.Event)
     _attempts: dict[tuple[str, int], int] = field(default_factory=dict)
+    _paused_until: float = 0.0
 
     def resume(self) -> list[str]:
         """Resume every campaign left unfinished (broker restart)."""
@@ -167,10 +171,16 @@ class CampaignRunner:
 
         The key's task frees it (`_release`) when it ends.
         """
-        while self._busy >= await self._limit():
-            self._freed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._freed.wait(), POLL_SECONDS)
+        while True:
+            pause = self._paused_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            elif self._busy < await self._limit():
+                break
+            else:
+                self._freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), POLL_SECONDS)
         self._busy += 1
 
     def _release(self) -> None:
@@ -234,7 +244,16 @@ class CampaignRunner:
         key: tuple[int, int],
         error: RecreateError,
     ) -> None:
-        """Requeue a transient failure; record anything else as failed."""
+        """Requeue a transient failure; record anything else as failed.
+
+        A lost scheduler pauses every campaign (not counted against the
+        key): its keys are resubmitted from the store when it is back.
+        """
+        if isinstance(error, ServiceUnavailableError):
+            log.warning("campaigns paused: %s", error)
+            self._paused_until = time.monotonic() + OUTAGE_PAUSE_SECONDS
+            self.store.mark(campaign_id, index, "queued")
+            return
         attempts = self._attempts.get((campaign_id, index), 0) + 1
         self._attempts[campaign_id, index] = attempts
         if error.transient and attempts < MAX_TRANSIENT_ATTEMPTS:

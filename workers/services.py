@@ -242,6 +242,7 @@ async def start_services(settings: Settings) -> Services:
         )
         services.broker = Broker(
             connect=lambda: _connect(services),
+            settings=settings,
             max_inflight=settings.max_inflight,
             retries=settings.task_retries,
             on_done=services.finish,

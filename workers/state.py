@@ -2,9 +2,10 @@
 
 A `RecreateWorkerPlugin` registered by the broker builds one
 `WorkerState` per worker process when the worker starts (or joins
-later); tasks reach it with `worker_state`. A worker that was started
-without the plugin builds its state from its own environment on first
-use, so a task never fails just because the plugin was not registered.
+later); tasks reach it with `worker_state`. Tasks also carry the
+broker's settings: a worker without the plugin (or with another
+broker's) builds the state for them on first use, so a task never runs
+against the wrong repository or Redis.
 """
 
 from __future__ import annotations
@@ -162,12 +163,19 @@ class RecreateWorkerPlugin(WorkerPlugin):
         self.state = None
 
 
-_fallback: WorkerState | None = None
-_fallback_lock = threading.Lock()
+_states: dict[Settings, WorkerState] = {}
+_states_lock = threading.Lock()
 
 
-def worker_state() -> WorkerState:
-    """Return the state of the worker running the current task."""
+def worker_state(settings: Settings) -> WorkerState:
+    """Return the state for ``settings`` on the worker running a task.
+
+    The plugin's state when it was built from the same settings (the
+    usual case); otherwise one built here, once per process and settings.
+    Tasks carry the broker's settings, so a worker that joined a
+    restarted scheduler before any broker registered the plugin again
+    still reads the broker's repository and Redis, never a default.
+    """
     from distributed import get_worker
 
     try:
@@ -175,16 +183,18 @@ def worker_state() -> WorkerState:
     except ValueError:
         worker = None
     plugin = worker.plugins.get(PLUGIN_NAME) if worker else None
-    if isinstance(plugin, RecreateWorkerPlugin) and plugin.state:
+    if (
+        isinstance(plugin, RecreateWorkerPlugin)
+        and plugin.state is not None
+        and plugin.settings == settings
+    ):
         return plugin.state
-    return _state_from_environment(worker.address if worker else "")
-
-
-def _state_from_environment(address: str) -> WorkerState:
-    """Build (once per process) a state from ``RECREATE_*`` variables."""
-    global _fallback  # noqa: PLW0603 - one state per process, built lazily
-    with _fallback_lock:
-        if _fallback is None:
-            log.warning("no recreate plugin on this worker: using env")
-            _fallback = WorkerState.build(Settings(), address)
-        return _fallback
+    with _states_lock:
+        state = _states.get(settings)
+        if state is None:
+            log.info("building recreate state outside the plugin")
+            state = WorkerState.build(
+                settings, worker.address if worker else ""
+            )
+            _states[settings] = state
+        return state

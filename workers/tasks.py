@@ -43,6 +43,7 @@ from recreate.recreation import (
     request_recipe,
     result_bytes,
 )
+from workers.settings import Settings
 from workers.state import WorkerState, worker_state
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,16 @@ class TaskResult:
     payload: bytes | None = None
 
 
-def recreate_task(spec: TaskSpec) -> TaskResult:
+def recreate_task(spec: TaskSpec, settings: Settings) -> TaskResult:
     """Recreate one product on a Dask worker and cache it.
 
     Parameters
     ----------
     spec
         The product to make.
+    settings
+        The broker's settings (repository, Redis): the worker's state is
+        the one built for them.
 
     Raises
     ------
@@ -130,7 +134,7 @@ def recreate_task(spec: TaskSpec) -> TaskResult:
     ProcessingError
         Anything else, with the key in its message.
     """
-    state = worker_state()
+    state = worker_state(settings)
     started = time.perf_counter()
     try:
         return _recreate(spec, state, started)

@@ -170,3 +170,58 @@ def test_scheduler_loss_is_503_and_recovers(
     finally:
         _stop(worker)
         _stop(scheduler)
+
+
+def test_a_campaign_survives_a_scheduler_restart(ci_repo, own_redis):
+    from cache import JobStore
+    from workers.tasks import RECOMPUTES_COUNTER
+
+    cache, control = own_redis
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler, worker = _scheduler(port), _worker(address)
+    settings = service_settings(
+        ci_repo,
+        cache.url,
+        control.url,
+        address,
+        campaign_max_inflight=1,
+        lock_ttl_seconds=3.0,
+    )
+    keys = [
+        tuple(map(int, key.split("/")))
+        for key, fraction in sorted(ci_repo.coverage.items())
+        if fraction >= 1.0
+    ][:8]
+    try:
+        with running_api(settings) as url:
+            created = httpx.post(
+                f"{url}/api/v1/campaigns",
+                json={
+                    "name": "outage",
+                    "keys": [{"visit": v, "detector": d} for v, d in keys],
+                },
+            ).json()
+            status = f"{url}/api/v1/campaigns/{created['id']}"
+            deadline = time.monotonic() + 120
+            while httpx.get(status).json()["counts"]["done"] < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            _stop(scheduler)
+            _stop(worker)
+            time.sleep(2)
+            scheduler, worker = _scheduler(port), _worker(address)
+            while httpx.get(status).json()["state"] != "done":
+                assert time.monotonic() < deadline + 120
+                time.sleep(0.5)
+            campaign = httpx.get(status).json()
+    finally:
+        _stop(worker)
+        _stop(scheduler)
+    counts = campaign["counts"]
+    assert counts["failed"] == 0, campaign["failed"]
+    assert counts["done"] + counts["already_cached"] == len(keys)
+    # Each key computed once: a task the outage cut off after it cached
+    # its product shows up as "already cached" on resubmission.
+    recomputes = JobStore(control.client()).counter(RECOMPUTES_COUNTER)
+    assert recomputes == len(keys)
