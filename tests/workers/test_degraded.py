@@ -225,3 +225,35 @@ def test_a_campaign_survives_a_scheduler_restart(ci_repo, own_redis):
     # its product shows up as "already cached" on resubmission.
     recomputes = JobStore(control.client()).counter(RECOMPUTES_COUNTER)
     assert recomputes == len(keys)
+
+
+def test_overload_is_503_with_retry_after_and_caches_nothing(
+    ci_repo, own_redis, thread_cluster, full_key, other_full_key
+):
+    cache, control = own_redis
+    settings = service_settings(
+        ci_repo,
+        cache.url,
+        control.url,
+        thread_cluster.scheduler_address,
+        max_inflight=1,
+        sync_timeout_seconds=0.01,
+        retry_after_seconds=7,
+    )
+    with running_api(settings) as url:
+        first = get(url, full_key)
+        assert first.status_code == 202
+        refused = get(url, other_full_key)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "7"
+        (detail,) = refused.json()["detail"]
+        assert detail["type"] == "overloaded"
+        assert "limit 1" in detail["msg"]
+        job = first.json()
+        deadline = time.monotonic() + 120
+        while job["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = httpx.get(first.headers["location"]).json()
+        assert job["state"] == "done"
+    # The refused product was never started: only the first is cached.
+    assert len(list(cache.client().scan_iter(match="recreate:result:*"))) == 1
