@@ -57,6 +57,18 @@ def check_part(name: str, value: str) -> None:
         raise ValueError(f"{name} holds whitespace or control characters")
 
 
+def check_positive(name: str, value: float) -> None:
+    """Reject a lifetime (or size) that is not positive.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not greater than zero; the message names it.
+    """
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, not {value}")
+
+
 @contextmanager
 def unavailable_on_error(client: redis.Redis, what: str) -> Iterator[None]:
     """Turn any Redis failure inside the block into CacheUnavailableError.

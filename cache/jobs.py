@@ -14,7 +14,12 @@ from typing import Any
 
 import redis
 
-from cache._redis import as_bytes, check_part, unavailable_on_error
+from cache._redis import (
+    as_bytes,
+    check_part,
+    check_positive,
+    unavailable_on_error,
+)
 from cache.errors import CorruptValueError, JobNotFoundError
 
 __all__ = ["JobStore"]
@@ -44,10 +49,7 @@ class JobStore:
         ttl_seconds: int = 86400,
     ) -> None:
         check_part("prefix", prefix)
-        if ttl_seconds <= 0:
-            raise ValueError(
-                f"ttl_seconds must be positive, not {ttl_seconds}"
-            )
+        check_positive("ttl_seconds", ttl_seconds)
         self._redis = redis_client
         self._prefix = prefix
         self._ttl = ttl_seconds

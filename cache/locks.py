@@ -22,7 +22,7 @@ from typing import Self
 import redis
 from redis.commands.core import Script
 
-from cache._redis import check_part, unavailable_on_error
+from cache._redis import check_part, check_positive, unavailable_on_error
 
 __all__ = ["Lock", "SingleFlight"]
 
@@ -200,10 +200,7 @@ class SingleFlight:
         ttl_seconds: float = 120,
     ) -> None:
         check_part("prefix", prefix)
-        if ttl_seconds <= 0:
-            raise ValueError(
-                f"ttl_seconds must be positive, not {ttl_seconds}"
-            )
+        check_positive("ttl_seconds", ttl_seconds)
         self._redis = redis_client
         self._prefix = prefix
         self._ttl = ttl_seconds

@@ -40,6 +40,7 @@ from cache._redis import (
     UNLINK_IF_EQUAL,
     as_bytes,
     check_part,
+    check_positive,
     glob_escape,
     require_bytes,
     unavailable_on_error,
@@ -119,8 +120,7 @@ class ResultStore:
             ("kernel_ttl_seconds", kernel_ttl_seconds),
             ("chunk_bytes", chunk_bytes),
         ):
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, not {value}")
+            check_positive(name, value)
         self._redis = redis_client
         self._prefix = prefix
         self._ttl = ttl_seconds

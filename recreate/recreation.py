@@ -29,7 +29,7 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from astropy.io import fits
 
@@ -67,7 +67,7 @@ from recreate.pipeline.template_tracts import patch_read_box
 OutputFormat = Literal["dp1", "lsst-images"]
 #: FWHM of a Gaussian in units of its sigma.
 FWHM_PER_SIGMA = 2.0 * (2.0 * math.log(2.0)) ** 0.5
-FORMATS: tuple[str, ...] = ("dp1", "lsst-images")
+FORMATS: tuple[str, ...] = get_args(OutputFormat)
 
 
 def recreate_from_butler(

@@ -24,15 +24,15 @@ from recreate.recreation import (
     template_provenance,
     write_result,
 )
+from tests.support.service import key_with_coverage
 from workers.cli import main
 
 
 def _key(ci_repo, low, high, detector=None):
-    for key, fraction in sorted(ci_repo.coverage.items()):
-        visit, det = map(int, key.split("/"))
-        if low <= fraction < high and detector in (None, det):
-            return visit, det
-    pytest.fail(f"no key with coverage in [{low}, {high})")
+    try:
+        return key_with_coverage(ci_repo, low, high, detector)
+    except LookupError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")

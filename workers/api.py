@@ -5,10 +5,7 @@ services (embedded Redis and LocalCluster where nothing is configured)
 and stops them. Handlers validate, then delegate: the Butler resolves
 the inputs, the cache serves hits, the broker runs misses.
 
-Every error is JSON of one shape, FastAPI's own 422 shape, with a stable
-code in ``type`` and a message naming the bad value::
-
-    {"detail": [{"loc": ["path", "visit"], "msg": "...", "type": "..."}]}
+Errors are answered in one JSON shape by `workers.http_errors`.
 """
 
 from __future__ import annotations
@@ -16,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
@@ -31,13 +27,18 @@ from recreate import __version__
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.errors import (
     DataNotFoundError,
-    InvalidRequestError,
     RecreateError,
     TransientError,
 )
 from recreate.recreation import FORMATS, product_key, request_recipe
 from workers.broker import INTERACTIVE
 from workers.campaign_api import router as campaign_router
+from workers.http_errors import (
+    ErrorModel,
+    add_error_handlers,
+    add_request_metrics,
+    bad_parameter,
+)
 from workers.services import Services, start_services
 from workers.settings import Settings
 from workers.tasks import TaskResult, TaskSpec
@@ -46,21 +47,6 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1"
 FITS = "application/fits"
-T = TypeVar("T")
-
-
-class ErrorDetail(BaseModel):
-    """One error: where, what, and its stable code."""
-
-    loc: list[str] = Field(description="Where the bad value is.")
-    msg: str = Field(description="What is wrong, naming the value.")
-    type: str = Field(description="Stable error code.")
-
-
-class ErrorModel(BaseModel):
-    """The body of every error response."""
-
-    detail: list[ErrorDetail]
 
 
 class JobModel(BaseModel):
@@ -126,8 +112,8 @@ def create_app(
         "and cached.",
         lifespan=lifespan,
     )
-    _add_error_handlers(app)
-    _add_request_metrics(app)
+    add_error_handlers(app)
+    add_request_metrics(app)
     _add_routes(app)
     app.include_router(campaign_router)
     return app
@@ -137,93 +123,6 @@ def _services(request: Request) -> Services:
     """Return the app's services."""
     services: Services = request.app.state.services
     return services
-
-
-# --------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------
-
-
-class ParameterError(InvalidRequestError):
-    """A bad request parameter, with where it was found."""
-
-    loc: tuple[str, ...] = ("query",)
-
-
-def _bad_parameter(where: str, name: str, msg: str) -> ParameterError:
-    """Return a 422 error located at ``where``/``name``."""
-    error = ParameterError(msg)
-    error.loc = (where, name)
-    return error
-
-
-def _error_response(
-    status: int, code: str, msg: str, loc: tuple[str, ...], retry: int
-) -> JSONResponse:
-    """Return the JSON error response (with Retry-After on a 503)."""
-    headers = {"Retry-After": str(retry)} if status == 503 else None
-    body = ErrorModel(detail=[ErrorDetail(loc=list(loc), msg=msg, type=code)])
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    """Map every error to the one JSON shape; never a traceback."""
-
-    def retry_after(request: Request) -> int:
-        services = getattr(request.app.state, "services", None)
-        return services.settings.retry_after_seconds if services else 10
-
-    @app.exception_handler(RecreateError)
-    async def recreate_error(
-        request: Request, error: RecreateError
-    ) -> JSONResponse:
-        if not error.user_facing and not error.transient:
-            log.error("request %s failed: %s", request.url.path, error)
-        loc = getattr(error, "loc", ("request",))
-        return _error_response(
-            error.status, error.code, str(error), loc, retry_after(request)
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(
-        request: Request, error: RequestValidationError
-    ) -> JSONResponse:
-        first = error.errors()[0] if error.errors() else {}
-        loc = tuple(str(part) for part in first.get("loc", ("request",)))
-        msg = f"{first.get('msg', 'invalid request')}: {loc[-1]}"
-        return _error_response(
-            422, "invalid_parameter", msg, loc, retry_after(request)
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.error("unexpected error on %s", request.url.path, exc_info=error)
-        return _error_response(
-            500,
-            "internal_error",
-            f"internal error ({type(error).__name__}); it has been logged",
-            ("request",),
-            retry_after(request),
-        )
-
-
-def _add_request_metrics(app: FastAPI) -> None:
-    """Count every request by route template, method and status."""
-
-    @app.middleware("http")
-    async def count(
-        request: Request,
-        call_next: Callable[[Request], Coroutine[Any, Any, Response]],
-    ) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        services = getattr(request.app.state, "services", None)
-        if services is not None:
-            services.metrics.requests.labels(
-                route=path, method=request.method, status=response.status_code
-            ).inc()
-        return response
 
 
 # --------------------------------------------------------------------------
@@ -403,15 +302,15 @@ def _parse_id(name: str, raw: str, limit: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise _bad_parameter(
+        raise bad_parameter(
             "path", name, f"{name} must be an integer, got {raw!r}"
         ) from None
     if value < 0:
-        raise _bad_parameter(
+        raise bad_parameter(
             "path", name, f"{name} must not be negative, got {value}"
         )
     if value >= limit:
-        raise _bad_parameter(
+        raise bad_parameter(
             "path",
             name,
             f"{name} {value} is out of range (0 to {limit - 1})",
@@ -424,7 +323,7 @@ def _parse_format(raw: str | None, settings: Settings) -> str:
     if raw is None:
         return settings.default_format
     if raw not in FORMATS:
-        raise _bad_parameter(
+        raise bad_parameter(
             "query",
             "format",
             f"unknown format {raw!r}; choose one of {', '.join(FORMATS)}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -18,6 +18,7 @@ from recreate.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
+from recreate.recreation import OutputFormat
 from recreate.selection import Selection
 from workers.campaigns import CampaignRunner
 
@@ -61,7 +62,7 @@ class CampaignRequest(BaseModel):
         description="Order among campaigns; always below interactive work.",
     )
     instrument: str | None = None
-    format: Literal["dp1", "lsst-images"] | None = None
+    format: OutputFormat | None = None
 
 
 class CampaignCreated(BaseModel):

@@ -142,20 +142,16 @@ def _display_host(host: str) -> str:
 def example_key(services: Any) -> tuple[int, int] | None:
     """Return a (visit, detector) whose templates cover it, if any.
 
-    Picks the first visit image, in data-id order, that has at least
-    one overlapping template patch.
+    Starts halfway through the keys in data-id order (the first visits of
+    a simulated survey are its partly covered edge visits) and returns the
+    first with at least one overlapping template patch.
     """
-    from recreate.butler import find_inputs
-
-    butler = services.butler
-    refs = sorted(
-        butler.registry.queryDatasets("visit_image", findFirst=True),
-        key=lambda ref: (ref.dataId["visit"], ref.dataId["detector"]),
-    )
-    for ref in refs[len(refs) // 2 :]:
-        visit, detector = int(ref.dataId["visit"]), int(ref.dataId["detector"])
+    keys = services.butler.visit_image_keys()
+    for visit, detector in keys[len(keys) // 2 :]:
         try:
-            found = find_inputs(butler, visit, detector)
+            found = services.butler.find_inputs(
+                visit, detector, services.settings.instrument
+            )
         except RecreateError:
             continue
         if len(found.templates) >= 1:

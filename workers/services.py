@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +29,14 @@ from cache import (
     RedisServer,
     ResultStore,
 )
-from recreate.butler import DiffimInputs, find_inputs, open_butler
+from recreate.butler import DiffimInputs
 from recreate.errors import RecreateError
-from recreate.selection import Selection, select_keys
+from recreate.selection import Selection
 from workers.broker import Broker, Outcome
 from workers.campaigns import CampaignRunner
 from workers.metrics import Metrics
 from workers.settings import Settings, worker_dask_config
-from workers.state import RecreateWorkerPlugin, RedisStores
+from workers.state import LockedButler, RecreateWorkerPlugin, RedisStores
 from workers.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -53,45 +53,43 @@ class Services:
     """The API's view of the service: Butler, Redis, broker, metrics."""
 
     settings: Settings
-    butler: Any
-    store: ResultStore | None
-    jobs: JobStore | None
+    butler: LockedButler
+    stores: RedisStores
     broker: Broker
-    metrics: Metrics
+    metrics: Metrics = field(default_factory=Metrics)
     campaigns: CampaignRunner | None = None
-    cache_client: redis.Redis | None = None
-    control_client: redis.Redis | None = None
-    _embedded: list[Any] = field(default_factory=list)
     cluster: Any = None
-    _butler_lock: threading.Lock = field(default_factory=threading.Lock)
+    _embedded: list[Any] = field(default_factory=list)
     _jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def store(self) -> ResultStore | None:
+        """The result store (None without a cache Redis)."""
+        return self.stores.store
+
+    @property
+    def jobs(self) -> JobStore | None:
+        """The job store (None without a control Redis)."""
+        return self.stores.jobs
 
     async def find_inputs(
         self, visit: int, detector: int, instrument: str | None
     ) -> DiffimInputs:
         """Resolve a key's inputs through the Butler (off the loop)."""
-
-        def lookup() -> DiffimInputs:
-            with self._butler_lock:
-                return find_inputs(
-                    self.butler,
-                    visit,
-                    detector,
-                    instrument=instrument or self.settings.instrument,
-                )
-
-        return await asyncio.to_thread(lookup)
+        return await asyncio.to_thread(
+            self.butler.find_inputs,
+            visit,
+            detector,
+            instrument or self.settings.instrument,
+        )
 
     async def select_keys(
         self, selection: Selection, limit: int
     ) -> list[tuple[int, int]]:
         """Resolve a campaign selection through the Butler (off the loop)."""
-
-        def lookup() -> list[tuple[int, int]]:
-            with self._butler_lock:
-                return select_keys(self.butler, selection, limit=limit)
-
-        return await asyncio.to_thread(lookup)
+        return await asyncio.to_thread(
+            self.butler.select_keys, selection, limit
+        )
 
     def open_job(
         self, spec: TaskSpec, url: str, task: asyncio.Task[Any]
@@ -171,20 +169,10 @@ class Services:
     def health(self) -> dict[str, str]:
         """Return each stateful part's status: ok, down or embedded."""
         return {
-            "cache": _ping(self.cache_client),
-            "control": _ping(self.control_client),
-            "butler": self._butler_status(),
+            "cache": _ping(self.stores.cache_client),
+            "control": _ping(self.stores.control_client),
+            "butler": "ok" if self.butler.answers() else "down",
         }
-
-    def _butler_status(self) -> str:
-        """Whether the Butler registry answers a trivial query."""
-        try:
-            with self._butler_lock:
-                list(self.butler.registry.queryDimensionRecords("instrument"))
-        except Exception:  # any failure means "down"; logged
-            log.exception("Butler health check failed")
-            return "down"
-        return "ok"
 
     async def close(self) -> None:
         """Stop campaigns, the broker, the cluster and embedded servers."""
@@ -219,49 +207,44 @@ async def start_services(settings: Settings) -> Services:
         If there is no Butler repository at ``settings.butler_repo``.
     """
     embedded: list[Any] = []
+    cluster = None
     try:
         settings = _with_embedded_redis(settings, embedded)
-        butler = await asyncio.to_thread(
-            open_butler, settings.butler_repo, settings.collections()
-        )
-        metrics = Metrics()
+        butler = await asyncio.to_thread(LockedButler.open, settings)
         stores = RedisStores.connect(settings)
-        store, jobs = stores.store, stores.jobs
-        cache_client = stores.cache_client
-        control_client = stores.control_client
-        services = Services(
-            settings=settings,
-            butler=butler,
-            store=store,
-            jobs=jobs,
-            broker=Broker(connect=_no_connect),
-            metrics=metrics,
-            cache_client=cache_client,
-            control_client=control_client,
-            _embedded=embedded,
-        )
-        services.broker = Broker(
-            connect=lambda: _connect(services),
+        if settings.scheduler_address is None:
+            cluster = await _start_local_cluster(settings)
+        broker = Broker(
+            connect=functools.partial(_connect, settings, cluster),
             settings=settings,
             max_inflight=settings.max_inflight,
             retries=settings.task_retries,
-            on_done=services.finish,
         )
-        if control_client is not None:
+        services = Services(
+            settings=settings,
+            butler=butler,
+            stores=stores,
+            broker=broker,
+            cluster=cluster,
+            _embedded=embedded,
+        )
+        broker.on_done = services.finish
+        if stores.control_client is not None:
             services.campaigns = CampaignRunner(
                 services,
-                CampaignStore(control_client),
+                CampaignStore(stores.control_client),
                 max_inflight=settings.campaign_max_inflight,
             )
-        if settings.scheduler_address is None:
-            services.cluster = await _start_local_cluster(settings)
         with contextlib.suppress(RecreateError):
             # A remote scheduler may come later: the broker reconnects.
-            await services.broker.client()
+            await broker.client()
         if services.campaigns is not None:
             with contextlib.suppress(CacheUnavailableError):
                 services.campaigns.resume()
     except BaseException:
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                await cluster.close()
         for server in reversed(embedded):
             with contextlib.suppress(Exception):
                 server.stop()
@@ -269,22 +252,17 @@ async def start_services(settings: Settings) -> Services:
     return services
 
 
-async def _no_connect() -> Any:
-    """Refuse to connect: stands in until the real function is bound."""
-    raise OSError("the broker is not ready")
+async def _connect(settings: Settings, cluster: Any) -> Any:
+    """Connect a Dask client and register the worker plugin.
 
-
-async def _connect(services: Services) -> Any:
-    """Connect a Dask client and register the worker plugin."""
+    ``cluster`` is the embedded LocalCluster, or None for the scheduler
+    at ``settings.scheduler_address``.
+    """
     from distributed import Client
 
-    address = (
-        services.cluster
-        if services.cluster is not None
-        else services.settings.scheduler_address
-    )
+    address = cluster if cluster is not None else settings.scheduler_address
     client = await Client(address, asynchronous=True, timeout=CONNECT_TIMEOUT)
-    await client.register_plugin(RecreateWorkerPlugin(services.settings))
+    await client.register_plugin(RecreateWorkerPlugin(settings))
     return client
 
 

@@ -10,13 +10,10 @@ all).
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Output formats the API serves.
-OutputFormat = Literal["dp1", "lsst-images"]
+from recreate.recreation import OutputFormat
 
 
 def worker_dask_config() -> dict[str, object]:

@@ -22,6 +22,7 @@ from redis.retry import Retry
 
 from cache import JobStore, ResultStore, SingleFlight
 from recreate.butler import DiffimInputs, find_inputs, open_butler
+from recreate.selection import Selection, select_keys
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,61 @@ class RedisStores:
 
 
 @dataclass
+class LockedButler:
+    """A Butler whose registry is queried by one thread at a time.
+
+    A Butler with an SQLite registry must not run queries from several
+    threads at once; the API (a thread per request) and a worker with
+    several threads share one through this.
+    """
+
+    butler: Any
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings) -> LockedButler:
+        """Open the configured repository read-only."""
+        return cls(open_butler(settings.butler_repo, settings.collections()))
+
+    def find_inputs(
+        self, visit: int, detector: int, instrument: str | None
+    ) -> DiffimInputs:
+        """Return a key's inputs (`recreate.butler.find_inputs`)."""
+        with self._lock:
+            return find_inputs(
+                self.butler, visit, detector, instrument=instrument
+            )
+
+    def select_keys(
+        self, selection: Selection, limit: int
+    ) -> list[tuple[int, int]]:
+        """Return a selection's keys (`recreate.selection.select_keys`)."""
+        with self._lock:
+            return select_keys(self.butler, selection, limit=limit)
+
+    def visit_image_keys(self) -> list[tuple[int, int]]:
+        """Return every (visit, detector) with a visit image, sorted."""
+        with self._lock:
+            refs = self.butler.registry.queryDatasets(
+                "visit_image", findFirst=True
+            )
+            return sorted(
+                (int(ref.dataId["visit"]), int(ref.dataId["detector"]))
+                for ref in refs
+            )
+
+    def answers(self) -> bool:
+        """Whether the registry answers a trivial query."""
+        with self._lock:
+            try:
+                list(self.butler.registry.queryDimensionRecords("instrument"))
+            except Exception:  # any failure means "down"; logged
+                log.exception("Butler health check failed")
+                return False
+        return True
+
+
+@dataclass
 class WorkerState:
     """A worker's Butler, result store, lock and job store.
 
@@ -103,35 +159,24 @@ class WorkerState:
     """
 
     settings: Settings
-    butler: Any
+    butler: LockedButler
     store: ResultStore | None
     locks: SingleFlight | None
     jobs: JobStore | None
     address: str = ""
-    _butler_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def build(cls, settings: Settings, address: str = "") -> WorkerState:
         """Open the Butler and connect to Redis as ``settings`` say."""
-        butler = open_butler(settings.butler_repo, settings.collections())
         stores = RedisStores.connect(settings)
         return cls(
             settings,
-            butler,
+            LockedButler.open(settings),
             stores.store,
             stores.locks,
             stores.jobs,
             address,
         )
-
-    def find_inputs(
-        self, instrument: str, visit: int, detector: int
-    ) -> DiffimInputs:
-        """Look the inputs up (one query at a time: SQLite registries)."""
-        with self._butler_lock:
-            return find_inputs(
-                self.butler, visit, detector, instrument=instrument
-            )
 
 
 class RecreateWorkerPlugin(WorkerPlugin):

@@ -156,7 +156,9 @@ def _recreate(
     spec: TaskSpec, state: WorkerState, started: float
 ) -> TaskResult:
     """Do the task's work; see `recreate_task`."""
-    found = state.find_inputs(spec.instrument, spec.visit, spec.detector)
+    found = state.butler.find_inputs(
+        spec.visit, spec.detector, spec.instrument
+    )
     recipe = request_recipe(found, config=DEFAULT_CONFIG)
     key = product_key(recipe, spec.output_format)
     if key != spec.product_key:
