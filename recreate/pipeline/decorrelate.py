@@ -7,8 +7,9 @@ undoes the correlation with a filter applied in Fourier space:
 
     corr(k) = sqrt((s + t * (sum K)^2) / (s + t * |K(k)|^2))
 
-where ``s`` and ``t`` are the clipped mean variances of the science image
-and of the warped (unconvolved) template, and ``K`` is the matching kernel
+where ``s`` and ``t`` are afw's MEANCLIP (3 sigma, 3 iterations, started
+from the median and interquartile range) of the science variance and of
+the warped (unconvolved) template variance, and ``K`` is the matching kernel
 evaluated once, at the image centre. DMTN-021 (eq. 1) and ip_diffim write
 the numerator ``s + t``, which assumes ``sum K = 1``; with the kernel sum
 in it, as here, ``corr(0) = 1`` exactly, so the filter never changes a
@@ -21,20 +22,17 @@ as in v29.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
 from recreate.exposure import MaskPlanes
-from recreate.pipeline.fft import irfft2, rfft2
+from recreate.pipeline.fft import centred_rfft2, irfft2, rfft2
+from recreate.pipeline.robust import clipped_mean_std_of_plane
 from recreate.pipeline.threads import thread_count
-
-#: Clipped-mean parameters of the variance levels (MEANCLIP, 3 sigma x 3).
-_CLIP_SIGMA = 3.0
-_CLIP_ITERATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -85,10 +83,9 @@ def decorrelate(
         weights used.
     """
     usable = (mask & planes.value_of_present(ignore_planes)) == 0
-    svar = _clipped_mean(science_variance, usable)
-    tvar = _clipped_mean(template_variance, usable)
+    svar, tvar = _variance_levels(science_variance, template_variance, usable)
     shape = _fft_shape(difference.shape, kernel.shape)
-    kernel_ft = _kernel_transform(kernel, shape)
+    kernel_ft = centred_rfft2(kernel, shape, thread_count())
     power = np.abs(kernel_ft) ** 2
     ksum = float(np.sum(kernel, dtype=np.float64))
     correction = np.sqrt((svar + tvar * ksum**2) / (svar + tvar * power))
@@ -139,7 +136,7 @@ def decorrelated_psf(
         The filtered PSF, same shape, unit sum.
     """
     shape = _fft_shape(psf.shape, kernel.shape)
-    kernel_ft = _kernel_transform(kernel, shape)
+    kernel_ft = centred_rfft2(kernel, shape, thread_count())
     ksum = float(np.sum(kernel, dtype=np.float64))
     correction = np.sqrt(
         (science_variance + template_variance * ksum**2)
@@ -154,20 +151,28 @@ def decorrelated_psf(
     return out / out.sum()
 
 
-def _clipped_mean(
-    values: npt.NDArray[np.float32], usable: npt.NDArray[np.bool_]
-) -> float:
-    """Return the 3-sigma, 3-iteration clipped mean of usable values."""
-    data = values[usable & np.isfinite(values)].astype(np.float64)
-    if data.size == 0:
-        return float("nan")
-    for _ in range(_CLIP_ITERATIONS):
-        mean, std = float(np.mean(data)), float(np.std(data))
-        kept = data[np.abs(data - mean) <= _CLIP_SIGMA * std]
-        if kept.size in (data.size, 0):
-            break
-        data = kept
-    return float(np.mean(data))
+def _variance_levels(
+    science_variance: npt.NDArray[np.float32],
+    template_variance: npt.NDArray[np.float32],
+    usable: npt.NDArray[np.bool_],
+) -> tuple[float, float]:
+    """Return the MEANCLIP levels of both variance planes.
+
+    The two statistics are independent and each is serial (numba,
+    without the GIL), so they run side by side when there are threads
+    to spare; the numbers do not depend on it.
+    """
+    planes = (science_variance, template_variance)
+
+    def level(plane: npt.NDArray[np.float32]) -> tuple[float, float]:
+        return clipped_mean_std_of_plane(plane, usable)
+
+    if thread_count() > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            levels = list(pool.map(level, planes))
+    else:
+        levels = [level(p) for p in planes]
+    return levels[0][0], levels[1][0]
 
 
 def _fft_shape(
@@ -192,18 +197,6 @@ def _fast_even(length: int) -> int:
     while size % 2:
         size = scipy.fft.next_fast_len(size + 1, real=True)
     return int(size)
-
-
-def _kernel_transform(
-    kernel: npt.NDArray[np.float64], shape: tuple[int, int]
-) -> npt.NDArray[np.complexfloating[Any, Any]]:
-    """Return the real FFT of the kernel, zero-padded, centre at origin."""
-    padded = np.zeros(shape, dtype=np.float64)
-    ky, kx = kernel.shape
-    padded[:ky, :kx] = kernel
-    # Put the kernel's centre pixel at (0, 0) so the filter shifts nothing.
-    padded = np.roll(padded, (-(ky // 2), -(kx // 2)), axis=(0, 1))
-    return rfft2(padded, workers=thread_count())
 
 
 def _filter(

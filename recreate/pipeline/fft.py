@@ -70,6 +70,60 @@ def irfft2(
     )
 
 
+def centred_rfft2(
+    kernel: npt.NDArray[np.float64],
+    shape: tuple[int, int],
+    workers: int = 1,
+) -> npt.NDArray[np.complex128]:
+    """Return `rfft2` of a small kernel zero-padded to ``shape``, centred.
+
+    The kernel's centre pixel goes to ``(0, 0)`` (the rest wraps
+    around), so filtering with the transform shifts nothing. The zero
+    rows of the padded array have zero transforms: only the kernel's own
+    rows are transformed along x, and the column transforms start from
+    those, which spares a full-grid float64 transform and two full-grid
+    copies. Bit-identical for any ``workers``.
+
+    Parameters
+    ----------
+    kernel
+        2-D kernel with odd sides, no larger than ``shape``.
+    shape
+        The FFT grid, ``(rows, columns)``.
+    workers
+        Threads to use; the result does not depend on it.
+
+    Raises
+    ------
+    ValueError
+        If the kernel is not 2-D with odd sides that fit in ``shape``.
+    """
+    dims = np.shape(kernel)
+    if (
+        len(dims) != 2
+        or dims[0] % 2 == 0
+        or dims[1] % 2 == 0
+        or dims[0] > shape[0]
+        or dims[1] > shape[1]
+    ):
+        raise ValueError(
+            f"kernel of shape {dims} must be 2-D with odd sides that fit "
+            f"in {shape}"
+        )
+    ky, kx = dims
+    rows = np.zeros((ky, shape[1]), dtype=np.float64)
+    rows[:, (np.arange(kx) - kx // 2) % shape[1]] = kernel
+    row_transforms = scipy.fft.rfft(rows, axis=1, workers=1)
+    padded = np.zeros((shape[0], row_transforms.shape[1]), np.complex128)
+    padded[(np.arange(ky) - ky // 2) % shape[0]] = row_transforms
+    return _by_blocks(
+        padded.shape[1],
+        lambda s: scipy.fft.fft(padded[:, s], axis=0, workers=1),
+        workers,
+        axis=1,
+    )
+
+
 def _by_blocks(
     length: int,
     transform: Callable[[slice], npt.NDArray[Any]],

@@ -104,71 +104,78 @@ def order_statistics(data: FloatArray, ranks: IntArray) -> FloatArray:
 def _select_ranks(data: FloatArray, ranks: IntArray) -> FloatArray:
     """Return the ``ranks``-th smallest of ``data`` (see order_statistics).
 
-    One histogram of all the data places every rank in a bin; the values
-    of those bins are copied out (one pass) and narrowed further alone.
+    A histogram of a pool places each of its ranks in a bin; the values
+    of those bins are copied out in one pass and narrowed further, each
+    bin with all the ranks it holds, until few candidates remain and are
+    sorted. Every pass serves all the ranks at once: on a plane of
+    nearly equal values (a sky-dominated variance) the ranks share one
+    bin for several passes, and narrowing it once per rank would cost a
+    pass over the whole plane for each of them.
     """
     out = np.empty(len(ranks))
     if len(ranks) == 0:
         return out
-    low, high = _min_max(data)
-    if not low < high:
-        out[:] = low
-        return out
-    scale = _SELECT_BINS / (high - low)
-    counts = _histogram(data, low, scale)
-    starts = np.zeros(_SELECT_BINS + 1, dtype=np.int64)
-    starts[1:] = np.cumsum(counts)
-    bins = np.searchsorted(starts, ranks, side="right") - 1
-    wanted = np.unique(bins)
-    slot = np.full(_SELECT_BINS, -1, dtype=np.int64)
-    for i, b in enumerate(wanted):
-        slot[b] = i
-    offsets = np.zeros(len(wanted) + 1, dtype=np.int64)
-    for i, b in enumerate(wanted):
-        offsets[i + 1] = offsets[i] + counts[b]
-    pool = np.empty(offsets[-1])
-    filled = offsets[:-1].copy()
-    for value in data:
-        s = slot[_bin_of(value, low, scale)]
-        if s >= 0:
-            pool[filled[s]] = value
-            filled[s] += 1
-    for i, rank in enumerate(ranks):
-        s = slot[bins[i]]
-        part = pool[offsets[s] : offsets[s + 1]]
-        out[i] = _select_one(part.copy(), rank - starts[bins[i]])
+    slots = np.arange(len(ranks))
+    stack = [(data, ranks.copy(), slots)]
+    while len(stack) > 0:
+        values, wanted_ranks, wanted_slots = stack.pop()
+        n = len(values)
+        if n <= _SELECT_SORT_LIMIT:
+            ordered = np.sort(values)
+            for i in range(len(wanted_ranks)):
+                out[wanted_slots[i]] = ordered[wanted_ranks[i]]
+            continue
+        low, high = _min_max(values)
+        if not low < high:
+            for slot in wanted_slots:
+                out[slot] = low
+            continue
+        scale = _SELECT_BINS / (high - low)
+        counts = _histogram(values, low, scale)
+        starts = np.zeros(_SELECT_BINS + 1, dtype=np.int64)
+        starts[1:] = np.cumsum(counts)
+        bins = np.searchsorted(starts, wanted_ranks, side="right") - 1
+        wanted = np.unique(bins)
+        if len(wanted) == 1 and counts[wanted[0]] == n:
+            # Values that one histogram cannot separate: sort them.
+            ordered = np.sort(values)
+            for i in range(len(wanted_ranks)):
+                out[wanted_slots[i]] = ordered[wanted_ranks[i]]
+            continue
+        pools = _bin_pools(values, low, scale, counts, wanted)
+        for i, b in enumerate(wanted):
+            inside = bins == b
+            stack.append(
+                (
+                    pools[i],
+                    wanted_ranks[inside] - starts[b],
+                    wanted_slots[inside],
+                )
+            )
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _select_one(values: FloatArray, rank: int) -> float:
-    """Return the ``rank``-th smallest of ``values`` (may reorder them).
-
-    Narrows by histograms until few candidates remain, then sorts; a
-    step that cannot narrow (values spanning no finite range) sorts.
-    """
-    while True:
-        n = len(values)
-        if n <= _SELECT_SORT_LIMIT:
-            return np.sort(values)[rank]
-        low, high = _min_max(values)
-        if not low < high:
-            return low
-        scale = _SELECT_BINS / (high - low)
-        counts = _histogram(values, low, scale)
-        chosen = 0
-        while rank >= counts[chosen]:
-            rank -= counts[chosen]
-            chosen += 1
-        if counts[chosen] == n:
-            return np.sort(values)[rank]
-        narrowed = np.empty(counts[chosen])
-        k = 0
-        for value in values:
-            if _bin_of(value, low, scale) == chosen:
-                narrowed[k] = value
-                k += 1
-        values = narrowed
+def _bin_pools(
+    values: FloatArray,
+    low: float,
+    scale: float,
+    counts: IntArray,
+    wanted: IntArray,
+) -> list[FloatArray]:
+    """Copy the values of each ``wanted`` bin out, in one pass."""
+    slot = np.full(_SELECT_BINS, -1, dtype=np.int64)
+    pools = []
+    for i, b in enumerate(wanted):
+        slot[b] = i
+        pools.append(np.empty(counts[b]))
+    filled = np.zeros(len(wanted), dtype=np.int64)
+    for value in values:
+        s = slot[_bin_of(value, low, scale)]
+        if s >= 0:
+            pools[s][filled[s]] = value
+            filled[s] += 1
+    return pools
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -85,6 +85,43 @@ def clipped_mean_std_of_finite(data: FloatArray) -> tuple[float, float]:
     return _clip_iterations(data, center, std, N_CLIP_ITERATIONS)
 
 
+def clipped_mean_std_of_plane(
+    plane: npt.NDArray[np.floating], usable: npt.NDArray[np.bool_]
+) -> tuple[float, float]:
+    """Return `clipped_mean_std` of the finite pixels ``usable`` flags.
+
+    What afw's ``makeStatistics(image, mask, MEANCLIP)`` gives with the
+    masked pixels left out, without the boolean-indexed float64 copy
+    (two full-detector temporaries) numpy would make first.
+
+    Parameters
+    ----------
+    plane
+        2-D image plane.
+    usable
+        Same shape: the pixels that may enter the statistic.
+
+    Returns
+    -------
+    mean, std
+        As `clipped_mean_std`.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    """
+    if np.shape(plane) != np.shape(usable) or np.ndim(plane) != 2:
+        raise ValueError(
+            f"plane {np.shape(plane)} and usable {np.shape(usable)} must "
+            "be 2-D of one shape"
+        )
+    data = _usable_finite_values(
+        np.ascontiguousarray(plane), np.ascontiguousarray(usable)
+    )
+    return clipped_mean_std_of_finite(data)
+
+
 def clipped_means_by_row(
     rows: FloatArray, *, presorted: bool = False
 ) -> FloatArray:
@@ -123,6 +160,23 @@ def _finite_values(data: FloatArray) -> FloatArray:
         if math.isfinite(value):
             out[n] = value
             n += 1
+    return out[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _usable_finite_values(
+    plane: npt.NDArray[np.floating], usable: npt.NDArray[np.bool_]
+) -> FloatArray:
+    """Return the finite usable pixels as float64, in raster order."""
+    out = np.empty(plane.size)
+    n = 0
+    height, width = plane.shape
+    for r in range(height):
+        for c in range(width):
+            value = plane[r, c]
+            if usable[r, c] and math.isfinite(value):
+                out[n] = value
+                n += 1
     return out[:n]
 
 

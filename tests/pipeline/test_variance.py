@@ -19,6 +19,7 @@ from recreate.pipeline.order_stats import order_statistics, percentiles
 from recreate.pipeline.robust import (
     IQR_TO_STDEV,
     clipped_mean_std,
+    clipped_mean_std_of_plane,
     clipped_means_by_row,
     pairwise_sum,
 )
@@ -363,6 +364,12 @@ def test_percentiles_match_numpy_bit_for_bit():
                 data = np.exp(rng.normal(0.0, 8.0, size))  # heavy tail
             q = [0.0, 25.0, 50.0, 75.0, 100.0, *rng.uniform(0, 100, 4)]
             assert np.array_equal(percentiles(data, q), np.percentile(data, q))
+    # A sky-dominated variance plane: every rank in one narrow bin of a
+    # histogram that the bright-star tail stretches.
+    sky = rng.normal(275.18, 0.007, 400_000)
+    sky[::97] = rng.uniform(300.0, 36_000.0, len(sky[::97]))
+    q = [25.0, 50.0, 75.0]
+    assert np.array_equal(percentiles(sky, q), np.percentile(sky, q))
     constant = np.full(10_000, 2.5)
     assert np.array_equal(percentiles(constant, [25, 75]), [2.5, 2.5])
     with pytest.raises(ValueError, match="percentiles"):
@@ -376,6 +383,20 @@ def test_order_statistics_match_sorting():
     assert np.array_equal(order_statistics(data, ranks), np.sort(data)[ranks])
     with pytest.raises(ValueError, match="outside"):
         order_statistics(data, np.array([200_000]))
+
+
+def test_clipped_statistics_of_a_plane_use_only_usable_finite_pixels():
+    rng = np.random.default_rng(15)
+    plane = rng.normal(100.0, 5.0, (60, 70)).astype(np.float32)
+    plane[3, :] = np.nan
+    plane[:, 4] = 1e6
+    usable = rng.random(plane.shape) > 0.2
+    expected = clipped_mean_std(plane[usable])
+    assert clipped_mean_std_of_plane(plane, usable) == expected
+    nothing = np.zeros(plane.shape, dtype=bool)
+    assert np.isnan(clipped_mean_std_of_plane(plane, nothing)[0])
+    with pytest.raises(ValueError, match="one shape"):
+        clipped_mean_std_of_plane(plane, usable[1:])
 
 
 def test_pairwise_sum_matches_numpy_sum():
