@@ -9,8 +9,11 @@ y^2, ...`` (``PolynomialFunction2`` uses the same order for monomials).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import numpy.typing as npt
+
+from recreate.pipeline.row_blocks import run_row_blocks
 
 #: ``(x0, y0, width, height)`` of an integer pixel box.
 BBox = tuple[int, int, int, int]
@@ -102,18 +105,17 @@ def chebyshev_series(
     return series
 
 
-def polynomial_image(
+def polynomial_factors(
     coefficients: npt.NDArray[np.float64],
     bbox: BBox,
     order: int,
     shape: tuple[int, int],
-) -> npt.NDArray[np.float64]:
-    """Return ``sum_t c_t T_t(x', y')`` on a whole pixel grid.
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Return a 2-D polynomial on a pixel grid as sums of outer products.
 
-    Terms sharing a y power are summed along x first, so the grid is
-    touched once per y power (3 passes at order 2), never once per term:
-    a full detector costs a few outer products, not a stack of 16 Mpx
-    term images.
+    Terms sharing a y power are summed along x first, so the image is
+    ``sum_q outer(columns[q], rows[q])`` with ``order + 1`` products,
+    never one 16 Mpx term image per coefficient.
 
     Parameters
     ----------
@@ -125,6 +127,12 @@ def polynomial_image(
         Total order of the polynomial.
     shape
         ``(height, width)``; pixel ``[row, col]`` is at ``x = col, y = row``.
+
+    Returns
+    -------
+    columns, rows
+        ``T_q(y')`` of every image row, shape ``(order + 1, height)``, and
+        the x factor of each y power, shape ``(order + 1, width)``.
     """
     height, width = shape
     x_cheb = chebyshev_series(
@@ -139,12 +147,88 @@ def polynomial_image(
         ),
         order,
     )
-    out = np.zeros(shape, dtype=np.float64)
+    rows = np.zeros((order + 1, width), dtype=np.float64)
     powers = monomial_powers(order)
-    for q in range(order + 1):
-        row = np.zeros(width, dtype=np.float64)
-        for value, (p, q_term) in zip(coefficients, powers, strict=True):
-            if q_term == q:
-                row += value * x_cheb[p]
-        out += np.multiply.outer(y_cheb[q], row)
+    for value, (p, q) in zip(coefficients, powers, strict=True):
+        rows[q] += value * x_cheb[p]
+    return np.array(y_cheb), rows
+
+
+def polynomial_image(
+    coefficients: npt.NDArray[np.float64],
+    bbox: BBox,
+    order: int,
+    shape: tuple[int, int],
+) -> npt.NDArray[np.float64]:
+    """Return ``sum_t c_t T_t(x', y')`` on a whole pixel grid.
+
+    Parameters are those of `polynomial_factors`; the sum over y powers
+    runs in their order, pixel by pixel.
+    """
+    columns, rows = polynomial_factors(coefficients, bbox, order, shape)
+    out = np.zeros(shape, dtype=np.float64)
+    for column, row in zip(columns, rows, strict=True):
+        out += np.multiply.outer(column, row)
     return out
+
+
+def subtract_polynomial_and_image(
+    image: npt.NDArray[np.float32],
+    coefficients: npt.NDArray[np.float64],
+    bbox: BBox,
+    order: int,
+    other: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]:
+    """Return ``image - polynomial - other`` in float64, rounded to float32.
+
+    The same numbers as ``(image.astype(float64) - polynomial_image(...))
+    - other`` cast to float32, bit for bit, in one pass over the pixels
+    instead of five full-size float64 temporaries. Rows are independent,
+    so the thread count changes nothing.
+
+    Parameters
+    ----------
+    image, other
+        float32 arrays of one shape.
+    coefficients, bbox, order
+        The polynomial, as for `polynomial_image`.
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in shape.
+    """
+    if image.shape != other.shape or image.ndim != 2:
+        raise ValueError(
+            f"image {image.shape} and other {other.shape} must be 2-D of "
+            "one shape"
+        )
+    columns, rows = polynomial_factors(coefficients, bbox, order, image.shape)
+    out = np.empty(image.shape, dtype=np.float32)
+
+    def block(span: tuple[int, int]) -> None:
+        _subtract_rows(image, other, columns, rows, span[0], span[1], out)
+
+    run_row_blocks(block, image.shape[0])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _subtract_rows(
+    image: npt.NDArray[np.float32],
+    other: npt.NDArray[np.float32],
+    columns: npt.NDArray[np.float64],
+    rows: npt.NDArray[np.float64],
+    top: int,
+    bottom: int,
+    out: npt.NDArray[np.float32],
+) -> None:
+    """Write rows ``top:bottom`` of `subtract_polynomial_and_image`."""
+    n_powers, width = rows.shape
+    for r in range(top, bottom):
+        for c in range(width):
+            model = 0.0
+            for q in range(n_powers):
+                model += columns[q, r] * rows[q, c]
+            value = np.float64(image[r, c]) - model
+            out[r, c] = np.float32(value - np.float64(other[r, c]))

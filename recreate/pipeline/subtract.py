@@ -43,6 +43,7 @@ from recreate.pipeline.sources import (
     select_kernel_candidates,
     set_detection_planes,
 )
+from recreate.pipeline.spatial import subtract_polynomial_and_image
 from recreate.pipeline.template import WarpedTemplate, build_template
 from recreate.pipeline.threads import thread_count
 
@@ -406,10 +407,18 @@ def _difference(
     The background is subtracted in float64 before the cast, as afw's
     MaskedImage arithmetic with a double-precision model rounds once.
     """
-    image = science.astype(np.float64)
-    if config.subtract.do_subtract_background:
-        image -= kernel.background_image(science.shape, np.float64)
-    return (image - matched).astype(np.float32)
+    if (
+        not config.subtract.do_subtract_background
+        or kernel.background.size == 0
+    ):
+        return (science.astype(np.float64) - matched).astype(np.float32)
+    return subtract_polynomial_and_image(
+        science,
+        kernel.background,
+        kernel.bbox,
+        kernel.spatial_bg_order,
+        matched,
+    )
 
 
 def _finite_or_zero(

@@ -24,7 +24,12 @@ from recreate.pipeline.kernel_stamps import (
     cut_candidates,
 )
 from recreate.pipeline.single_kernel import fit_single_kernel
-from recreate.pipeline.spatial import grid_terms, spatial_terms
+from recreate.pipeline.spatial import (
+    grid_terms,
+    polynomial_image,
+    spatial_terms,
+    subtract_polynomial_and_image,
+)
 
 CONFIG = KernelConfig()
 SIZE = 320
@@ -553,3 +558,36 @@ def test_polynomial_image_matches_the_term_stack():
         rtol=0,
         atol=1e-12,
     )
+
+
+def test_polynomial_image_is_the_sum_of_its_terms():
+    coefficients = np.array([3.0, -1.5, 0.25, 2.0, -0.75, 1.25])
+    bbox = (10, -5, 70, 40)
+    image = polynomial_image(coefficients, bbox, 2, (40, 70))
+    ys, xs = np.mgrid[0:40, 0:70]
+    terms = spatial_terms(xs, ys, bbox, 2)
+    np.testing.assert_allclose(
+        image, np.tensordot(coefficients, terms, 1), rtol=1e-13, atol=1e-12
+    )
+
+
+def test_subtracting_the_background_rounds_once_as_afw_does():
+    rng = np.random.default_rng(21)
+    science = rng.normal(1e4, 300.0, (300, 130)).astype(np.float32)
+    matched = rng.normal(9e3, 300.0, (300, 130)).astype(np.float32)
+    coefficients = rng.normal(0.0, 50.0, 6)
+    bbox = (0, 0, 130, 300)
+    expected = (
+        science.astype(np.float64)
+        - polynomial_image(coefficients, bbox, 2, science.shape)
+        - matched
+    ).astype(np.float32)
+    out = subtract_polynomial_and_image(
+        science, coefficients, bbox, 2, matched
+    )
+    assert out.dtype == np.float32
+    assert out.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="one shape"):
+        subtract_polynomial_and_image(
+            science, coefficients, bbox, 2, matched[1:]
+        )
