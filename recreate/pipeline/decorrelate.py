@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
@@ -85,15 +87,14 @@ def decorrelate(
     usable = (mask & planes.value_of_present(ignore_planes)) == 0
     svar, tvar = _variance_levels(science_variance, template_variance, usable)
     shape = _fft_shape(difference.shape, kernel.shape)
-    kernel_ft = centred_rfft2(kernel, shape, thread_count())
-    power = np.abs(kernel_ft) ** 2
+    # Single precision: |K|^2 is needed to ~1e-7 of the kernel sum, far
+    # beyond what the variance levels it is compared with carry.
+    kernel_ft = centred_rfft2(kernel.astype(np.float32), shape, thread_count())
     ksum = float(np.sum(kernel, dtype=np.float64))
-    correction = np.sqrt((svar + tvar * ksum**2) / (svar + tvar * power))
+    correction, w1, w2 = _correction_and_weights(
+        kernel_ft, svar, tvar, ksum, shape[1]
+    )
     image = _filter(difference, correction, shape)
-    # The filter's mean squared response over the full FFT grid; the
-    # half-spectrum of rfft2 holds the same numbers, weighted below.
-    w1 = _full_grid_mean(correction**2, shape)
-    w2 = _full_grid_mean(power * correction**2, shape)
     # float32 throughout: a full detector's planes are 65 MB each, and
     # the weights need no more precision than the variances carry.
     variance = np.float32(w1) * science_variance
@@ -136,7 +137,9 @@ def decorrelated_psf(
         The filtered PSF, same shape, unit sum.
     """
     shape = _fft_shape(psf.shape, kernel.shape)
-    kernel_ft = centred_rfft2(kernel, shape, thread_count())
+    # Single precision: |K|^2 is needed to ~1e-7 of the kernel sum, far
+    # beyond what the variance levels it is compared with carry.
+    kernel_ft = centred_rfft2(kernel.astype(np.float32), shape, thread_count())
     ksum = float(np.sum(kernel, dtype=np.float64))
     correction = np.sqrt(
         (science_variance + template_variance * ksum**2)
@@ -175,6 +178,62 @@ def _variance_levels(
     return levels[0][0], levels[1][0]
 
 
+def _correction_and_weights(
+    kernel_ft: npt.NDArray[np.complexfloating[Any, Any]],
+    science_level: float,
+    template_level: float,
+    kernel_sum: float,
+    n_cols: int,
+) -> tuple[npt.NDArray[np.float32], float, float]:
+    """Return the filter on the half spectrum and its two mean responses.
+
+    ``w1`` and ``w2`` are the means of ``corr**2`` and ``|K|**2 corr**2``
+    over the full FFT grid: ``rfft2`` keeps columns ``0 .. n/2`` of an
+    ``n``-column grid, and every column but the first and (``n`` even)
+    the last stands for itself and its mirror. One compiled pass, in
+    float64, with per-row sums added pairwise; the filter is returned in
+    float32, the precision it is applied in.
+    """
+    correction, row_sums = _correction_rows(
+        kernel_ft, science_level, template_level, kernel_sum, n_cols
+    )
+    size = kernel_ft.shape[0] * n_cols
+    totals = row_sums.sum(axis=0)
+    return correction, float(totals[0]) / size, float(totals[1]) / size
+
+
+@numba.njit(cache=True, nogil=True)
+def _correction_rows(
+    kernel_ft: npt.NDArray[np.complexfloating[Any, Any]],
+    science_level: float,
+    template_level: float,
+    kernel_sum: float,
+    n_cols: int,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """Return the float32 filter and each row's weighted sums (see above)."""
+    rows, cols = kernel_ft.shape
+    numerator = science_level + template_level * kernel_sum * kernel_sum
+    correction = np.empty((rows, cols), dtype=np.float32)
+    sums = np.zeros((rows, 2))
+    for r in range(rows):
+        s1 = 0.0
+        s2 = 0.0
+        for c in range(cols):
+            value = kernel_ft[r, c]
+            re = np.float64(value.real)
+            im = np.float64(value.imag)
+            power = re * re + im * im
+            squared = numerator / (science_level + template_level * power)
+            correction[r, c] = np.float32(np.sqrt(squared))
+            mirrored = c == 0 or (n_cols % 2 == 0 and c == cols - 1)
+            weight = 1.0 if mirrored else 2.0
+            s1 += weight * squared
+            s2 += weight * power * squared
+        sums[r, 0] = s1
+        sums[r, 1] = s2
+    return correction, sums
+
+
 def _fft_shape(
     image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]
 ) -> tuple[int, int]:
@@ -201,7 +260,7 @@ def _fast_even(length: int) -> int:
 
 def _filter(
     image: npt.NDArray[np.float32],
-    correction: npt.NDArray[np.float64],
+    correction: npt.NDArray[np.float32],
     shape: tuple[int, int],
 ) -> npt.NDArray[np.float32]:
     """Apply a real Fourier filter to an image, NaNs held at the mean.
@@ -212,34 +271,15 @@ def _filter(
     # Single precision: the transform's relative error (~1e-7 of the
     # brightest residual) is far below the noise, and it halves the
     # memory and time of the largest arrays in the pipeline.
-    height, width = image.shape
-    padded = np.zeros(shape, dtype=np.float32)
-    padded[:height, :width] = image
     bad = ~np.isfinite(image)
+    filled = image
     if bad.any():
         good = image[~bad]
         fill = float(np.mean(good, dtype=np.float64)) if good.size else 0.0
-        padded[:height, :width][bad] = fill
-    spectrum = rfft2(padded, workers=thread_count())
-    spectrum *= correction.astype(np.float32)
-    out = irfft2(spectrum, shape, workers=thread_count())
-    result = np.array(out[:height, :width], dtype=np.float32)
+        filled = np.where(bad, np.float32(fill), image)
+    spectrum = rfft2(filled, workers=thread_count(), shape=shape)
+    spectrum *= correction
+    result = irfft2(spectrum, shape, workers=thread_count(), keep=image.shape)
+    result = result.astype(np.float32, copy=False)
     result[bad] = image[bad]
     return result
-
-
-def _full_grid_mean(
-    half_spectrum: npt.NDArray[np.float64], shape: tuple[int, int]
-) -> float:
-    """Return the mean over the full FFT grid of a real-symmetric field.
-
-    ``rfft2`` keeps columns 0..n/2 of an n-column grid; every column but
-    the first and (n even) the last stands for itself and its mirror.
-    """
-    n_cols = shape[1]
-    weights = np.full(half_spectrum.shape[1], 2.0)
-    weights[0] = 1.0
-    if n_cols % 2 == 0:
-        weights[-1] = 1.0
-    total = float(np.sum(half_spectrum.sum(axis=0) * weights))
-    return total / (shape[0] * n_cols)

@@ -25,7 +25,9 @@ BLOCK = 256
 
 
 def rfft2(
-    data: npt.NDArray[np.floating[Any]], workers: int = 1
+    data: npt.NDArray[np.floating[Any]],
+    workers: int = 1,
+    shape: tuple[int, int] | None = None,
 ) -> npt.NDArray[np.complexfloating[Any, Any]]:
     """Return the 2-D real FFT of ``data``, bit-identical for any workers.
 
@@ -35,13 +37,30 @@ def rfft2(
         2-D real array (float32 gives complex64, float64 complex128).
     workers
         Threads to use; the result does not depend on it.
+    shape
+        Transform ``data`` zero-padded to this grid (at least its own
+        shape), as ``numpy.fft.rfft2(data, s=shape)`` does; the padding
+        rows are never built, their transforms being zero.
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` is smaller than the data.
     """
+    height, width = data.shape
+    rows_out, cols_out = (height, width) if shape is None else shape
+    if rows_out < height or cols_out < width:
+        raise ValueError(f"grid {shape} is smaller than the data {data.shape}")
     rows = _by_blocks(
-        data.shape[0],
-        lambda s: scipy.fft.rfft(data[s], axis=1, workers=1),
+        height,
+        lambda s: scipy.fft.rfft(data[s], n=cols_out, axis=1, workers=1),
         workers,
         axis=0,
     )
+    if rows_out > height:
+        padded = np.zeros((rows_out, rows.shape[1]), dtype=rows.dtype)
+        padded[:height] = rows
+        rows = padded
     return _by_blocks(
         rows.shape[1],
         lambda s: scipy.fft.fft(rows[:, s], axis=0, workers=1),
@@ -54,8 +73,23 @@ def irfft2(
     spectrum: npt.NDArray[np.complexfloating[Any, Any]],
     shape: tuple[int, int],
     workers: int = 1,
+    keep: tuple[int, int] | None = None,
 ) -> npt.NDArray[np.floating[Any]]:
-    """Return the inverse of `rfft2` for an array of ``shape``."""
+    """Return the inverse of `rfft2` for an array of ``shape``.
+
+    Parameters
+    ----------
+    spectrum
+        The half spectrum `rfft2` gives.
+    shape
+        The real grid, ``(rows, columns)``.
+    workers
+        Threads to use; the result does not depend on it.
+    keep
+        Return only the first ``keep = (rows, columns)`` of the grid (the
+        other rows are never transformed back).
+    """
+    kept_rows, kept_cols = shape if keep is None else keep
     columns = _by_blocks(
         spectrum.shape[1],
         lambda s: scipy.fft.ifft(spectrum[:, s], axis=0, workers=1),
@@ -63,18 +97,20 @@ def irfft2(
         axis=1,
     )
     return _by_blocks(
-        shape[0],
-        lambda s: scipy.fft.irfft(columns[s], n=shape[1], axis=1, workers=1),
+        kept_rows,
+        lambda s: scipy.fft.irfft(columns[s], n=shape[1], axis=1, workers=1)[
+            :, :kept_cols
+        ],
         workers,
         axis=0,
     )
 
 
 def centred_rfft2(
-    kernel: npt.NDArray[np.float64],
+    kernel: npt.NDArray[np.floating[Any]],
     shape: tuple[int, int],
     workers: int = 1,
-) -> npt.NDArray[np.complex128]:
+) -> npt.NDArray[np.complexfloating[Any, Any]]:
     """Return `rfft2` of a small kernel zero-padded to ``shape``, centred.
 
     The kernel's centre pixel goes to ``(0, 0)`` (the rest wraps
@@ -82,7 +118,8 @@ def centred_rfft2(
     rows of the padded array have zero transforms: only the kernel's own
     rows are transformed along x, and the column transforms start from
     those, which spares a full-grid float64 transform and two full-grid
-    copies. Bit-identical for any ``workers``.
+    copies. A float32 kernel gives a complex64 transform. Bit-identical
+    for any ``workers``.
 
     Parameters
     ----------
@@ -111,10 +148,12 @@ def centred_rfft2(
             f"in {shape}"
         )
     ky, kx = dims
-    rows = np.zeros((ky, shape[1]), dtype=np.float64)
+    rows = np.zeros((ky, shape[1]), dtype=kernel.dtype)
     rows[:, (np.arange(kx) - kx // 2) % shape[1]] = kernel
     row_transforms = scipy.fft.rfft(rows, axis=1, workers=1)
-    padded = np.zeros((shape[0], row_transforms.shape[1]), np.complex128)
+    padded = np.zeros(
+        (shape[0], row_transforms.shape[1]), row_transforms.dtype
+    )
     padded[(np.arange(ky) - ky // 2) % shape[0]] = row_transforms
     return _by_blocks(
         padded.shape[1],
@@ -131,13 +170,34 @@ def _by_blocks(
     *,
     axis: int,
 ) -> npt.NDArray[Any]:
-    """Apply ``transform`` to fixed blocks along ``axis`` and join them."""
+    """Apply ``transform`` to fixed blocks along ``axis`` into one array.
+
+    Each block's result is written straight into its place in the
+    output (no join of the parts: a full-detector pass would copy
+    70-140 MB more).
+    """
     blocks = [
         slice(i, min(i + BLOCK, length)) for i in range(0, length, BLOCK)
     ]
+    first = transform(blocks[0])
+    shape = list(first.shape)
+    shape[axis] = length
+    out = np.empty(shape, dtype=first.dtype)
+
+    def place(block: slice, part: npt.NDArray[Any]) -> None:
+        if axis == 0:
+            out[block] = part
+        else:
+            out[:, block] = part
+
+    def run(block: slice) -> None:
+        place(block, transform(block))
+
+    place(blocks[0], first)
     if workers <= 1:
-        parts = [transform(block) for block in blocks]
+        for block in blocks[1:]:
+            run(block)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(transform, blocks))
-    return np.concatenate(parts, axis=axis)
+            list(pool.map(run, blocks[1:]))
+    return out

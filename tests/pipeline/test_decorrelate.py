@@ -3,7 +3,7 @@ import pytest
 import scipy.signal
 
 from recreate.exposure import MaskPlanes
-from recreate.pipeline.decorrelate import _full_grid_mean, decorrelate
+from recreate.pipeline.decorrelate import _correction_and_weights, decorrelate
 
 PLANES = MaskPlanes.afw_default()
 IGNORE = ("BAD", "NO_DATA")
@@ -102,16 +102,27 @@ def test_nan_pixels_stay_nan_and_do_not_spread():
     assert np.isfinite(np.delete(out.image.ravel(), 30 * 64 + 30)).all()
 
 
-def test_full_grid_mean_matches_the_full_transform():
+@pytest.mark.parametrize("shape", [(16, 10), (16, 11)])
+def test_filter_weights_are_full_grid_means(shape):
     rng = np.random.default_rng(3)
-    field = rng.normal(size=(16, 10))
-    full = np.abs(np.fft.fft2(field)) ** 2
-    half = np.abs(np.fft.rfft2(field)) ** 2
-    assert _full_grid_mean(half, field.shape) == pytest.approx(full.mean())
-    odd = rng.normal(size=(16, 11))
-    assert _full_grid_mean(
-        np.abs(np.fft.rfft2(odd)) ** 2, odd.shape
-    ) == pytest.approx((np.abs(np.fft.fft2(odd)) ** 2).mean())
+    kernel = rng.random((5, 5))
+    kernel /= kernel.sum() * 1.02
+    padded = np.zeros(shape)
+    padded[:5, :5] = kernel
+    padded = np.roll(padded, (-2, -2), (0, 1))
+    levels = (120.0, 45.0)
+    numerator = levels[0] + levels[1] * kernel.sum() ** 2
+    full_power = np.abs(np.fft.fft2(padded)) ** 2
+    full = numerator / (levels[0] + levels[1] * full_power)
+    half_ft = np.fft.rfft2(padded)
+    correction, w1, w2 = _correction_and_weights(
+        half_ft, *levels, kernel.sum(), shape[1]
+    )
+    assert w1 == pytest.approx(full.mean(), rel=1e-12)
+    assert w2 == pytest.approx((full_power * full).mean(), rel=1e-12)
+    half = numerator / (levels[0] + levels[1] * np.abs(half_ft) ** 2)
+    np.testing.assert_allclose(correction, np.sqrt(half), rtol=1e-7)
+    assert correction.dtype == np.float32
 
 
 def test_deterministic():
