@@ -28,6 +28,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -144,6 +145,29 @@ def recreate_from_inputs(
     ProcessingError
         If the kernel cannot be solved.
     """
+    inputs = read_butler_inputs(
+        found, config=config, whole_patches=whole_patches
+    )
+    return subtract(
+        inputs.science,
+        inputs.templates,
+        config=config,
+        inputs=inputs.refs,
+        kernel=kernel,
+    )
+
+
+def read_butler_inputs(
+    found: DiffimInputs,
+    *,
+    config: PipelineConfig = DEFAULT_CONFIG,
+    whole_patches: bool = False,
+) -> ReadInputs:
+    """Read what `recreate_from_inputs` subtracts; see it for the arguments.
+
+    The visit image is read whole and each template patch only where the
+    template can depend on it, through the datasets' URIs.
+    """
     science = _read_handle(found.visit_image)
     patches = [
         _read_patch_handle(handle, science, config, whole=whole_patches)
@@ -152,9 +176,67 @@ def recreate_from_inputs(
     refs = [_input_ref("science", found.visit_image)] + [
         _input_ref("template", handle) for handle in found.templates
     ]
-    return subtract(
-        science, patches, config=config, inputs=refs, kernel=kernel
-    )
+    return ReadInputs(science, patches, refs, [])
+
+
+@dataclass(frozen=True)
+class ReadInputs:
+    """A science image and its templates, read and ready to subtract.
+
+    Attributes
+    ----------
+    science
+        The science exposure.
+    templates
+        The templates (cut-outs of Rubin-layout patches).
+    refs
+        Their provenance names, science first.
+    notes
+        Provenance notes (variance estimated, and how).
+    """
+
+    science: Exposure
+    templates: list[Exposure]
+    refs: list[InputRef]
+    notes: list[str]
+
+
+def read_file_inputs(
+    science_path: str | os.PathLike[str],
+    template_paths: Sequence[str | os.PathLike[str]],
+    *,
+    science_variance: str | None = None,
+    science_mask: str | None = None,
+    gain: float | None = None,
+    config: PipelineConfig = DEFAULT_CONFIG,
+    whole_patches: bool = False,
+) -> ReadInputs:
+    """Read what `recreate_from_files` subtracts; see it for the arguments.
+
+    Raises
+    ------
+    InvalidRequestError
+        If no template is given.
+    FormatError
+        If a file cannot be read, or has no celestial WCS.
+    """
+    if not template_paths:
+        raise InvalidRequestError("give at least one template image")
+    science = _read_science(science_path, science_variance, science_mask, gain)
+    templates = [
+        _read_template_file(path, science, config, whole=whole_patches)
+        for path in template_paths
+    ]
+    notes = [
+        f"{label} variance estimated: {exposure.metadata['VARIANCE_METHOD']}"
+        for label, exposure in [("science", science)]
+        + [(f"template {i}", t) for i, t in enumerate(templates)]
+        if exposure.metadata.get("VARIANCE_ESTIMATED")
+    ]
+    refs = [_file_ref("science", science_path)] + [
+        _file_ref("template", path) for path in template_paths
+    ]
+    return ReadInputs(science, templates, refs, notes)
 
 
 def recreate_from_files(
@@ -185,29 +267,22 @@ def recreate_from_files(
     FormatError
         If a file cannot be read, or has no celestial WCS.
     """
-    if not template_paths:
-        raise InvalidRequestError("give at least one template image")
-    science = _read_science(science_path, science_variance, science_mask, gain)
-    templates = [
-        _read_template_file(path, science, config, whole=whole_patches)
-        for path in template_paths
-    ]
-    notes = [
-        f"{label} variance estimated: {exposure.metadata['VARIANCE_METHOD']}"
-        for label, exposure in [("science", science)]
-        + [(f"template {i}", t) for i, t in enumerate(templates)]
-        if exposure.metadata.get("VARIANCE_ESTIMATED")
-    ]
-    refs = [_file_ref("science", science_path)] + [
-        _file_ref("template", path) for path in template_paths
-    ]
-    return subtract(
-        science,
-        templates,
+    inputs = read_file_inputs(
+        science_path,
+        template_paths,
+        science_variance=science_variance,
+        science_mask=science_mask,
+        gain=gain,
         config=config,
-        inputs=refs,
+        whole_patches=whole_patches,
+    )
+    return subtract(
+        inputs.science,
+        inputs.templates,
+        config=config,
+        inputs=inputs.refs,
         kernel=kernel,
-        notes=notes,
+        notes=inputs.notes,
     )
 
 
@@ -469,7 +544,8 @@ def _read_science(
 
 def _file_ref(role: str, path: str | os.PathLike[str]) -> InputRef:
     """Name a file in the provenance by its SHA-256 and name."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    with Path(path).open("rb") as stream:
+        digest = hashlib.file_digest(stream, "sha256").hexdigest()
     return InputRef(
         role=role, dataset_type="file", dataset_id=digest, run=Path(path).name
     )

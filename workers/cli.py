@@ -319,11 +319,13 @@ def _inputs(args: argparse.Namespace) -> int:
 def _get(args: argparse.Namespace) -> int:
     """Recreate one difference image through the Butler and write it."""
     from recreate.butler import open_butler
+    from recreate.memory import retain_freed_memory
     from recreate.recreation import recreate_from_butler
 
     _check_output(args)
     if args.url:
         return _get_remote(args)
+    retain_freed_memory()
     result = recreate_from_butler(
         open_butler(args.repo),
         args.visit,
@@ -336,9 +338,11 @@ def _get(args: argparse.Namespace) -> int:
 
 def _subtract(args: argparse.Namespace) -> int:
     """Recreate a difference image from two FITS files and write it."""
+    from recreate.memory import retain_freed_memory
     from recreate.recreation import recreate_from_files
 
     _check_output(args)
+    retain_freed_memory()
     result = recreate_from_files(
         args.science,
         args.template,

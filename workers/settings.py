@@ -21,20 +21,26 @@ def worker_dask_config() -> dict[str, object]:
 
     * One queued task per worker thread: a campaign task already sent to
       a worker cannot stand in front of a user's request.
-    * No MALLOC_TRIM_THRESHOLD_ in the workers' environment: Dask's
-      nannies set it to 64 kB, which freezes glibc's mmap threshold, so
-      every large plane of a recreation is mapped and page-faulted afresh
-      (see the benchmark figures in the README).
+    * The worker processes start with `recreate.memory.ALLOCATOR_ENVIRON`
+      (one malloc arena, no mmap for big planes, a heap kept rather than
+      trimmed) instead of Dask's MALLOC_TRIM_THRESHOLD_ of 64 kB, which
+      has every large plane of a recreation mapped and page-faulted
+      afresh (see the benchmark figures in the README).
     """
     import dask
+
+    from recreate.memory import ALLOCATOR_ENVIRON
 
     environ = dask.config.get("distributed.nanny.pre-spawn-environ", {})
     return {
         "distributed.scheduler.worker-saturation": 1.0,
         "distributed.nanny.pre-spawn-environ": {
-            name: value
-            for name, value in environ.items()
-            if name != "MALLOC_TRIM_THRESHOLD_"
+            **{
+                name: value
+                for name, value in environ.items()
+                if name not in ALLOCATOR_ENVIRON
+            },
+            **ALLOCATOR_ENVIRON,
         },
     }
 

@@ -22,7 +22,6 @@ as in v29.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,21 +160,13 @@ def _variance_levels(
 ) -> tuple[float, float]:
     """Return the MEANCLIP levels of both variance planes.
 
-    The two statistics are independent and each is serial (numba,
-    without the GIL), so they run side by side when there are threads
-    to spare; the numbers do not depend on it.
+    One after the other: each holds a float64 copy of a whole plane and
+    its clipped subset, and side by side they would set the pipeline's
+    peak memory for a tenth of a second saved.
     """
-    planes = (science_variance, template_variance)
-
-    def level(plane: npt.NDArray[np.float32]) -> tuple[float, float]:
-        return clipped_mean_std_of_plane(plane, usable)
-
-    if thread_count() > 1:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            levels = list(pool.map(level, planes))
-    else:
-        levels = [level(p) for p in planes]
-    return levels[0][0], levels[1][0]
+    science = clipped_mean_std_of_plane(science_variance, usable)[0]
+    template = clipped_mean_std_of_plane(template_variance, usable)[0]
+    return science, template
 
 
 def _correction_and_weights(

@@ -97,3 +97,25 @@ def _wait_for_curl(process: subprocess.Popen[str], lines: list[str]) -> str:
         if "curl -fsS" in line:
             return line
     pytest.fail("no curl command printed:\n" + "".join(lines[-40:]))
+
+
+def test_worker_processes_start_with_the_allocator_settings():
+    import dask
+    from distributed import Client, LocalCluster
+
+    from recreate.memory import ALLOCATOR_ENVIRON
+    from workers.settings import worker_dask_config
+
+    with (
+        dask.config.set(worker_dask_config()),
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        environ = next(iter(client.run(lambda: dict(os.environ)).values()))
+    for name, value in ALLOCATOR_ENVIRON.items():
+        assert environ[name] == value
