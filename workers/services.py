@@ -270,8 +270,12 @@ async def _start_local_cluster(settings: Settings) -> Any:
     """Start the embedded adaptive LocalCluster of worker processes."""
     import dask
 
-    with dask.config.set(worker_dask_config()):
-        cluster = await _local_cluster(settings)
+    # Set for the process, not for the call: the workers that adapt()
+    # starts later must get the same environment. (A nanny also lets the
+    # process's own environment override the configuration, so a worker
+    # started with Dask's defaults would leave them behind for all.)
+    dask.config.set(worker_dask_config())
+    cluster = await _local_cluster(settings)
     cluster.adapt(
         minimum=settings.embedded_workers_min,
         maximum=settings.embedded_workers_max,

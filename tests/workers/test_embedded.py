@@ -99,13 +99,18 @@ def _wait_for_curl(process: subprocess.Popen[str], lines: list[str]) -> str:
     pytest.fail("no curl command printed:\n" + "".join(lines[-40:]))
 
 
-def test_worker_processes_start_with_the_allocator_settings():
+def test_worker_processes_start_with_the_allocator_settings(monkeypatch):
     import dask
     from distributed import Client, LocalCluster
 
     from recreate.memory import ALLOCATOR_ENVIRON
     from workers.settings import worker_dask_config
 
+    # A nanny started with Dask's defaults (other tests' clusters) leaves
+    # them in this process's environment, which nannies let override
+    # their configuration; a service process starts no such nanny.
+    for name in ALLOCATOR_ENVIRON:
+        monkeypatch.delenv(name, raising=False)
     with (
         dask.config.set(worker_dask_config()),
         LocalCluster(
