@@ -199,13 +199,57 @@ class RecreateWorkerPlugin(WorkerPlugin):
         self.state: WorkerState | None = None
 
     def setup(self, worker: Any) -> None:
-        """Build the worker's state when it starts or joins."""
+        """Build the worker's state when it starts or joins.
+
+        The pipeline is also warmed up, once per process and in the
+        background (`start_warm_up`), so that the first request a worker
+        takes does not load the compiled kernels.
+        """
         self.state = WorkerState.build(self.settings, worker.address)
+        start_warm_up()
         log.info("recreate worker state ready on %s", worker.address)
 
     def teardown(self, worker: Any) -> None:  # noqa: ARG002 - Dask's API
         """Drop the state (its clients close with it)."""
         self.state = None
+
+
+_warm_up_started = threading.Event()
+
+
+def start_warm_up() -> threading.Thread | None:
+    """Warm the pipeline up in a daemon thread, once per process.
+
+    `recreate.pipeline.warmup.warm_up` loads the compiled kernels
+    (about 1.5 s of a full detector's first recreation otherwise). A
+    task arriving meanwhile simply runs beside it. A failure is logged
+    and changes nothing else: the first request then warms up itself.
+
+    Returns
+    -------
+    thread
+        The thread started, or None when one was started before.
+    """
+    if _warm_up_started.is_set():
+        return None
+    _warm_up_started.set()
+    thread = threading.Thread(
+        target=_warm_up, name="recreate-warm-up", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _warm_up() -> None:
+    """Run the warm-up; log instead of raising (see start_warm_up)."""
+    from recreate.pipeline.warmup import warm_up
+
+    try:
+        warm_up()
+    except Exception:
+        log.exception("pipeline warm-up failed; the first request pays it")
+    else:
+        log.info("pipeline warmed up")
 
 
 _states: dict[Settings, WorkerState] = {}
