@@ -62,6 +62,7 @@ from recreate.simulate.scene import (
     render_template_patch,
     render_visit_detector,
     template_footprints,
+    visit_psf_model,
     visit_wcs,
 )
 from recreate.simulate.survey import SurveyPlan, Visit, plan_survey
@@ -500,13 +501,7 @@ def _true_psf(
     """
     visit = case.visit
     camera = case.plan.preset.camera
-    model = PsfModel(
-        fwhm=visit.psf.fwhm,
-        gradient=visit.psf.gradient,
-        curvature=visit.psf.curvature,
-        g1=visit.psf.g1,
-        g2=visit.psf.g2,
-    )
+    model = visit_psf_model(visit)
     shape = (camera.height, camera.width)
     fwhm = model.fwhm_at_positions(np.array([x]), np.array([y]), shape)[0]
     wcs = visit_wcs(case.plan, visit, case.detector)

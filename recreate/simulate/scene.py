@@ -101,6 +101,17 @@ def visit_wcs(plan: SurveyPlan, visit: Visit, detector: int) -> WCS:
     )
 
 
+def visit_psf_model(visit: Visit) -> PsfModel:
+    """Return the PSF a visit's detectors are rendered with."""
+    return PsfModel(
+        fwhm=visit.psf.fwhm,
+        gradient=visit.psf.gradient,
+        curvature=visit.psf.curvature,
+        g1=visit.psf.g1,
+        g2=visit.psf.g2,
+    )
+
+
 def injected_sources(
     plan: SurveyPlan, sky: StaticSky, transients: Transients, visit: Visit
 ) -> Injected:
@@ -194,13 +205,7 @@ def render_visit_detector(
         read_noise=camera.read_noise,
         saturation_electrons=camera.full_well,
     )
-    psf = PsfModel(
-        fwhm=visit.psf.fwhm,
-        gradient=visit.psf.gradient,
-        curvature=visit.psf.curvature,
-        g1=visit.psf.g1,
-        g2=visit.psf.g2,
-    )
+    psf = visit_psf_model(visit)
     result = render_image(
         shape,
         wcs,
