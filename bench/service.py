@@ -26,17 +26,21 @@ from pathlib import Path
 
 import dask
 import httpx
+import numpy as np
 from distributed import Client, LocalCluster
 
 from cache import RedisServer
 from recreate.butler import find_inputs, open_butler
 from recreate.errors import RecreateError
+from recreate.memory import retain_freed_memory
 from workers.serve import serve_in_thread
 from workers.settings import Settings, worker_dask_config
 
 REPO = Path(os.environ.get("BENCH_COMCAM_REPO", "data/comcam-repo"))
 #: Keys per campaign run: enough for 2 workers to overlap well.
 CAMPAIGN_KEYS = 6
+#: Cache hits timed; the median is reported.
+HIT_REPEATS = 3
 
 
 def ensure_repo() -> None:
@@ -153,6 +157,9 @@ def peak_worker_rss_mb(client: Client) -> float:
 
 def main() -> None:
     """Measure and print the service's figures."""
+    # This process serves the API (and reads the bodies), as
+    # `recreate serve` does: with its heap kept.
+    retain_freed_memory()
     ensure_repo()
     keys = covered_keys(CAMPAIGN_KEYS + 3)
     first, probe, spare = keys[-3:]
@@ -164,7 +171,9 @@ def main() -> None:
     ):
         with service(cache, control, 1) as (url, client):
             miss, miss_s = timed_get(url, first)
-            hit, hit_s = timed_get(url, first)
+            hits = [timed_get(url, first) for _ in range(HIT_REPEATS)]
+            hit = hits[-1][0]
+            hit_s = float(np.median([seconds for _, seconds in hits]))
             etag = hit.headers["etag"]
             _, revalidate_s = timed_get(
                 url, first, headers={"If-None-Match": etag}
@@ -174,7 +183,10 @@ def main() -> None:
             rows += [
                 ("cold request (miss, 1 worker)", f"{miss_s:.2f} s"),
                 ("  of which recompute on the worker", f"{recompute:.2f} s"),
-                ("warm request (hit)", f"{hit_s:.2f} s"),
+                (
+                    f"warm request (hit, median of {HIT_REPEATS})",
+                    f"{hit_s:.2f} s",
+                ),
                 ("revalidation (304)", f"{revalidate_s * 1000:.0f} ms"),
                 ("bytes served", f"{len(hit.content) / 1e6:.1f} MB"),
                 ("Redis memory for it", f"{stored / 1e6:.1f} MB"),

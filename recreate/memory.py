@@ -13,8 +13,10 @@ The settings: one malloc arena for all threads (big planes made in a
 worker thread come from the same heap), no ``mmap`` for large blocks,
 and the heap never trimmed below 2 GB of free top. A process that
 recreates detectors one after another (a Dask worker, the ``recreate``
-command) reuses its heap instead of asking the kernel again. A process
-that only serves HTTP does not need them.
+command) reuses its heap instead of asking the kernel again; so does the
+API process, which assembles and sends bodies of ~200 MB (a cache hit
+takes 0.44 s in ``make bench``; single hits without the settings took
+0.8-1.7 s).
 
 On C libraries without ``mallopt`` (musl, macOS) nothing is changed.
 """

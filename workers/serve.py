@@ -36,8 +36,12 @@ def serve(settings: Settings, *, announce: bool = False) -> None:
     """
     import uvicorn
 
+    from recreate.memory import retain_freed_memory
     from workers.api import create_app
 
+    # The API assembles and sends bodies of ~200 MB; a heap kept between
+    # requests spares faulting them in afresh each time.
+    retain_freed_memory()
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
