@@ -189,7 +189,8 @@ def _correction_and_weights(
         kernel_ft, science_level, template_level, kernel_sum, n_cols
     )
     size = kernel_ft.shape[0] * n_cols
-    totals = row_sums.sum(axis=0)
+    # Each column of sums made contiguous, so numpy adds it pairwise.
+    totals = np.ascontiguousarray(row_sums.T).sum(axis=1)
     return correction, float(totals[0]) / size, float(totals[1]) / size
 
 
