@@ -22,6 +22,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
 from recreate.errors import FormatError
+from recreate.io.tiles import read_tiles, tile_layout
 
 type PathLike = str | os.PathLike[str]
 type AnyImageHDU = fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU
@@ -141,6 +142,9 @@ def read_array(
         If the pixels cannot be read or decompressed, or there are none.
     """
     try:
+        fast = _read_simple_tiles(hdu, window)
+        if fast is not None:
+            return fast
         with warnings.catch_warnings():
             warnings.simplefilter("error", AstropyUserWarning)
             data = hdu.data if window is None else _read_window(hdu, window)
@@ -149,6 +153,24 @@ def read_array(
     if data is None:
         raise FormatError(f"{source}: the {what} has no pixel data")
     return np.array(data, dtype=data.dtype.newbyteorder("="))
+
+
+def _read_simple_tiles(
+    hdu: AnyImageHDU, window: Window | None
+) -> npt.NDArray | None:
+    """Read a losslessly GZIP-compressed image with `recreate.io.tiles`.
+
+    Returns None for any other HDU: astropy reads those.
+    """
+    if not isinstance(hdu, fits.CompImageHDU):
+        return None
+    layout = tile_layout(hdu)
+    if layout is None:
+        return None
+    if window is None:
+        return read_tiles(layout, slice(0, layout.shape[0]))
+    rows, columns = window
+    return np.ascontiguousarray(read_tiles(layout, rows)[:, columns])
 
 
 def _read_window(hdu: AnyImageHDU, window: Window) -> npt.NDArray:
