@@ -22,6 +22,7 @@ import resource
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,12 @@ from typing import Any
 import galsim
 import numpy as np
 import numpy.typing as npt
+from astropy.wcs import WCS
 from scipy import ndimage
 
 from recreate.butler import DatasetHandle, DiffimInputs
 from recreate.exposure import Exposure
+from recreate.inputs import read_butler_inputs
 from recreate.io import read_dp1, write_dp1
 from recreate.memory import retain_freed_memory
 from recreate.pipeline.config import DEFAULT_CONFIG
@@ -42,7 +45,7 @@ from recreate.pipeline.kernel import fit_kernel
 from recreate.pipeline.solved_kernel import SolvedKernel
 from recreate.pipeline.subtract import DifferenceResult, subtract
 from recreate.pipeline.warmup import warm_up
-from recreate.recreation import read_butler_inputs, result_bytes
+from recreate.recreation import result_bytes
 from recreate.simulate.catalog import (
     KIND_TRANSIENT,
     StaticSky,
@@ -57,11 +60,10 @@ from recreate.simulate.render.geometry import local_jacobians
 from recreate.simulate.render.psf import PsfModel
 from recreate.simulate.scene import (
     TRUTH_COLUMNS,
-    _on_image,
-    _static_sources,
     render_template_patch,
     render_visit_detector,
     template_footprints,
+    template_sources,
     visit_psf_model,
     visit_wcs,
 )
@@ -193,11 +195,15 @@ def run_case(case: Case) -> tuple[DifferenceResult, dict[str, float]]:
 
 
 def noise_free_floor(
-    case: Case, patches: list[Exposure], result: DifferenceResult
+    case: Case,
+    science: Exposure,
+    patches: list[Exposure],
+    result: DifferenceResult,
 ) -> dict[str, float]:
     """Return what the recipe leaves at stars when there is no noise.
 
-    The noiseless science model and noiseless template patches (the
+    The noiseless science model (in the planes of ``science``, the
+    noisy science image as read) and noiseless template patches (the
     same sources, the same PSFs and WCSs) are subtracted with the kernel
     fitted to the noisy images; what stays is the method's systematic
     residual alone. Its detections are counted with the noisy image's
@@ -207,7 +213,6 @@ def noise_free_floor(
     and its derivatives).
     """
     quiet_patches = [_noiseless_patch(case, p) for p in patches]
-    science = read_dp1(case.science_path)
     quiet_science = replace(science, image=case.model.astype(np.float32))
     if science.psf is None:
         msg = "the noise-free floor needs the science PSF"
@@ -239,13 +244,7 @@ def noise_free_floor(
 def _noiseless_patch(case: Case, patch: Exposure) -> Exposure:
     """Return a template patch with its noiseless model as the image."""
     wcs = patch.require_wcs()
-    sky = case.sky
-    sources = _on_image(
-        _static_sources(sky, np.ones(len(sky), bool), sky.mean_flux("r")),
-        wcs,
-        patch.shape,
-        margin=256,
-    )
+    sources = template_sources(case.sky, "r", wcs, patch.shape)
     fwhm = case.plan.template_fwhm["r"]
     model, _ = draw_model(patch.shape, wcs, sources, PsfModel(fwhm=fwhm))
     image = np.where(np.isfinite(patch.image), model, np.nan)
@@ -257,19 +256,10 @@ def _star_shifts(
 ) -> float:
     """Return the rms shift, in px, of bright isolated stars' residuals."""
     shifts = []
-    x, y, flux = _detector_stars(case, diff)
-    for xi, yi, fi in zip(x, y, flux, strict=True):
-        if not 2e5 < fi < 5e6 or diff.psf is None or diff.psf.grid is None:
-            continue
-        psf = diff.psf.grid.image_at(xi, yi).astype(np.float64)
+    stars = _isolated_stars(case, diff, flagged, 2e5, 5e6)
+    for xi, yi, fi, psf, stamp in stars:
         half = psf.shape[0] // 2
         ix, iy = round(xi), round(yi)
-        stamp = (
-            slice(iy - half, iy + half + 1),
-            slice(ix - half, ix + half + 1),
-        )
-        if flagged[stamp].any() or case.model[stamp].sum() > 1.05 * fi:
-            continue
         shifted = ndimage.shift(psf, (yi - iy, xi - ix), order=3)
         d_y, d_x = np.gradient(shifted)
         rows, cols = np.mgrid[-half : half + 1, -half : half + 1]
@@ -409,22 +399,29 @@ def _detector_stars(case: Case, diff: Exposure) -> tuple[Any, ...]:
     return x[on], y[on], flux[on]
 
 
-def _star_residuals(
-    case: Case, diff: Exposure, flagged: npt.NDArray[np.bool_]
-) -> dict[str, float]:
-    """Residual flux of bright isolated steady stars in the difference."""
+def _isolated_stars(
+    case: Case,
+    diff: Exposure,
+    flagged: npt.NDArray[np.bool_],
+    low: float,
+    high: float,
+) -> Iterator[
+    tuple[float, float, float, npt.NDArray[np.float64], tuple[slice, slice]]
+]:
+    """Yield the steady stars of flux in (low, high) that stand alone.
+
+    Each comes as ``(x, y, flux, psf, stamp)``: its PSF from the
+    difference image's PSF grid and the stamp of that PSF's size around
+    it, with no flagged pixel. None come without a PSF grid.
+    """
     x, y, flux = _detector_stars(case, diff)
-    fractions, chis = [], []
+    if diff.psf is None or diff.psf.grid is None:
+        return
+    grid = diff.psf.grid
     for xi, yi, fi in zip(x, y, flux, strict=True):
-        if not 3e4 < fi < 1e6:  # bright, but below saturation
+        if not low < fi < high:
             continue
-        psf = (
-            diff.psf.grid.image_at(xi, yi)
-            if diff.psf and diff.psf.grid
-            else None
-        )
-        if psf is None:
-            continue
+        psf = grid.image_at(xi, yi)
         half = psf.shape[0] // 2
         ix, iy = round(xi), round(yi)
         stamp = (
@@ -434,9 +431,19 @@ def _star_residuals(
         if flagged[stamp].any():
             continue
         # Isolated: the model around the star is (almost) the star alone.
-        around = float(case.model[stamp].sum())
-        if around > 1.05 * fi:
+        if float(case.model[stamp].sum()) > 1.05 * fi:
             continue
+        yield xi, yi, fi, psf, stamp
+
+
+def _star_residuals(
+    case: Case, diff: Exposure, flagged: npt.NDArray[np.bool_]
+) -> dict[str, float]:
+    """Residual flux of bright isolated steady stars in the difference."""
+    fractions, chis = [], []
+    # Bright, but below saturation.
+    stars = _isolated_stars(case, diff, flagged, 3e4, 1e6)
+    for xi, yi, fi, psf, _ in stars:
         residual, error = psf_flux(diff.image, diff.variance, psf, xi, yi)
         if math.isfinite(residual):
             fractions.append(abs(residual) / fi)
@@ -465,11 +472,16 @@ def _transients(case: Case, result: DifferenceResult) -> dict[str, float]:
     ratios, pulls = [], []
     height, width = diff.shape
     kernel = result.kernel.kernel_image(width / 2.0, height / 2.0)
+    decorrelated = math.isfinite(result.variance_levels[0])
+    camera = case.plan.preset.camera
+    shape = (camera.height, camera.width)
+    model = visit_psf_model(case.visit)
+    wcs = visit_wcs(case.plan, case.visit, case.detector)
     for row in case.truth:
         if row["kind"] != KIND_TRANSIENT:
             continue
-        psf, enclosed = _true_psf(case, row["x"], row["y"])
-        if math.isfinite(result.variance_levels[0]):
+        psf, enclosed = _true_psf(model, wcs, shape, row["x"], row["y"])
+        if decorrelated:
             psf = decorrelated_psf(psf, kernel, *result.variance_levels)
         flux, error = psf_flux(
             diff.image, diff.variance, psf, row["x"], row["y"]
@@ -489,22 +501,22 @@ def _transients(case: Case, result: DifferenceResult) -> dict[str, float]:
 
 
 def _true_psf(
-    case: Case, x: float, y: float, side: int = 41
+    model: PsfModel,
+    wcs: WCS,
+    shape: tuple[int, int],
+    x: float,
+    y: float,
+    side: int = 41,
 ) -> tuple[npt.NDArray[np.float64], float]:
     """Return the science PSF at ``(x, y)`` and the light it holds.
 
-    The simulator's own PSF model and local WCS, drawn on a stamp of
-    ``side`` centred on the nearest pixel (the sub-pixel offset is
-    `psf_flux`'s to apply); the image is normalised to unit sum and the
-    fraction of a unit-flux source that falls on the stamp is returned
-    beside it.
+    The simulator's own PSF model (``model``, of a detector of ``shape``)
+    and local WCS (of ``wcs``), drawn on a stamp of ``side`` centred on
+    the nearest pixel (the sub-pixel offset is `psf_flux`'s to apply);
+    the image is normalised to unit sum and the fraction of a unit-flux
+    source that falls on the stamp is returned beside it.
     """
-    visit = case.visit
-    camera = case.plan.preset.camera
-    model = visit_psf_model(visit)
-    shape = (camera.height, camera.width)
     fwhm = model.fwhm_at_positions(np.array([x]), np.array([y]), shape)[0]
-    wcs = visit_wcs(case.plan, visit, case.detector)
     jacobian = local_jacobians(wcs, np.array([x]), np.array([y]))[0]
     half = side // 2
     stamp = galsim.ImageD(
@@ -582,7 +594,7 @@ def main() -> None:
         baseline = subtract(science, patches, kernel=baseline_kernel)
         fitted_scores = score(case, result)
         baseline_scores = score(case, baseline)
-        floor = noise_free_floor(case, patches, result)
+        floor = noise_free_floor(case, science, patches, result)
     print(f"\nrecreation of one 4072x4000 detector ({len(patches)} patches)")
     print(f"worker warm-up at start (synthetic 512x512): {warm_up_s:.2f} s")
     print(f"{'stage':<22} {'first':>8} {'warm':>8}")

@@ -31,6 +31,7 @@ from distributed import Client, LocalCluster
 
 from cache import RedisServer
 from recreate.butler import find_inputs, open_butler
+from recreate.client import Client as ApiClient
 from recreate.errors import RecreateError
 from recreate.memory import retain_freed_memory
 from workers.serve import serve_in_thread
@@ -41,6 +42,8 @@ REPO = Path(os.environ.get("BENCH_COMCAM_REPO", "data/comcam-repo"))
 CAMPAIGN_KEYS = 6
 #: Cache hits timed; the median is reported.
 HIT_REPEATS = 3
+#: Seconds between polls of a campaign.
+POLL_SECONDS = 0.5
 
 
 def ensure_repo() -> None:
@@ -79,8 +82,11 @@ def covered_keys(count: int) -> list[tuple[int, int]]:
 @contextmanager
 def service(
     cache: RedisServer, control: RedisServer, workers: int
-) -> Iterator[tuple[str, Client]]:
-    """Run the API on a fresh cluster of ``workers`` processes."""
+) -> Iterator[tuple[str, ApiClient, Client]]:
+    """Run the API on a fresh cluster of ``workers`` processes.
+
+    Yields its URL, an API client of it and a Dask client of the cluster.
+    """
     for server in (cache, control):
         server.client().flushall()
     with (
@@ -100,17 +106,22 @@ def service(
             scheduler_address=cluster.scheduler_address,
             sync_timeout_seconds=600,
         )
-        with serve_in_thread(settings) as url:
-            yield url, client
+        with (
+            serve_in_thread(settings) as url,
+            ApiClient(url, timeout=60, poll_interval=POLL_SECONDS) as api,
+        ):
+            yield url, api, client
 
 
 def timed_get(
-    url: str, key: tuple[int, int], **kwargs: object
+    url: str, key: tuple[int, int], headers: dict[str, str] | None = None
 ) -> tuple[httpx.Response, float]:
     """GET one difference image; return the response and its seconds."""
     start = time.perf_counter()
     response = httpx.get(
-        f"{url}/api/v1/diffims/{key[0]}/{key[1]}", timeout=600, **kwargs
+        f"{url}/api/v1/diffims/{key[0]}/{key[1]}",
+        timeout=600,
+        headers=headers,
     )
     seconds = time.perf_counter() - start
     if response.status_code not in (200, 304):
@@ -118,33 +129,15 @@ def timed_get(
     return response, seconds
 
 
-def run_campaign(url: str, keys: list[tuple[int, int]]) -> float:
+def run_campaign(api: ApiClient, keys: list[tuple[int, int]]) -> float:
     """Run a campaign to the end; return detectors per minute."""
     start = time.perf_counter()
-    created = httpx.post(
-        f"{url}/api/v1/campaigns",
-        json={
-            "name": "bench",
-            "keys": [{"visit": v, "detector": d} for v, d in keys],
-        },
-        timeout=60,
-    ).json()
-    campaign = wait_campaign(url, created["id"])
+    created = api.prewarm("bench", keys=keys)
+    campaign = api.wait_for_campaign(created["id"])
     seconds = time.perf_counter() - start
     if campaign["counts"]["failed"]:
         sys.exit(f"campaign failed keys: {campaign['failed']}")
     return 60.0 * campaign["counts"]["done"] / seconds
-
-
-def wait_campaign(url: str, campaign_id: str) -> dict[str, object]:
-    """Poll a campaign until it is done."""
-    while True:
-        campaign: dict[str, object] = httpx.get(
-            f"{url}/api/v1/campaigns/{campaign_id}"
-        ).json()
-        if campaign["state"] in ("done", "cancelled"):
-            return campaign
-        time.sleep(0.5)
 
 
 def peak_worker_rss_mb(client: Client) -> float:
@@ -169,7 +162,7 @@ def main() -> None:
         RedisServer(maxmemory="8gb", policy="allkeys-lru") as cache,
         RedisServer(policy="noeviction") as control,
     ):
-        with service(cache, control, 1) as (url, client):
+        with service(cache, control, 1) as (url, api, client):
             miss, miss_s = timed_get(url, first)
             hits = [timed_get(url, first) for _ in range(HIT_REPEATS)]
             hit = hits[-1][0]
@@ -191,26 +184,19 @@ def main() -> None:
                 ("bytes served", f"{len(hit.content) / 1e6:.1f} MB"),
                 ("Redis memory for it", f"{stored / 1e6:.1f} MB"),
             ]
-            rate_1 = run_campaign(url, campaign_keys)
+            rate_1 = run_campaign(api, campaign_keys)
             peak_1 = peak_worker_rss_mb(client)
-        with service(cache, control, 2) as (url, client):
-            rate_2 = run_campaign(url, campaign_keys)
+        with service(cache, control, 2) as (url, api, client):
+            rate_2 = run_campaign(api, campaign_keys)
             _, idle_s = timed_get(url, spare)
             # The campaign's keys again, uncached: it saturates both workers.
             cache.client().flushall()
-            created = httpx.post(
-                f"{url}/api/v1/campaigns",
-                json={
-                    "name": "load",
-                    "keys": [{"visit": v, "detector": d} for v, d in keys[:6]],
-                },
-                timeout=60,
-            ).json()
+            created = api.prewarm("load", keys=keys[:6])
             time.sleep(3.0)  # both workers busy with campaign tasks
             _, busy_s = timed_get(url, probe)
-            left = httpx.get(f"{url}/api/v1/campaigns/{created['id']}").json()
-            httpx.delete(f"{url}/api/v1/campaigns/{created['id']}")
-            wait_campaign(url, created["id"])
+            left = api.campaign(created["id"])
+            api.cancel_campaign(created["id"])
+            api.wait_for_campaign(created["id"])
             peak_2 = peak_worker_rss_mb(client)
     efficiency = rate_2 / (2 * rate_1)
     rows += [

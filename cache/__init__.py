@@ -11,6 +11,7 @@ default and the tests.
 
 from __future__ import annotations
 
+from cache._redis import quick_retry
 from cache.campaigns import CampaignRecord, CampaignStore
 from cache.codec import (
     DEFAULT_CHUNK_BYTES,
@@ -29,7 +30,7 @@ from cache.errors import (
 )
 from cache.jobs import JobStore
 from cache.locks import Lock, SingleFlight
-from cache.server import RedisServer, find_redis_server
+from cache.server import RedisServer, find_redis_server, free_port
 from cache.store import CachedValue, ResultStore
 
 __all__ = [
@@ -53,4 +54,6 @@ __all__ = [
     "decode",
     "encode",
     "find_redis_server",
+    "free_port",
+    "quick_retry",
 ]

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from cache.errors import CacheUnavailableError
 
@@ -36,6 +38,23 @@ def describe(client: redis.Redis) -> str:
             f"{kwargs.get('port', 6379)}"
         )
     return f"{where}/{kwargs.get('db', 0)}"
+
+
+def quick_retry() -> Retry:
+    """Return the retry policy of a client that must fail fast.
+
+    redis-py retries ten times with back-off by default: a dead server
+    would hold every request (and a health probe) for seconds. Two quick
+    retries ride out a blip and report a real outage within a fraction
+    of a second.
+
+    Returns
+    -------
+    Retry
+        Two retries, with jittered exponential back-off (base 10 ms,
+        capped at 200 ms).
+    """
+    return Retry(ExponentialWithJitterBackoff(cap=0.2, base=0.01), retries=2)
 
 
 def glob_escape(text: str) -> str:

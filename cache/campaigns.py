@@ -37,8 +37,6 @@ __all__ = ["KEY_STATES", "CampaignRecord", "CampaignStore"]
 
 #: Every state a key of a campaign can be in.
 KEY_STATES = ("queued", "running", "cached", "done", "failed", "cancelled")
-#: States after which a key needs no more work.
-FINISHED = frozenset({"cached", "done", "failed", "cancelled"})
 #: Campaign states in which the runner still has work to do.
 ACTIVE = frozenset({"queued", "running"})
 
@@ -264,28 +262,33 @@ class CampaignStore:
         Keys already running finish (Dask never interrupts a task); the
         campaign's state becomes ``cancelled``.
         """
-        states = self.states(campaign_id)
-        queued = [str(i) for i, state in states.items() if state == "queued"]
-        with unavailable_on_error(self._redis, f"cancelling {campaign_id}"):
-            if queued:
-                self._redis.hset(
-                    self._states_key(campaign_id),
-                    mapping=dict.fromkeys(queued, "cancelled"),
-                )
+        cancelled = self._move(
+            campaign_id, "queued", "cancelled", what="cancelling"
+        )
         self.set_state(campaign_id, "cancelled")
-        return len(queued)
+        return cancelled
 
     def requeue_running(self, campaign_id: str) -> int:
         """Put keys left ``running`` by a dead broker back in the queue."""
+        return self._move(campaign_id, "running", "queued", what="resuming")
+
+    def _move(
+        self, campaign_id: str, from_state: str, to_state: str, *, what: str
+    ) -> int:
+        """Set every key in ``from_state`` to ``to_state``; return how many.
+
+        ``what`` names the operation in the error raised when the control
+        Redis cannot be reached.
+        """
         states = self.states(campaign_id)
-        running = [str(i) for i, state in states.items() if state == "running"]
-        with unavailable_on_error(self._redis, f"resuming {campaign_id}"):
-            if running:
+        moved = [str(i) for i, state in states.items() if state == from_state]
+        with unavailable_on_error(self._redis, f"{what} {campaign_id}"):
+            if moved:
                 self._redis.hset(
                     self._states_key(campaign_id),
-                    mapping=dict.fromkeys(running, "queued"),
+                    mapping=dict.fromkeys(moved, to_state),
                 )
-        return len(running)
+        return len(moved)
 
     def _touch(self, campaign_id: str, *, started: bool) -> None:
         """Refresh ``updated`` (and set ``started`` on the first start)."""

@@ -43,6 +43,10 @@ FORMAT_VERSION = 1
 #: PINGs for 85 ms).
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 
+#: zstd compression level: 1 is fast and gains as much as higher levels
+#: on image data.
+_ZSTD_LEVEL = 1
+
 #: Keep a compressed chunk only when it saves at least 5 %: decompressing
 #: a barely-compressed chunk costs more than the bytes it saves.
 _PAYS_BELOW = 0.95
@@ -174,7 +178,6 @@ def encode(
     data: bytes,
     *,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    level: int = 1,
     meta: Mapping[str, Any] | None = None,
 ) -> EncodedValue:
     """Split ``data`` into chunks, compressing those where it pays.
@@ -185,9 +188,6 @@ def encode(
         The value to encode.
     chunk_bytes
         Raw length of each chunk (the last one may be shorter).
-    level
-        zstd compression level; 1 is fast and gains as much as higher
-        levels on image data.
     meta
         JSON-able metadata to record in the manifest.
 
@@ -209,7 +209,7 @@ def encode(
     # One thread and no frame checksum: our own checksums cover the stored
     # bytes, and a single-threaded zstd gives the same bytes every time.
     compressor = zstandard.ZstdCompressor(
-        level=level, write_checksum=False, write_content_size=True
+        level=_ZSTD_LEVEL, write_checksum=False, write_content_size=True
     )
     view = memoryview(data)
     infos: list[ChunkInfo] = []

@@ -22,20 +22,16 @@ from typing import Self
 import redis
 from redis.commands.core import Script
 
-from cache._redis import check_part, check_positive, unavailable_on_error
+from cache._redis import (
+    UNLINK_IF_EQUAL,
+    check_part,
+    check_positive,
+    unavailable_on_error,
+)
 
 __all__ = ["Lock", "SingleFlight"]
 
 logger = logging.getLogger(__name__)
-
-#: Delete the lock only if it still holds our token: a lock that expired
-#: and was taken by another holder must survive our release.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 #: Push the expiry back only if the lock is still ours.
 _EXTEND = """
@@ -204,7 +200,9 @@ class SingleFlight:
         self._redis = redis_client
         self._prefix = prefix
         self._ttl = ttl_seconds
-        self._release = redis_client.register_script(_RELEASE)
+        # Delete the lock only if it still holds our token: a lock that
+        # expired and was taken by another holder must survive our release.
+        self._release = redis_client.register_script(UNLINK_IF_EQUAL)
         self._extend = redis_client.register_script(_EXTEND)
 
     def try_acquire(self, key: str) -> Lock | None:

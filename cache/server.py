@@ -29,12 +29,11 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
+from cache._redis import quick_retry
 from cache.errors import RedisServerError, RedisServerNotFoundError
 
-__all__ = ["RedisServer", "find_redis_server"]
+__all__ = ["RedisServer", "find_redis_server", "free_port"]
 
 #: Environment variable naming the redis-server executable.
 ENV_VAR = "RECREATE_REDIS_SERVER"
@@ -129,8 +128,15 @@ def _server_version(binary: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _free_port() -> int:
-    """Return a loopback TCP port that is free right now."""
+def free_port() -> int:
+    """Return a loopback TCP port that is free right now.
+
+    Returns
+    -------
+    int
+        A port on 127.0.0.1 that nothing listened on when probed; another
+        process may still take it before the caller binds it.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
         return int(sock.getsockname()[1])
@@ -179,7 +185,7 @@ class RedisServer:
     ) -> None:
         self._binary = find_redis_server(binary)
         self._explicit_port = port is not None
-        self._port = port if port is not None else _free_port()
+        self._port = port if port is not None else free_port()
         self._maxmemory = maxmemory
         self._policy = policy
         self._data_dir = Path(data_dir) if data_dir is not None else None
@@ -239,9 +245,7 @@ class RedisServer:
             "socket_timeout": 30.0,
             # redis-py's default retries ten times with back-off; a dead
             # server should be reported within a fraction of a second.
-            "retry": Retry(
-                ExponentialWithJitterBackoff(cap=0.2, base=0.01), retries=2
-            ),
+            "retry": quick_retry(),
         }
         options.update(kwargs)
         return redis.Redis(**options)
@@ -274,7 +278,7 @@ class RedisServer:
                 # on a fresh one, unless the caller chose the port.
                 if attempt == attempts - 1 or not port_taken:
                     raise
-                self._port = _free_port()
+                self._port = free_port()
         with _running_lock:
             _running.add(self)
         return self

@@ -10,11 +10,8 @@ The two ways in that users have, without the service:
   any survey, in Rubin's layout or as plain FITS images with a WCS and
   optional variance and mask; named in the provenance by SHA-256.
 
-Of each template patch in Rubin's layout only the pixels the warped
-template can depend on are read (`_read_patch`): a detector overlaps a
-part of each patch, and decompressing whole patches was half the time of
-a recreation. The planes are bit-identical to those from whole patches;
-``whole_patches=True`` reads them whole, to check that.
+The inputs are read by `recreate.inputs` (template patches only where
+the warped template can depend on them).
 
 `write_result` writes either in the DP1 layout (with the solved kernel)
 or as Rubin's DP2-style ``lsst.images.DifferenceImage``.
@@ -22,37 +19,22 @@ or as Rubin's DP2-style ``lsst.images.DifferenceImage``.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import tempfile
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from astropy.io import fits
-
 from recreate import __version__
-from recreate.butler import DatasetHandle, DiffimInputs, find_inputs
+from recreate.butler import DiffimInputs, find_inputs
 from recreate.errors import InvalidRequestError
-from recreate.exposure import Exposure
-from recreate.io import (
-    PixelBox,
-    read_dp1,
-    read_dp1_geometry,
-    read_dp1_region,
-    read_exposure,
-    read_plain,
-)
-from recreate.io.afwplanes import is_afw_layout
+from recreate.inputs import butler_refs, read_butler_inputs, read_file_inputs
 from recreate.io.difference import (
     difference_bytes,
     read_kernel,
     write_difference,
 )
-from recreate.io.fitsfile import open_fits
 from recreate.io.lsst_images import (
     KernelModel,
     TemplateProvenance,
@@ -60,14 +42,11 @@ from recreate.io.lsst_images import (
 )
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.provenance import InputRef, recipe, recipe_hash
+from recreate.pipeline.measure import FWHM_PER_SIGMA
+from recreate.pipeline.provenance import recipe, recipe_hash
 from recreate.pipeline.subtract import DifferenceResult, subtract
-from recreate.pipeline.template_patches import PatchCutout, PatchFrame
-from recreate.pipeline.template_tracts import patch_read_box
 
 OutputFormat = Literal["dp1", "lsst-images"]
-#: FWHM of a Gaussian in units of its sigma.
-FWHM_PER_SIGMA = 2.0 * (2.0 * math.log(2.0)) ** 0.5
 FORMATS: tuple[str, ...] = get_args(OutputFormat)
 
 
@@ -155,88 +134,6 @@ def recreate_from_inputs(
         inputs=inputs.refs,
         kernel=kernel,
     )
-
-
-def read_butler_inputs(
-    found: DiffimInputs,
-    *,
-    config: PipelineConfig = DEFAULT_CONFIG,
-    whole_patches: bool = False,
-) -> ReadInputs:
-    """Read what `recreate_from_inputs` subtracts; see it for the arguments.
-
-    The visit image is read whole and each template patch only where the
-    template can depend on it, through the datasets' URIs.
-    """
-    science = _read_handle(found.visit_image)
-    patches = [
-        _read_patch_handle(handle, science, config, whole=whole_patches)
-        for handle in found.templates
-    ]
-    refs = [_input_ref("science", found.visit_image)] + [
-        _input_ref("template", handle) for handle in found.templates
-    ]
-    return ReadInputs(science, patches, refs, [])
-
-
-@dataclass(frozen=True)
-class ReadInputs:
-    """A science image and its templates, read and ready to subtract.
-
-    Attributes
-    ----------
-    science
-        The science exposure.
-    templates
-        The templates (cut-outs of Rubin-layout patches).
-    refs
-        Their provenance names, science first.
-    notes
-        Provenance notes (variance estimated, and how).
-    """
-
-    science: Exposure
-    templates: list[Exposure]
-    refs: list[InputRef]
-    notes: list[str]
-
-
-def read_file_inputs(
-    science_path: str | os.PathLike[str],
-    template_paths: Sequence[str | os.PathLike[str]],
-    *,
-    science_variance: str | None = None,
-    science_mask: str | None = None,
-    gain: float | None = None,
-    config: PipelineConfig = DEFAULT_CONFIG,
-    whole_patches: bool = False,
-) -> ReadInputs:
-    """Read what `recreate_from_files` subtracts; see it for the arguments.
-
-    Raises
-    ------
-    InvalidRequestError
-        If no template is given.
-    FormatError
-        If a file cannot be read, or has no celestial WCS.
-    """
-    if not template_paths:
-        raise InvalidRequestError("give at least one template image")
-    science = _read_science(science_path, science_variance, science_mask, gain)
-    templates = [
-        _read_template_file(path, science, config, whole=whole_patches)
-        for path in template_paths
-    ]
-    notes = [
-        f"{label} variance estimated: {exposure.metadata['VARIANCE_METHOD']}"
-        for label, exposure in [("science", science)]
-        + [(f"template {i}", t) for i, t in enumerate(templates)]
-        if exposure.metadata.get("VARIANCE_ESTIMATED")
-    ]
-    refs = [_file_ref("science", science_path)] + [
-        _file_ref("template", path) for path in template_paths
-    ]
-    return ReadInputs(science, templates, refs, notes)
 
 
 def recreate_from_files(
@@ -341,10 +238,7 @@ def request_recipe(
     code version changes it, so a cache keyed by its hash never serves a
     stale product.
     """
-    refs = [_input_ref("science", found.visit_image)] + [
-        _input_ref("template", handle) for handle in found.templates
-    ]
-    return recipe(refs, config.config_hash(), code_version)
+    return recipe(butler_refs(found), config.config_hash(), code_version)
 
 
 def product_key(recipe_dict: dict[str, Any], output_format: str) -> str:
@@ -448,104 +342,3 @@ def load_kernel(path: str | os.PathLike[str]) -> SolvedKernel:
         If the file holds no kernel.
     """
     return SolvedKernel.from_dict(read_kernel(path))
-
-
-def _read_handle(handle: DatasetHandle) -> Exposure:
-    """Read a dataset through its URI (local, S3, HTTP: lsst.resources)."""
-    from lsst.resources import ResourcePath
-
-    with ResourcePath(handle.uri).as_local() as local:
-        return read_dp1(local.ospath)
-
-
-def _read_patch_handle(
-    handle: DatasetHandle,
-    science: Exposure,
-    config: PipelineConfig,
-    *,
-    whole: bool,
-) -> Exposure:
-    """Read a template patch through its URI, as `_read_patch` does."""
-    from lsst.resources import ResourcePath
-
-    with (
-        ResourcePath(handle.uri).as_local() as local,
-        open_fits(local.ospath) as hdulist,
-    ):
-        return _read_patch(hdulist, science, config, whole=whole)
-
-
-def _read_template_file(
-    path: str | os.PathLike[str],
-    science: Exposure,
-    config: PipelineConfig,
-    *,
-    whole: bool,
-) -> Exposure:
-    """Read a template file as `read_exposure` does, Rubin's by region."""
-    with open_fits(path) as hdulist:
-        if is_afw_layout(hdulist):
-            return _read_patch(hdulist, science, config, whole=whole)
-    return read_plain(path)
-
-
-def _read_patch(
-    hdulist: fits.HDUList,
-    science: Exposure,
-    config: PipelineConfig,
-    *,
-    whole: bool,
-) -> Exposure:
-    """Read the pixels of a DP1-layout patch the template can depend on.
-
-    The box comes from the headers alone
-    (`recreate.pipeline.template_tracts.patch_read_box`); the cut-out
-    carries the whole patch's frame, so the template is bit-identical to
-    one from the whole patch. A patch the science image misses gives an
-    empty cut-out (no pixel read) that still names its place in the
-    provenance. Without a WCS on either side, or where the mapping
-    fails, the patch is read whole and the template code reports it.
-    """
-    if whole:
-        return read_dp1(hdulist)
-    geometry = read_dp1_geometry(hdulist)
-    if geometry.wcs is None:
-        return read_dp1(hdulist)
-    frame = PatchFrame(geometry.wcs, geometry.xy0, geometry.shape)
-    box = patch_read_box(science, frame, config.template.border)
-    if box is None:
-        return read_dp1(hdulist)
-    cutout = read_dp1_region(hdulist, PixelBox(*box))
-    return PatchCutout.of(cutout, frame)
-
-
-def _input_ref(role: str, handle: DatasetHandle) -> InputRef:
-    """Name a Butler dataset in the provenance."""
-    return InputRef(
-        role=role,
-        dataset_type=handle.dataset_type,
-        dataset_id=handle.dataset_id,
-        run=handle.run,
-        data_id=dict(handle.data_id),
-    )
-
-
-def _read_science(
-    path: str | os.PathLike[str],
-    variance: str | None,
-    mask: str | None,
-    gain: float | None,
-) -> Exposure:
-    """Read the science image, with separate variance and mask if given."""
-    if variance is None and mask is None and gain is None:
-        return read_exposure(path)
-    return read_plain(path, variance=variance, mask=mask, gain=gain)
-
-
-def _file_ref(role: str, path: str | os.PathLike[str]) -> InputRef:
-    """Name a file in the provenance by its SHA-256 and name."""
-    with Path(path).open("rb") as stream:
-        digest = hashlib.file_digest(stream, "sha256").hexdigest()
-    return InputRef(
-        role=role, dataset_type="file", dataset_id=digest, run=Path(path).name
-    )

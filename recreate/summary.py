@@ -79,16 +79,14 @@ def summarize_repository(butler: Any) -> RepositorySummary:
     """
     registry = butler.registry
     datasets: dict[str, int] = {}
+    templates: list[Any] = []
     for dataset_type in registry.queryDatasetTypes():
         refs = butler.query_datasets(
             dataset_type.name, explain=False, limit=None
         )
         datasets[dataset_type.name] = len(refs)
-    templates = (
-        butler.query_datasets(TEMPLATE_COADD, explain=False, limit=None)
-        if TEMPLATE_COADD in datasets
-        else []
-    )
+        if dataset_type.name == TEMPLATE_COADD:
+            templates = refs
     simulation: dict[str, Any] = {}
     if datasets.get("simulation_config"):
         simulation = dict(butler.get("simulation_config"))

@@ -10,7 +10,7 @@ import lsst.images as li
 import numpy as np
 import pytest
 
-from recreate import recreation
+from recreate import inputs
 from recreate.butler import open_butler
 from recreate.errors import NoOverlapError
 from recreate.io import read_dp1
@@ -314,7 +314,7 @@ def test_region_reads_give_the_planes_of_whole_patches(
     # Full coverage and about half (a detector at the survey's edge).
     visit, detector = _key(ci_repo, low, high)
     pixels: list[tuple[int, int]] = []  # (read, in the whole patch)
-    read_patch = recreation._read_patch
+    read_patch = inputs._read_patch
 
     def spy(*args, **kwargs):
         patch = read_patch(*args, **kwargs)
@@ -322,7 +322,7 @@ def test_region_reads_give_the_planes_of_whole_patches(
         pixels.append((patch.image.size, math.prod(patch.frame.shape)))
         return patch
 
-    monkeypatch.setattr(recreation, "_read_patch", spy)
+    monkeypatch.setattr(inputs, "_read_patch", spy)
     regions = recreate_from_butler(butler, visit, detector)
     monkeypatch.undo()
     whole = recreate_from_butler(butler, visit, detector, whole_patches=True)

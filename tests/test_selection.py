@@ -12,7 +12,8 @@ from recreate.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
 )
-from recreate.selection import Selection, select_keys
+from recreate.selection import Selection
+from recreate.selection_query import select_keys
 
 ARCSEC = 1.0 / 3600.0
 

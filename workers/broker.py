@@ -93,11 +93,6 @@ class Broker:
             1 for _, lane in self._inflight if lane == _lane(INTERACTIVE)
         )
 
-    @property
-    def background_inflight(self) -> int:
-        """Number of background (campaign) products being computed."""
-        return len(self._inflight) - self.inflight
-
     def start(
         self, spec: TaskSpec, *, priority: int = INTERACTIVE
     ) -> asyncio.Task[TaskResult]:

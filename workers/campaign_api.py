@@ -118,10 +118,12 @@ def _model(record: CampaignRecord) -> CampaignModel:
     return CampaignModel(**record.__dict__)
 
 
-async def _store_call(store: CampaignStore, method: str, *args: Any) -> Any:
+async def _store_call(
+    store: CampaignStore, method: str, *args: Any, **kwargs: Any
+) -> Any:
     """Call the campaign store off the loop; 503 when Redis is down."""
     try:
-        return await asyncio.to_thread(getattr(store, method), *args)
+        return await asyncio.to_thread(getattr(store, method), *args, **kwargs)
     except CacheUnavailableError as error:
         raise ServiceUnavailableError(
             f"the control store is unavailable: {error}"
@@ -147,13 +149,15 @@ async def create_campaign(
     services = request.app.state.services
     limit = services.settings.campaign_max_keys
     keys, selection = await _resolve_keys(services, body, limit)
-    campaign_id = await asyncio.to_thread(
-        _create,
+    campaign_id = await _store_call(
         runner.store,
-        body,
+        "create",
+        body.name,
         keys,
-        selection,
-        body.instrument or services.settings.instrument,
+        priority=body.priority,
+        instrument=body.instrument or services.settings.instrument,
+        output_format=body.format,
+        selection=selection,
     )
     runner.launch(campaign_id)
     url = str(request.url_for("get_campaign", campaign_id=campaign_id))
@@ -162,29 +166,6 @@ async def create_campaign(
         status_code=201,
         headers={"Location": url},
     )
-
-
-def _create(
-    store: CampaignStore,
-    body: CampaignRequest,
-    keys: list[tuple[int, int]],
-    selection: dict[str, Any] | None,
-    instrument: str | None,
-) -> str:
-    """Record the campaign (in a thread); 503 if Redis is down."""
-    try:
-        return store.create(
-            body.name,
-            keys,
-            priority=body.priority,
-            instrument=instrument,
-            output_format=body.format,
-            selection=selection,
-        )
-    except CacheUnavailableError as error:
-        raise ServiceUnavailableError(
-            f"the control store is unavailable: {error}"
-        ) from None
 
 
 async def _resolve_keys(
@@ -204,11 +185,10 @@ async def _resolve_keys(
         if not keys:
             raise InvalidRequestError("'keys' is empty")
         return keys, None
-    selection = Selection.from_dict(
-        {"instrument": body.instrument, **(body.selection or {})}
-        if body.instrument and "instrument" not in (body.selection or {})
-        else body.selection or {}
-    )
+    raw = body.selection or {}
+    if body.instrument and "instrument" not in raw:
+        raw = {"instrument": body.instrument, **raw}
+    selection = Selection.from_dict(raw)
     keys = await services.select_keys(selection, limit)
     if not keys:
         raise InvalidRequestError(

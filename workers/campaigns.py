@@ -133,6 +133,8 @@ class CampaignRunner:
         pending: set[asyncio.Task[None]],
     ) -> None:
         """Start queued keys while slots are free (stop if cancelled)."""
+        if not queued:
+            return
         meta = self.store.meta(campaign_id) or {}
         keys = self.store.keys(campaign_id)
         for index in queued:

@@ -469,11 +469,10 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = _service_settings(args)
     repo = Path(settings.butler_repo)
+    args.repo = str(repo)
     if not (repo / "butler.yaml").exists():
         print(f"no repository at {repo}: simulating one ({args.preset})")
-        args.repo = str(repo)
         _simulate(args)
-    args.repo = str(repo)
     _info(args)
     serve(settings, announce=True)
     return 0

@@ -15,11 +15,21 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
+from cache import free_port
 from recreate.errors import RecreateError, ServiceUnavailableError
 from workers.settings import Settings
+
+# free_port is re-exported: tests and benchmarks pick their ports with it.
+__all__ = [
+    "example_key",
+    "free_port",
+    "run_worker",
+    "serve",
+    "serve_in_thread",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +119,6 @@ def serve_in_thread(
         sock.close()
 
 
-def free_port() -> int:
-    """Return a TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _announcer(settings: Settings) -> Any:
     """Return a callback printing a curl command for a real key."""
 
@@ -171,7 +174,6 @@ def run_worker(
     resources: str | None,
     name: str | None,
     local_directory: str | None,
-    extra: Sequence[str] = (),
 ) -> int:
     """Run a Dask worker (under a nanny) for ``scheduler`` until stopped.
 
@@ -199,7 +201,6 @@ def run_worker(
         args += ["--name", name]
     if local_directory:
         args += ["--local-directory", local_directory]
-    args += list(extra)
     # click's main() ends in SystemExit (standalone mode); ours returns.
     dask.config.set(worker_dask_config())
     try:

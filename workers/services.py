@@ -41,9 +41,6 @@ from workers.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
-#: Job fields the job store sets itself.
-_OWN = frozenset({"id", "created", "updated"})
-
 #: Seconds to wait for a remote scheduler before calling it unreachable.
 CONNECT_TIMEOUT = 5.0
 
@@ -99,23 +96,27 @@ class Services:
         ``task`` is the broker's task for the product: if it finished
         between the timeout and now, the record says so at once.
         """
-        now = time.time()
-        record = {
-            "id": spec.product_key,
+        # The job store sets id, created and updated itself; the local
+        # copy carries them too.
+        fields: dict[str, Any] = {
             "state": "running",
             "instrument": spec.instrument,
             "visit": spec.visit,
             "detector": spec.detector,
             "format": spec.output_format,
             "url": url,
+        }
+        now = time.time()
+        record = {
+            "id": spec.product_key,
+            **fields,
             "created": now,
             "updated": now,
         }
         self._jobs[spec.product_key] = record
         if self.jobs is not None:
-            stored = {k: v for k, v in record.items() if k not in _OWN}
             with contextlib.suppress(CacheUnavailableError):
-                self.jobs.create(spec.product_key, stored)
+                self.jobs.create(spec.product_key, fields)
         if task.done() and not task.cancelled():
             error = task.exception()
             self._record_outcome(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cache import DEFAULT_CHUNK_BYTES
 from recreate.recreation import OutputFormat
 
 
@@ -106,7 +107,7 @@ class Settings(BaseSettings):
         "longer than the image it came from).",
     )
     chunk_bytes: int = Field(
-        4 * 1024 * 1024,
+        DEFAULT_CHUNK_BYTES,
         ge=64 * 1024,
         description="Size of one cache chunk: bounds how long one Redis "
         "command holds the server.",

@@ -17,12 +17,11 @@ from typing import Any
 
 import redis
 from distributed.diagnostics.plugin import WorkerPlugin
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
-from cache import JobStore, ResultStore, SingleFlight
+from cache import JobStore, ResultStore, SingleFlight, quick_retry
 from recreate.butler import DiffimInputs, find_inputs, open_butler
-from recreate.selection import Selection, select_keys
+from recreate.selection import Selection
+from recreate.selection_query import select_keys
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,9 +47,7 @@ def redis_client(url: str, password: str | None = None) -> redis.Redis:
         "health_check_interval": 30,
         # redis-py retries ten times by default: a dead server would hold
         # every request (and the health probe) for seconds.
-        "retry": Retry(
-            ExponentialWithJitterBackoff(cap=0.2, base=0.01), retries=2
-        ),
+        "retry": quick_retry(),
     }
     if password and "@" not in url:
         options["password"] = password
@@ -124,7 +121,7 @@ class LockedButler:
     def select_keys(
         self, selection: Selection, limit: int
     ) -> list[tuple[int, int]]:
-        """Return a selection's keys (`recreate.selection.select_keys`)."""
+        """Return the keys of a selection (`select_keys`, under the lock)."""
         with self._lock:
             return select_keys(self.butler, selection, limit=limit)
 

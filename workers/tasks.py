@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cache import CacheUnavailableError, Lock
+from cache import CacheUnavailableError
 from recreate import __version__
 from recreate.errors import ProcessingError, RecreateError, TransientError
 from recreate.pipeline.config import DEFAULT_CONFIG
@@ -205,18 +205,17 @@ def _single_flight(state: WorkerState, key: str) -> Iterator[bool]:
     anyway (a duplicate recompute costs time, never correctness: the
     output is deterministic).
     """
-    lock: Lock | None
+    if state.locks is None:
+        yield True
+        return
     try:
-        lock = state.locks.try_acquire(key) if state.locks else None
+        lock = state.locks.try_acquire(key)
     except CacheUnavailableError:
         yield True
         return
-    if lock is None and state.locks is not None:
+    if lock is None:
         state.locks.wait_released(key, timeout=state.settings.lock_ttl_seconds)
         yield False
-        return
-    if lock is None:
-        yield True
         return
     with lock:
         yield True

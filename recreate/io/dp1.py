@@ -386,13 +386,13 @@ def _read_hdulist(
 ) -> Exposure:
     """Build an exposure from an open afw-layout file, or a box of it."""
     planes = locate_planes(hdulist, source)
+    image_header = planes["IMAGE"].header
+    xy0 = read_xy0(image_header, source)
     window = None
     if bbox is not None:
-        xy0 = read_xy0(planes["IMAGE"].header, source)
         window = image_window(bbox, xy0, _plane_shape(planes, source))
     image, mask, variance = _read_planes(planes, source, window)
     check_shapes(source, IMAGE=image, MASK=mask, VARIANCE=variance)
-    image_header = planes["IMAGE"].header
     primary = hdulist[0].header
     metadata = read_metadata(primary)
     unit = image_header.get("BUNIT")
@@ -400,7 +400,6 @@ def _read_hdulist(
         metadata[UNIT_KEY] = unit.strip()
     mask_planes = read_mask_planes(planes["MASK"].header, source)
     wcs = read_celestial_wcs(image_header, source)
-    xy0 = read_xy0(image_header, source)
     psf = _read_psf(hdulist, source)
     if window is not None:
         wcs = window_wcs(wcs, window)

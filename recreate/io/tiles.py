@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from astropy.io import fits
 
-from recreate.pipeline.threads import thread_count
+from recreate.pipeline.row_blocks import run_row_blocks
 
 #: ZBITPIX -> the pixels' native dtype.
 _DTYPES: dict[int, np.dtype] = {
@@ -50,7 +49,7 @@ _VLA_BYTES = re.compile(r"^1?([PQ])B(\(\d+\))?$")
 #: zlib window bits that accept a gzip (or zlib) stream.
 _GZIP_OR_ZLIB = 47
 
-#: Tiles inflated per task: enough to amortise the thread hand-off.
+#: Fewest tiles worth a thread: enough to amortise the hand-off.
 _TILES_PER_TASK = 64
 
 
@@ -153,17 +152,11 @@ def read_tiles(layout: TileLayout, rows: slice) -> npt.NDArray:
             top = k * layout.tile_rows
             _place(data, out[top : top + layout.tile_rows], layout)
 
-    tasks = [
-        range(i, min(i + _TILES_PER_TASK, len(counts)))
-        for i in range(0, len(counts), _TILES_PER_TASK)
-    ]
-    workers = min(thread_count(), len(tasks))
-    if workers <= 1:
-        for task in tasks:
-            inflate(task)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(inflate, tasks))
+    run_row_blocks(
+        lambda block: inflate(range(*block)),
+        len(counts),
+        min_rows=_TILES_PER_TASK,
+    )
     return out[start - tile_start : stop - tile_start]
 
 

@@ -9,9 +9,9 @@ a different recipe. Sources: ``shared/rubin-recipe.md`` section 1.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
+
+from recreate.pipeline.provenance import canonical_hash
 
 #: Bumped whenever the meaning of a field changes.
 CONFIG_VERSION = 1
@@ -136,10 +136,7 @@ class PipelineConfig:
 
     def config_hash(self) -> str:
         """Return a SHA-256 of the canonical JSON of every value."""
-        text = json.dumps(
-            self.to_dict(), sort_keys=True, separators=(",", ":")
-        )
-        return hashlib.sha256(text.encode()).hexdigest()
+        return canonical_hash(self.to_dict())
 
 
 DEFAULT_CONFIG = PipelineConfig()

@@ -86,10 +86,7 @@ def decorrelate(
     usable = (mask & planes.value_of_present(ignore_planes)) == 0
     svar, tvar = _variance_levels(science_variance, template_variance, usable)
     shape = _fft_shape(difference.shape, kernel.shape)
-    # Single precision: |K|^2 is needed to ~1e-7 of the kernel sum, far
-    # beyond what the variance levels it is compared with carry.
-    kernel_ft = centred_rfft2(kernel.astype(np.float32), shape, thread_count())
-    ksum = float(np.sum(kernel, dtype=np.float64))
+    kernel_ft, ksum = _kernel_transform(kernel, shape)
     correction, w1, w2 = _correction_and_weights(
         kernel_ft, svar, tvar, ksum, shape[1]
     )
@@ -136,10 +133,7 @@ def decorrelated_psf(
         The filtered PSF, same shape, unit sum.
     """
     shape = _fft_shape(psf.shape, kernel.shape)
-    # Single precision: |K|^2 is needed to ~1e-7 of the kernel sum, far
-    # beyond what the variance levels it is compared with carry.
-    kernel_ft = centred_rfft2(kernel.astype(np.float32), shape, thread_count())
-    ksum = float(np.sum(kernel, dtype=np.float64))
+    kernel_ft, ksum = _kernel_transform(kernel, shape)
     correction = np.sqrt(
         (science_variance + template_variance * ksum**2)
         / (science_variance + template_variance * np.abs(kernel_ft) ** 2)
@@ -151,6 +145,18 @@ def decorrelated_psf(
     filtered = scipy.fft.irfft2(scipy.fft.rfft2(padded) * correction, s=shape)
     out = np.roll(filtered, (py // 2, px // 2), axis=(0, 1))[:py, :px]
     return out / out.sum()
+
+
+def _kernel_transform(
+    kernel: npt.NDArray[np.float64], shape: tuple[int, int]
+) -> tuple[npt.NDArray[np.complexfloating[Any, Any]], float]:
+    """Return the kernel's half spectrum on ``shape`` and the kernel's sum.
+
+    Single precision: ``|K|^2`` is needed to ~1e-7 of the kernel sum, far
+    beyond what the variance levels it is compared with carry.
+    """
+    kernel_ft = centred_rfft2(kernel.astype(np.float32), shape, thread_count())
+    return kernel_ft, float(np.sum(kernel, dtype=np.float64))
 
 
 def _variance_levels(

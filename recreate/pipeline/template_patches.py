@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -124,27 +123,6 @@ def patch_geometry(patch: Exposure) -> Exposure:
     if isinstance(patch, PatchCutout):
         return patch.frame.outline()
     return patch
-
-
-class _Box(NamedTuple):
-    """An integer pixel box: origin and size."""
-
-    x0: int
-    y0: int
-    width: int
-    height: int
-
-    def intersection(self, other: _Box) -> _Box:
-        """Return the overlap of two boxes (possibly empty)."""
-        x0, y0 = max(self.x0, other.x0), max(self.y0, other.y0)
-        x1 = min(self.x0 + self.width, other.x0 + other.width)
-        y1 = min(self.y0 + self.height, other.y0 + other.height)
-        return _Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
-
-    @property
-    def empty(self) -> bool:
-        """Say whether the box holds no pixel."""
-        return self.width <= 0 or self.height <= 0
 
 
 @dataclass(frozen=True)

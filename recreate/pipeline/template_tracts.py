@@ -28,11 +28,11 @@ from astropy.wcs import NoConvergence
 
 from recreate.errors import FormatError, InvalidRequestError
 from recreate.exposure import Exposure, MaskPlanes
+from recreate.io.region import PixelBox
 from recreate.pipeline.config import TemplateConfig
 from recreate.pipeline.lanczos import LANCZOS_ORDER, CoarseMap
 from recreate.pipeline.template_patches import (
     PatchFrame,
-    _Box,
     _Patch,
     _remap_mask,
 )
@@ -174,7 +174,9 @@ def _check_tract_wcs(group: Sequence[_Patch]) -> None:
             )
 
 
-def _tract_region(anchor: Exposure, science: Exposure, border: int) -> _Box:
+def _tract_region(
+    anchor: Exposure, science: Exposure, border: int
+) -> PixelBox:
     """Return the tract pixels the grown science box maps onto.
 
     v29's ``computeWarpedBBox``: the grown box's corners mapped into the
@@ -187,17 +189,12 @@ def _tract_region(anchor: Exposure, science: Exposure, border: int) -> _Box:
     tx, ty = anchor.require_wcs().world_to_pixel_values(ra, dec)
     tx = np.asarray(tx) + anchor.xy0[0]
     ty = np.asarray(ty) + anchor.xy0[1]
-    # afw's Box2I(Box2D, EXPAND): every pixel the float box touches.
-    x0 = int(np.floor(tx.min() + 0.5)) - REGION_MARGIN
-    y0 = int(np.floor(ty.min() + 0.5)) - REGION_MARGIN
-    x1 = int(np.ceil(tx.max() - 0.5)) + REGION_MARGIN
-    y1 = int(np.ceil(ty.max() - 0.5)) + REGION_MARGIN
-    return _Box(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+    return _expanded_box(tx, ty, REGION_MARGIN)
 
 
 def patch_read_box(
     science: Exposure, frame: PatchFrame, border: int
-) -> _Box | None:
+) -> PixelBox | None:
     """Return the pixels of a patch the warped template can depend on.
 
     The grown science box (``border`` px on every side) is sampled along
@@ -245,15 +242,21 @@ def patch_read_box(
     ty = np.asarray(ty, np.float64) + frame.xy0[1]
     if not (np.all(np.isfinite(tx)) and np.all(np.isfinite(ty))):
         return None
-    grow = REGION_MARGIN + LANCZOS_ORDER + READ_MARGIN
-    # afw's Box2I(Box2D, EXPAND), as in _tract_region, then grown.
+    needed = _expanded_box(tx, ty, REGION_MARGIN + LANCZOS_ORDER + READ_MARGIN)
+    (height, width), (px0, py0) = frame.shape, frame.xy0
+    return needed.intersection(PixelBox(px0, py0, width, height))
+
+
+def _expanded_box(tx: FloatArray, ty: FloatArray, grow: int) -> PixelBox:
+    """Return afw's ``Box2I(Box2D, EXPAND)`` of points, grown by ``grow``.
+
+    EXPAND keeps every pixel the float box touches.
+    """
     x0 = math.floor(float(tx.min()) + 0.5) - grow
     y0 = math.floor(float(ty.min()) + 0.5) - grow
     x1 = math.ceil(float(tx.max()) - 0.5) + grow
     y1 = math.ceil(float(ty.max()) - 0.5) + grow
-    needed = _Box(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
-    (height, width), (px0, py0) = frame.shape, frame.xy0
-    return needed.intersection(_Box(px0, py0, width, height))
+    return PixelBox(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
 
 
 def _grown_edges(
@@ -290,16 +293,18 @@ def _grown_edges(
     return xs, ys
 
 
-def _union_box(exposures: Sequence[Exposure]) -> _Box:
+def _union_box(exposures: Sequence[Exposure]) -> PixelBox:
     """Return the smallest box holding every exposure, parent pixels."""
     x0 = min(e.xy0[0] for e in exposures)
     y0 = min(e.xy0[1] for e in exposures)
     x1 = max(e.xy0[0] + e.shape[1] for e in exposures)
     y1 = max(e.xy0[1] + e.shape[0] for e in exposures)
-    return _Box(x0, y0, x1 - x0, y1 - y0)
+    return PixelBox(x0, y0, x1 - x0, y1 - y0)
 
 
-def _place(patch: Exposure, region: _Box, planes: MaskPlanes) -> PlacedPlanes:
+def _place(
+    patch: Exposure, region: PixelBox, planes: MaskPlanes
+) -> PlacedPlanes:
     """Return a patch's planes, on ``planes``' bits, placed on ``region``."""
     mask = _remap_mask(patch.mask, patch.mask_planes, planes)
     return PlacedPlanes(
@@ -313,7 +318,11 @@ class _DestToTract:
     """Map grown-grid array pixels to tract-region array pixels."""
 
     def __init__(
-        self, science: Exposure, anchor: Exposure, region: _Box, border: int
+        self,
+        science: Exposure,
+        anchor: Exposure,
+        region: PixelBox,
+        border: int,
     ) -> None:
         """Hold the two WCSs and the offsets between the frames."""
         self._science = science.require_wcs()

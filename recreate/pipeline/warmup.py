@@ -20,6 +20,7 @@ import numpy.typing as npt
 from astropy.wcs import WCS
 
 from recreate.exposure import Exposure, MaskPlanes, PsfInfo
+from recreate.pipeline.measure import FWHM_PER_SIGMA
 from recreate.pipeline.subtract import DifferenceResult, subtract
 
 #: Side of the synthetic images, px: 4 x 4 kernel cells of 128 px.
@@ -140,7 +141,7 @@ def _exposure(
         )
     variance = _NOISE**2 + np.maximum(image, 0.0) / 100.0
     image += rng.normal(0.0, 1.0, shape) * np.sqrt(variance)
-    fwhm = sigma * 2.0 * math.sqrt(2.0 * math.log(2.0))
+    fwhm = sigma * FWHM_PER_SIGMA
     return Exposure(
         image=image.astype(np.float32),
         variance=variance.astype(np.float32),

@@ -297,12 +297,7 @@ def render_template_patch(
     x0, y0, _, _ = tract.patch_outer_bbox(patch)
     model = BANDS[band]
     n_inputs = plan.preset.template_inputs
-    sources = _on_image(
-        _static_sources(sky, np.ones(len(sky), bool), sky.mean_flux(band)),
-        wcs,
-        shape,
-        margin=256,
-    )
+    sources = template_sources(sky, band, wcs, shape)
     njy_per_electron = model.njy_per_electron(EXPOSURE_TIME * n_inputs)
     sky_electrons = model.sky_electrons(
         EXPOSURE_TIME * n_inputs, geom.pixel_scale
@@ -344,6 +339,38 @@ def render_template_patch(
             patch=patch,
             exposure_time=EXPOSURE_TIME * n_inputs,
         ),
+    )
+
+
+def template_sources(
+    sky: StaticSky, band: str, wcs: WCS, shape: tuple[int, int]
+) -> SourceTable:
+    """Return the sources a template image of ``band`` is rendered with.
+
+    Every static source at its mean flux in the band, kept where it
+    falls within 256 px of the image (its light can reach the pixels).
+
+    Parameters
+    ----------
+    sky
+        Static sources.
+    band
+        Band of the template.
+    wcs
+        WCS of the template image.
+    shape
+        Shape of the template image, ``(height, width)``.
+
+    Returns
+    -------
+    sources
+        The sources, as `render_template_patch` draws them.
+    """
+    return _on_image(
+        _static_sources(sky, np.ones(len(sky), bool), sky.mean_flux(band)),
+        wcs,
+        shape,
+        margin=256,
     )
 
 
