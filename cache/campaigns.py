@@ -292,27 +292,41 @@ class CampaignStore:
 
     def _touch(self, campaign_id: str, *, started: bool) -> None:
         """Refresh ``updated`` (and set ``started`` on the first start)."""
-        meta = self.meta(campaign_id)
-        if meta is None:
-            return
-        extra: dict[str, Any] = {}
-        if started and meta.get("started") is None:
-            extra["started"] = time.time()
-        self._update_meta(campaign_id, extra, meta)
+        self._update_meta(campaign_id, {}, first_start=started)
 
     def _update_meta(
         self,
         campaign_id: str,
         fields: Mapping[str, Any],
-        meta: dict[str, Any] | None = None,
+        *,
+        first_start: bool = False,
     ) -> None:
-        """Rewrite a campaign's fields with ``fields`` and a new time."""
-        meta = meta if meta is not None else self.meta(campaign_id)
-        if meta is None:
-            return
-        meta.update(fields, updated=time.time())
+        """Rewrite a campaign's fields with ``fields`` and a new time.
+
+        A read-modify-write under WATCH: the runner touches the record
+        after every key while a cancel may set its state from another
+        thread, and a plain GET then SET could write the old state back
+        over ``cancelled``. ``first_start`` sets ``started`` if unset.
+        """
+        name = self._meta_key(campaign_id)
+
+        def apply(pipe: redis.client.Pipeline) -> None:
+            # A concurrent write makes the transaction fail and redis-py
+            # run this again on fresh data.
+            raw = pipe.get(name)
+            if raw is None:
+                return
+            meta: dict[str, Any] = json.loads(raw)
+            now = time.time()
+            meta.update(fields)
+            if first_start and meta.get("started") is None:
+                meta["started"] = now
+            meta["updated"] = now
+            pipe.multi()
+            pipe.set(name, json.dumps(meta))
+
         with unavailable_on_error(self._redis, f"updating {campaign_id}"):
-            self._redis.set(self._meta_key(campaign_id), json.dumps(meta))
+            self._redis.transaction(apply, name)
 
     def _meta_key(self, campaign_id: str) -> str:
         check_part("campaign id", campaign_id)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import pytest
 
-from cache import CacheUnavailableError, CampaignStore, RedisServer
+from cache import CacheUnavailableError, CampaignStore, RedisServer, campaigns
 
 KEYS = [(10, 0), (10, 1), (11, 0), (11, 1)]
 
@@ -104,3 +107,34 @@ def test_unreachable_control_store_is_cache_unavailable():
     server.stop()
     with pytest.raises(CacheUnavailableError):
         CampaignStore(client).create("c", KEYS)
+
+
+def test_touching_a_campaign_never_undoes_a_concurrent_cancel(
+    control_redis, redis_control_server, monkeypatch
+):
+    # The runner touches the record after each key while an API thread
+    # cancels: here the cancel lands between the touch's read and write.
+    store = CampaignStore(control_redis)
+    campaign_id = store.create("c", KEYS)
+    other = CampaignStore(redis_control_server.client())
+    real_loads = json.loads
+    interleaved: list[bool] = []
+
+    def loads_then_cancel(raw):
+        value = real_loads(raw)
+        if not interleaved:
+            interleaved.append(True)
+            other.set_state(campaign_id, "cancelled")
+        return value
+
+    monkeypatch.setattr(
+        campaigns,
+        "json",
+        SimpleNamespace(loads=loads_then_cancel, dumps=json.dumps),
+    )
+    store.mark(campaign_id, 0, "running")
+    monkeypatch.undo()
+    assert interleaved
+    meta = store.meta(campaign_id)
+    assert meta["state"] == "cancelled"
+    assert meta["started"] is not None
