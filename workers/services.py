@@ -113,6 +113,7 @@ class Services:
             "created": now,
             "updated": now,
         }
+        self._forget_expired_jobs(now)
         self._jobs[spec.product_key] = record
         if self.jobs is not None:
             with contextlib.suppress(CacheUnavailableError):
@@ -128,6 +129,21 @@ class Services:
                 ),
             )
         return record
+
+    def _forget_expired_jobs(self, now: float) -> None:
+        """Drop local job records the job store would have expired.
+
+        The local copies answer while the control Redis is away; kept
+        past ``job_ttl_seconds`` they would only grow with every 202.
+        """
+        oldest = now - self.settings.job_ttl_seconds
+        expired = [
+            key
+            for key, record in self._jobs.items()
+            if record["updated"] < oldest
+        ]
+        for key in expired:
+            del self._jobs[key]
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         """Return a job record (control store first, then this process)."""
