@@ -39,10 +39,10 @@ from recreate.inputs import read_butler_inputs
 from recreate.io import read_dp1, write_dp1
 from recreate.memory import retain_freed_memory
 from recreate.pipeline.config import DEFAULT_CONFIG
-from recreate.pipeline.decorrelate import decorrelated_psf
-from recreate.pipeline.detection import set_detection_planes
 from recreate.pipeline.kernel import fit_kernel
-from recreate.pipeline.solved_kernel import SolvedKernel
+from recreate.pipeline.kernel.solved import SolvedKernel
+from recreate.pipeline.match.decorrelate import decorrelated_psf
+from recreate.pipeline.sources.detection import set_detection_planes
 from recreate.pipeline.subtract import DifferenceResult, subtract
 from recreate.pipeline.warmup import warm_up
 from recreate.recreation import result_bytes

@@ -38,8 +38,8 @@ from recreate.io.afwplanes import is_afw_layout
 from recreate.io.fitsfile import open_fits
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.provenance import InputRef
-from recreate.pipeline.template_patches import PatchCutout, PatchFrame
-from recreate.pipeline.template_tracts import patch_read_box
+from recreate.pipeline.template.patches import PatchCutout, PatchFrame
+from recreate.pipeline.template.tracts import patch_read_box
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def _read_patch(
     """Read the pixels of a DP1-layout patch the template can depend on.
 
     The box comes from the headers alone
-    (`recreate.pipeline.template_tracts.patch_read_box`); the cut-out
+    (`recreate.pipeline.template.tracts.patch_read_box`); the cut-out
     carries the whole patch's frame, so the template is bit-identical to
     one from the whole patch. A patch the science image misses gives an
     empty cut-out (no pixel read) that still names its place in the

@@ -42,8 +42,8 @@ from recreate.io.lsst_images import (
 )
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.measure import FWHM_PER_SIGMA
 from recreate.pipeline.provenance import recipe, recipe_hash
+from recreate.pipeline.sources.measure import FWHM_PER_SIGMA
 from recreate.pipeline.subtract import DifferenceResult, subtract
 
 OutputFormat = Literal["dp1", "lsst-images"]

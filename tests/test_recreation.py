@@ -16,7 +16,7 @@ from recreate.errors import NoOverlapError
 from recreate.io import read_dp1
 from recreate.io.difference import read_kernel
 from recreate.pipeline.provenance import canonical_hash
-from recreate.pipeline.template_patches import PatchCutout
+from recreate.pipeline.template.patches import PatchCutout
 from recreate.recreation import (
     load_kernel,
     recreate_from_butler,
@@ -161,7 +161,7 @@ def test_under_twenty_percent_failure_is_no_work(ci_repo, butler):
 def test_template_warning_below_twenty_percent():
     from recreate.exposure import Exposure
     from recreate.pipeline.config import TemplateConfig
-    from recreate.pipeline.template import _check_coverage
+    from recreate.pipeline.template.build import _check_coverage
 
     science = Exposure(
         np.zeros((4, 4)), np.ones((4, 4)), np.zeros((4, 4), np.int32)

@@ -20,7 +20,8 @@ from recreate.io.dp1 import (
 from recreate.io.fitsfile import open_fits
 from recreate.io.noise import estimate_variance
 from recreate.io.plain import read_plain
-from recreate.io.region import ImageGeometry, PixelBox
+from recreate.io.region import ImageGeometry
+from recreate.numerics.box import PixelBox
 
 __all__ = [
     "ImageGeometry",

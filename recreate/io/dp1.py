@@ -68,7 +68,6 @@ from recreate.io.metadata import metadata_cards, read_metadata
 from recreate.io.psfgrid import psf_grid_hdu, read_psf_grid
 from recreate.io.region import (
     ImageGeometry,
-    PixelBox,
     image_window,
     is_empty,
     window_psf,
@@ -76,6 +75,7 @@ from recreate.io.region import (
     window_wcs,
     window_xy0,
 )
+from recreate.numerics.box import PixelBox
 
 NJY = "nJy"
 #: Metadata key that overrides the IMAGE plane's unit (nJy by default).

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from astropy.io import fits
 
-from recreate.pipeline.row_blocks import run_row_blocks
+from recreate.numerics.row_blocks import run_row_blocks
 
 #: ZBITPIX -> the pixels' native dtype.
 _DTYPES: dict[int, np.dtype] = {

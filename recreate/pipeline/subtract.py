@@ -32,20 +32,20 @@ import numpy.typing as npt
 from recreate import __version__
 from recreate.errors import NoOverlapError, ProcessingError
 from recreate.exposure import Exposure, MaskPlanes
+from recreate.numerics.threads import thread_count
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
-from recreate.pipeline.convolve import convolve_template
-from recreate.pipeline.decorrelate import decorrelate
 from recreate.pipeline.kernel import SolvedKernel, fit_kernel, make_basis
+from recreate.pipeline.kernel.spatial import subtract_polynomial_and_image
+from recreate.pipeline.match import scale_variance
+from recreate.pipeline.match.convolve import convolve_template
+from recreate.pipeline.match.decorrelate import decorrelate
 from recreate.pipeline.provenance import InputRef, Provenance, canonical_hash
 from recreate.pipeline.sources import (
     measure_psf_fwhm,
-    scale_variance,
     select_kernel_candidates,
     set_detection_planes,
 )
-from recreate.pipeline.spatial import subtract_polynomial_and_image
 from recreate.pipeline.template import WarpedTemplate, build_template
-from recreate.pipeline.threads import thread_count
 
 #: Planes the difference image has beyond the science image's own.
 DIFFERENCE_PLANES = ("SAT_TEMPLATE", "DETECTED", "DETECTED_NEGATIVE")

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from astropy.wcs import WCS
 
 from recreate.exposure import Exposure, MaskPlanes, PsfInfo
-from recreate.pipeline.measure import FWHM_PER_SIGMA
+from recreate.pipeline.sources.measure import FWHM_PER_SIGMA
 from recreate.pipeline.subtract import DifferenceResult, subtract
 
 #: Side of the synthetic images, px: 4 x 4 kernel cells of 128 px.

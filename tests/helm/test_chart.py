@@ -46,7 +46,7 @@ NOT_IN_CONFIGMAP = {
     "embedded_workers_max": "embedded mode only",
 }
 #: Settings the chart sets before workers/settings.py has them.
-#: RECREATE_THREADS is read by the science itself (recreate.pipeline.threads),
+#: RECREATE_THREADS is read by the science itself (recreate.numerics.threads),
 #: not by the service's Settings.
 PENDING_SETTINGS = {"threads"}
 #: Settings whose chart value differs from the code's default on purpose.

@@ -1,0 +1,280 @@
+"""Tests of kernel-candidate selection and the sources stage API."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recreate.errors import ProcessingError
+from recreate.exposure import Exposure, MaskPlanes, PsfInfo
+from recreate.pipeline import match, sources
+from recreate.pipeline.config import SourceConfig
+from recreate.pipeline.sources import unresolved
+from recreate.pipeline.sources.candidates import (
+    KernelCandidates,
+    select_kernel_candidates,
+)
+from recreate.simulate.render import NoiseModel, SourceTable
+from tests.pipeline.scenes import SCALE, galaxies, render, stars, tan_wcs
+
+PLANES = MaskPlanes.afw_default()
+SHAPE = (320, 320)
+FWHM = 0.9  # arcsec
+FWHM_PX = FWHM / SCALE
+BORDER = 20
+KERNEL = 21
+CONFIG = SourceConfig()
+GRID = np.array([70.0, 160.0, 250.0])
+#: Nine isolated stars of S/N about 200-450, brightest at the top right.
+GOOD_X, GOOD_Y = (a.ravel() + 0.3 for a in np.meshgrid(GRID, GRID))
+GOOD_FLUX = np.linspace(6e4, 2e5, 9)
+
+
+def scene(extra=None, *, noise=None, seed=3):
+    """Render the nine good stars plus ``extra`` sources."""
+    wcs = tan_wcs(SHAPE)
+    table = stars(wcs, GOOD_X, GOOD_Y, GOOD_FLUX)
+    if extra is not None:
+        table = SourceTable.concatenate(table, extra)
+    kwargs = {} if noise is None else {"noise": noise}
+    return render(SHAPE, table, fwhm=FWHM, seed=seed, **kwargs)
+
+
+def exposure_of(result, *, grid=True):
+    psf = PsfInfo(fwhm=FWHM_PX, grid=result.psf_grid if grid else None)
+    return Exposure(
+        result.image,
+        result.variance,
+        result.mask,
+        result.mask_planes,
+        psf=psf,
+    )
+
+
+def template_for(result):
+    """Return a template on the science grid grown by BORDER."""
+    image = np.pad(result.image, BORDER)
+    mask = np.pad(result.mask, BORDER)
+    return image, mask
+
+
+def select(science, template=None, config=CONFIG):
+    image, mask = template if template is not None else template_for(science)
+    return select_kernel_candidates(
+        exposure_of(science) if not isinstance(science, Exposure) else science,
+        image,
+        mask,
+        PLANES,
+        border=BORDER,
+        kernel_size=KERNEL,
+        science_fwhm=FWHM_PX,
+        config=config,
+    )
+
+
+def has_source_near(candidates, x, y, tolerance=1.0):
+    return bool(
+        np.any(np.hypot(candidates.x - x, candidates.y - y) < tolerance)
+    )
+
+
+def assert_good_stars_kept(candidates):
+    for x, y in zip(GOOD_X, GOOD_Y, strict=True):
+        assert has_source_near(candidates, x, y, 0.1), (x, y)
+
+
+def test_isolated_stars_are_candidates_brightest_first():
+    result = scene()
+    candidates = select(result)
+    assert isinstance(candidates, KernelCandidates)
+    assert len(candidates) == 9
+    assert_good_stars_kept(candidates)
+    assert np.all(np.diff(candidates.snr) <= 0)
+    assert np.all((candidates.snr > 10) & (candidates.snr < 500))
+    assert candidates.n_detected == 9
+    assert candidates.n_after_selection == 9
+    # The brightest star is the last of the grid.
+    assert candidates.x[0] == pytest.approx(GOOD_X[-1], abs=0.05)
+    assert np.all(candidates.flux > 0)
+
+
+def test_galaxies_are_rejected():
+    extra = galaxies(tan_wcs(SHAPE), [115.0, 205.0], [115.0, 205.0], 2e5)
+    candidates = select(scene(extra))
+    assert candidates.n_detected == 11
+    assert len(candidates) == 9
+    assert_good_stars_kept(candidates)
+
+
+def test_galaxies_are_rejected_without_a_psf_grid():
+    # The PSF size then comes from the stars' own compact locus.
+    extra = galaxies(tan_wcs(SHAPE), [115.0, 205.0], [115.0, 205.0], 2e5)
+    result = scene(extra)
+    science = exposure_of(result, grid=False)
+    candidates = select(science, template_for(result))
+    assert len(candidates) == 9
+    assert_good_stars_kept(candidates)
+
+
+def test_blends_are_rejected():
+    extra = stars(tan_wcs(SHAPE), [115.0, 119.5], [115.0, 116.0], [1e5, 8e4])
+    candidates = select(scene(extra))
+    assert candidates.n_detected == 10
+    assert len(candidates) == 9
+    assert not has_source_near(candidates, 117.0, 115.5, 4.0)
+
+
+def test_saturated_stars_are_rejected():
+    extra = stars(tan_wcs(SHAPE), [205.0], [115.0], [5e6])
+    result = scene(extra)
+    assert np.any(result.mask & PLANES.value("SAT"))
+    candidates = select(result)
+    assert not has_source_near(candidates, 205.0, 115.0, 3.0)
+    assert len(candidates) == 9
+    # Its S/N (about 2000) already excludes it; without that cut the SAT
+    # pixels at its centre still do.
+    loose = replace(CONFIG, detection_threshold_max=1e9)
+    candidates = select(result, config=loose)
+    assert not has_source_near(candidates, 205.0, 115.0, 3.0)
+    assert len(candidates) == 9
+
+
+def test_too_bright_and_too_faint_stars_are_rejected():
+    # No full well, so the bright star's only fault is S/N > 500.
+    noise = NoiseModel(
+        sky_electrons=877.0, njy_per_electron=0.548, saturation_electrons=None
+    )
+    extra = stars(tan_wcs(SHAPE), [115.0, 205.0], [115.0, 205.0], [2e6, 1.2e3])
+    candidates = select(scene(extra, noise=noise))
+    assert len(candidates) == 9
+    assert not has_source_near(candidates, 115.0, 115.0, 3.0)
+    assert not has_source_near(candidates, 205.0, 205.0, 3.0)
+
+
+def test_signal_to_noise_window_is_applied():
+    result = scene()
+    everything = select(result)
+    config = replace(CONFIG, detection_threshold_max=400.0)
+    candidates = select(result, config=config)
+    assert np.all(candidates.snr < 400)
+    assert len(candidates) == np.count_nonzero(everything.snr < 400)
+    assert 0 < len(candidates) < 9
+
+
+def test_masked_centroids_are_rejected():
+    result = scene()
+    science = exposure_of(result)
+    # A BAD pixel diagonal to one star's centre, in the science mask...
+    science.mask[int(GOOD_Y[0]) + 1, int(GOOD_X[0]) + 1] |= PLANES.value("BAD")
+    # ...and NO_DATA next to another's, in the template mask only.
+    image, mask = template_for(result)
+    mask[int(GOOD_Y[4]) + BORDER, int(GOOD_X[4]) + BORDER - 1] |= PLANES.value(
+        "NO_DATA"
+    )
+    candidates = select(science, (image, mask))
+    assert len(candidates) == 7
+    assert candidates.n_after_selection == 7
+    assert not has_source_near(candidates, GOOD_X[0], GOOD_Y[0])
+    assert not has_source_near(candidates, GOOD_X[4], GOOD_Y[4])
+
+
+def test_stamps_reaching_no_data_or_the_edge_are_rejected():
+    # One star sits 15 px from the left edge: detected, but its 43-px
+    # stamp leaves the science image.
+    extra = stars(tan_wcs(SHAPE), [15.0], [205.0], [1e5])
+    result = scene(extra)
+    image, mask = template_for(result)
+    # Template NO_DATA 15 px right of a star: inside its stamp only.
+    column = int(GOOD_X[4]) + 15 + BORDER
+    mask[:, column] |= PLANES.value("NO_DATA")
+    candidates = select(result, (image, mask))
+    assert candidates.n_after_selection == 10
+    assert len(candidates) == 6  # the edge star and the column's three
+    assert not has_source_near(candidates, 15.0, 205.0, 3.0)
+    for x, y in zip(GOOD_X, GOOD_Y, strict=True):
+        near_column = abs(x - GOOD_X[4]) < 1
+        assert has_source_near(candidates, x, y, 0.1) != near_column
+
+
+def test_science_sat_inside_a_stamp_rejects_it():
+    result = scene()
+    science = exposure_of(result)
+    science.mask[int(GOOD_Y[2]) - 18, int(GOOD_X[2])] |= PLANES.value("SAT")
+    candidates = select(science, template_for(result))
+    assert len(candidates) == 8
+    assert not has_source_near(candidates, GOOD_X[2], GOOD_Y[2])
+
+
+def test_keeps_at_most_max_sources_by_snr():
+    config = replace(CONFIG, max_sources=4)
+    candidates = select(scene(), config=config)
+    assert len(candidates) == 4
+    assert candidates.n_after_selection == 4
+    everything = select(scene())
+    assert np.array_equal(candidates.x, everything.x[:4])
+
+
+def test_too_few_candidates_raise_with_the_count():
+    config = replace(CONFIG, min_sources=12)
+    with pytest.raises(ProcessingError, match=r"only 9 kernel candidates"):
+        select(scene(), config=config)
+
+
+def test_template_of_the_wrong_shape_raises():
+    result = scene()
+    image, mask = template_for(result)
+    with pytest.raises(ValueError, match="grown by 20"):
+        select(result, (image[1:], mask[1:]))
+
+
+def test_selection_is_deterministic():
+    extra = SourceTable.concatenate(
+        galaxies(tan_wcs(SHAPE), [115.0], [115.0], 2e5),
+        stars(tan_wcs(SHAPE), [205.0, 209.0], [205.0, 205.5], [1e5, 1e5]),
+    )
+    result = scene(extra)
+
+    def digest():
+        candidates = select(result)
+        sha = hashlib.sha256()
+        for array in (candidates.x, candidates.y, candidates.snr):
+            sha.update(np.ascontiguousarray(array).tobytes())
+        return sha.hexdigest()
+
+    assert digest() == digest()
+
+
+def test_stage_api_is_exported():
+    for name in (
+        "detect",
+        "measure_psf_fwhm",
+        "select_kernel_candidates",
+        "set_detection_planes",
+        "Detections",
+        "KernelCandidates",
+    ):
+        assert callable(getattr(sources, name))
+    assert callable(match.scale_variance)
+
+
+def test_few_stars_without_a_grid_use_a_gaussian_reference():
+    # Four stars are too few for a locus: the PSF size is then taken as a
+    # pixel-integrated Gaussian of the FWHM; a galaxy is still rejected.
+    wcs = tan_wcs(SHAPE)
+    table = SourceTable.concatenate(
+        stars(wcs, GRID[[0, 2, 0, 2]], GRID[[0, 0, 2, 2]], 1e5),
+        galaxies(wcs, [160.0], [160.0], 2e5),
+    )
+    result = render(SHAPE, table, fwhm=FWHM, seed=5)
+    science = exposure_of(result, grid=False)
+    candidates = select(science, template_for(result))
+    assert candidates.n_detected == 5
+    assert len(candidates) == 4
+    assert not has_source_near(candidates, 160.0, 160.0, 3.0)
+
+
+def test_unresolved_ratio_is_documented_value():
+    assert unresolved.UNRESOLVED_RATIO == (0.8, 1.1)
