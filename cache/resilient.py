@@ -6,9 +6,10 @@ or cannot be reached, reads answer "not there", writes are skipped and
 locks are not taken (a duplicate recompute costs time, never
 correctness: recreation is deterministic). The service then recomputes
 and serves; the health report and the response say it is degraded.
-This is the only place where the service catches `CacheUnavailableError`;
-`required` is the other policy, for the parts that cannot work without
-their store (campaigns): a 503 naming it.
+This is the only place where the service degrades on
+`CacheUnavailableError`. Campaigns cannot work without their store:
+their routes answer 503 naming it (`required`, below), and their runner
+pauses until it is back (`workers.campaigns`).
 """
 
 from __future__ import annotations

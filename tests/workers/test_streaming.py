@@ -108,3 +108,18 @@ def test_compressed_fits_is_its_own_product_with_the_same_pixels(
         == "hit"
     )
     assert len(list(cache_redis.scan_iter(match="recreate:result:*"))) == 2
+
+
+def test_a_client_gone_mid_stream_leaves_the_service_serving(
+    small_chunks_url, full_key, cache_redis, control_redis
+):
+    whole = _get(small_chunks_url, full_key).content
+    url = f"{small_chunks_url}/api/v1/diffims/{full_key[0]}/{full_key[1]}"
+    for _ in range(3):
+        with httpx.stream("GET", url, timeout=60) as response:
+            assert response.headers["x-cache"] == "hit"
+            next(response.iter_raw(CHUNK))
+        # Closed after one chunk of about thirty.
+    again = _get(small_chunks_url, full_key)
+    assert again.headers["x-cache"] == "hit"
+    assert again.content == whole
