@@ -57,6 +57,7 @@ class Services:
     jobs: JobBook
     metrics: Metrics
     campaigns: CampaignRunner | None = None
+    # An asynchronous LocalCluster (distributed types it for both modes).
     cluster: Any = None
     embedded: list[RedisServer] = field(default_factory=list)
 
