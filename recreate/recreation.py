@@ -13,41 +13,27 @@ The two ways in that users have, without the service:
 The inputs are read by `recreate.inputs` (template patches only where
 the warped template can depend on them).
 
-`write_result` writes either in the DP1 layout (with the solved kernel)
-or as Rubin's DP2-style ``lsst.images.DifferenceImage``.
+`write_result` writes a result in any format of `recreate.formats` (the
+DP1 layout with the solved kernel, tile-compressed or not, or Rubin's
+DP2-style ``lsst.images.DifferenceImage``); the writers are imported
+only for the format asked for.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from recreate import __version__
 from recreate.butler import DiffimInputs, find_inputs
-from recreate.errors import InvalidRequestError
+from recreate.formats import DEFAULT_FORMAT, OutputFormat, get_format
 from recreate.inputs import butler_refs, read_butler_inputs, read_file_inputs
-from recreate.io.difference import (
-    difference_bytes,
-    read_kernel,
-    write_difference,
-)
-from recreate.io.lsst_images import (
-    KernelModel,
-    TemplateProvenance,
-    write_lsst_images,
-)
+from recreate.io.difference import read_kernel
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
 from recreate.pipeline.provenance import recipe, recipe_hash
-from recreate.pipeline.sources.measure import FWHM_PER_SIGMA
 from recreate.pipeline.subtract import DifferenceResult, subtract
-
-OutputFormat = Literal["dp1", "lsst-images"]
-FORMATS: tuple[str, ...] = get_args(OutputFormat)
 
 
 def recreate_from_butler(
@@ -187,7 +173,7 @@ def write_result(
     result: DifferenceResult,
     path: str | os.PathLike[str],
     *,
-    output_format: str = "dp1",
+    output_format: str = DEFAULT_FORMAT,
     overwrite: bool = False,
 ) -> None:
     """Write a recreated difference image.
@@ -199,8 +185,9 @@ def write_result(
     path
         Output file.
     output_format
-        ``dp1`` (afw ExposureF layout plus the kernel) or ``lsst-images``
-        (Rubin's DP2-style DifferenceImage).
+        The name of a format of `recreate.formats` (``dp1``: afw
+        ExposureF layout plus the kernel; ``lsst-images``: Rubin's
+        DP2-style DifferenceImage...).
     overwrite
         Replace an existing file.
 
@@ -209,19 +196,7 @@ def write_result(
     InvalidRequestError
         If the format is unknown.
     """
-    check_format(output_format)
-    if output_format == "dp1":
-        write_difference(
-            result.exposure, result.kernel.to_dict(), path, overwrite=overwrite
-        )
-    else:
-        write_lsst_images(
-            result.exposure,
-            kernel_model(result.kernel),
-            template_provenance(result),
-            path,
-            overwrite=overwrite,
-        )
+    get_format(output_format).write(result, path, overwrite=overwrite)
 
 
 def request_recipe(
@@ -241,96 +216,22 @@ def request_recipe(
     return recipe(butler_refs(found), config.config_hash(), code_version)
 
 
-def product_key(recipe_dict: dict[str, Any], output_format: str) -> str:
+def product_key(
+    recipe_dict: dict[str, Any], output_format: OutputFormat
+) -> str:
     """Return the SHA-256 naming one product: a recipe in one format."""
-    check_format(output_format)
-    return recipe_hash({"recipe": recipe_dict, "format": output_format})
-
-
-def check_format(output_format: str) -> None:
-    """Raise `InvalidRequestError` unless the format is one we write."""
-    if output_format not in FORMATS:
-        raise InvalidRequestError(
-            f"unknown format {output_format!r}; choose one of "
-            f"{', '.join(FORMATS)}"
-        )
+    return recipe_hash({"recipe": recipe_dict, "format": output_format.name})
 
 
 def result_bytes(result: DifferenceResult, output_format: str) -> bytes:
-    """Return the bytes of a result as `write_result` would write them.
-
-    The DP1 layout is written with uncompressed planes: a served file is
-    compressed by the transport and the cache, and FITS tile compression
-    would triple the time to encode it.
+    """Return the bytes of a result in a format, as the service caches them.
 
     Raises
     ------
     InvalidRequestError
         If the format is unknown.
     """
-    check_format(output_format)
-    if output_format == "dp1":
-        return difference_bytes(
-            result.exposure, result.kernel.to_dict(), compress=False
-        )
-    with tempfile.TemporaryDirectory(prefix="recreate-") as scratch:
-        path = Path(scratch) / "diffim.fits"
-        write_result(result, path, output_format=output_format)
-        return path.read_bytes()
-
-
-def kernel_model(kernel: SolvedKernel) -> KernelModel:
-    """Return the solved kernel in the neutral form lsst.images stores.
-
-    Both use afw's Chebyshev1Function2 terms (1, x, y, ...) normalised to
-    the science bbox's pixel edges, and afw's kernel orientation.
-    """
-    return KernelModel(
-        basis=kernel.basis.images(),
-        coefficients=kernel.coefficients,
-        bbox=kernel.bbox,
-        order=kernel.spatial_kernel_order,
-    )
-
-
-def template_provenance(
-    result: DifferenceResult,
-) -> list[TemplateProvenance]:
-    """Return one DP2-style template record per patch used.
-
-    Butler inputs carry their skymap, tract and patch; files given on the
-    command line have none (skymap "none", tract and patch -1) and are
-    named by a UUID derived from their SHA-256.
-    """
-    sigma2 = (result.provenance.template_fwhm / FWHM_PER_SIGMA) ** 2
-    templates = [i for i in result.provenance.inputs if i.role == "template"]
-    records = []
-    for ref, bounds in zip(
-        templates, result.template.patch_bounds, strict=True
-    ):
-        data_id = ref.data_id
-        records.append(
-            TemplateProvenance(
-                skymap=str(data_id.get("skymap", "none")),
-                tract=int(data_id.get("tract", -1)),
-                patch=int(data_id.get("patch", -1)),
-                dataset_id=_as_uuid(ref.dataset_id),
-                dataset_run=ref.run,
-                bounds_xy=bounds,
-                psf_shape_xx=sigma2,
-                psf_shape_yy=sigma2,
-                psf_shape_xy=0.0,
-            )
-        )
-    return records
-
-
-def _as_uuid(dataset_id: str) -> str:
-    """Return a UUID string: Butler ids as they are, hashes folded."""
-    try:
-        return str(uuid.UUID(dataset_id))
-    except ValueError:
-        return str(uuid.UUID(hex=dataset_id[:32]))
+    return get_format(output_format).to_bytes(result)
 
 
 def load_kernel(path: str | os.PathLike[str]) -> SolvedKernel:

@@ -37,16 +37,23 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from recreate.errors import RecreateError
-
-DEFAULT_REPO_ENV = "RECREATE_BUTLER_REPO"
-DEFAULT_REPO = "data/demo-repo"
-
-Handler = Callable[[argparse.Namespace], int]
+from recreate.simulate import PRESET_NAMES
+from workers.commands import (
+    REPO_HELP,
+    Command,
+    Handler,
+    add_key_arguments,
+    add_repo_option,
+    non_negative_int,
+    positive_int,
+    repo_of,
+)
+from workers.recreating import GET, SUBTRACT
+from workers.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,147 +77,102 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every subcommand."""
+    """Return the parser with every subcommand (see `_commands`)."""
     parser = argparse.ArgumentParser(
         prog="recreate",
         description="Recreate Rubin LSST difference images on demand.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for command in _commands():
+        command.add_to(sub)
+    return parser
 
-    simulate = sub.add_parser(
-        "simulate", help="write a simulated LSST-like Butler repository"
-    )
-    simulate.add_argument("--repo", required=True, help="new repository path")
-    _add_simulation_options(simulate)
-    simulate.set_defaults(handler=_simulate)
 
-    info = sub.add_parser("info", help="summarise a Butler repository")
-    _add_repo_option(info)
-    info.set_defaults(handler=_info)
+def _commands() -> tuple[Command, ...]:
+    """Return every subcommand, in the order ``--help`` lists them."""
+    from workers.prewarm import PREWARM
 
-    inputs = sub.add_parser(
-        "inputs", help="show the inputs of one difference image"
+    return (
+        Command(
+            "simulate",
+            "write a simulated LSST-like Butler repository",
+            _configure_simulate,
+            _simulate,
+        ),
+        Command(
+            "info", "summarise a Butler repository", add_repo_option, _info
+        ),
+        Command(
+            "inputs",
+            "show the inputs of one difference image",
+            _configure_inputs,
+            _inputs,
+        ),
+        GET,
+        SUBTRACT,
+        Command("serve", "serve the HTTP API", _add_serve_options, _serve),
+        Command(
+            "worker",
+            "run a Dask worker for a remote scheduler",
+            _configure_worker,
+            _worker,
+        ),
+        PREWARM,
+        Command(
+            "run",
+            "the main job on embedded defaults (see README)",
+            _configure_run,
+            _run,
+        ),
     )
-    inputs.add_argument("visit", type=_non_negative_int, help="visit id")
-    inputs.add_argument("detector", type=_non_negative_int, help="detector")
-    _add_repo_option(inputs)
-    inputs.add_argument("--instrument", help="instrument (if several)")
-    inputs.add_argument("--json", action="store_true", help="print JSON")
-    inputs.set_defaults(handler=_inputs)
 
-    get = sub.add_parser(
-        "get", help="recreate one difference image from a Butler repository"
-    )
-    get.add_argument("visit", type=_non_negative_int, help="visit id")
-    get.add_argument("detector", type=_non_negative_int, help="detector")
-    _add_repo_option(get)
-    get.add_argument(
-        "--url", help="fetch from the service at this URL instead of --repo"
-    )
-    get.add_argument("--instrument", help="instrument (if several)")
-    _add_output_options(get)
-    get.set_defaults(handler=_get)
 
-    subtract = sub.add_parser(
-        "subtract",
-        help="difference of a science and template FITS image (any survey)",
-    )
-    subtract.add_argument("science", help="science image (FITS with a WCS)")
-    subtract.add_argument(
-        "template", nargs="+", help="template image(s) (FITS with a WCS)"
-    )
-    subtract.add_argument(
-        "--science-variance", help="variance file (or HDU name) of science"
-    )
-    subtract.add_argument(
-        "--science-mask", help="mask file (or HDU name) of the science image"
-    )
-    subtract.add_argument(
-        "--gain",
-        type=float,
-        help="electrons per image unit: adds the source Poisson term to an "
-        "estimated variance",
-    )
-    _add_output_options(subtract)
-    subtract.set_defaults(handler=_subtract)
+def _configure_simulate(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate simulate``."""
+    parser.add_argument("--repo", required=True, help="new repository path")
+    _add_simulation_options(parser)
 
-    serve = sub.add_parser("serve", help="serve the HTTP API")
-    _add_serve_options(serve)
-    serve.set_defaults(handler=_serve)
 
-    worker = sub.add_parser(
-        "worker", help="run a Dask worker for a remote scheduler"
+def _configure_inputs(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate inputs``."""
+    add_key_arguments(parser)
+    add_repo_option(parser)
+    parser.add_argument("--instrument", help="instrument (if several)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _configure_worker(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate worker``."""
+    parser.add_argument("scheduler", help="scheduler address (tcp://...)")
+    parser.add_argument(
+        "--nthreads", type=positive_int, default=1, help="task threads"
     )
-    worker.add_argument("scheduler", help="scheduler address (tcp://...)")
-    worker.add_argument(
-        "--nthreads", type=_positive_int, default=1, help="task threads"
-    )
-    worker.add_argument(
+    parser.add_argument(
         "--memory-limit",
         default="auto",
         help="memory limit Dask enforces (e.g. 4GiB; default: auto)",
     )
-    worker.add_argument(
+    parser.add_argument(
         "--resources", help='abstract resources, e.g. "RECOMPUTE=1"'
     )
-    worker.add_argument("--name", help="worker name (e.g. the pod name)")
-    worker.add_argument("--local-directory", help="scratch directory")
-    worker.set_defaults(handler=_worker)
+    parser.add_argument("--name", help="worker name (e.g. the pod name)")
+    parser.add_argument("--local-directory", help="scratch directory")
 
-    from workers.prewarm import add_prewarm_parser
 
-    add_prewarm_parser(sub, _non_negative_int)
-
-    run = sub.add_parser(
-        "run", help="the main job on embedded defaults (see README)"
-    )
-    _add_serve_options(run)
-    _add_simulation_options(run, default_preset="demo")
-    run.set_defaults(handler=_run)
-    return parser
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate run``."""
+    _add_serve_options(parser)
+    _add_simulation_options(parser, default_preset="demo")
 
 
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--repo``, ``--host`` and ``--port`` (defaults: settings)."""
-    parser.add_argument(
-        "--repo",
-        help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
-        f"{DEFAULT_REPO})",
-    )
+    parser.add_argument("--repo", help=REPO_HELP)
     parser.add_argument(
         "--host", help="address to bind (default: $RECREATE_HOST)"
     )
     parser.add_argument(
-        "--port", type=_non_negative_int, help="port (default: $RECREATE_PORT)"
-    )
-
-
-def _add_repo_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--repo``, defaulting to $RECREATE_BUTLER_REPO or data/."""
-    parser.add_argument(
-        "--repo",
-        default=os.environ.get(DEFAULT_REPO_ENV, DEFAULT_REPO),
-        help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
-        f"{DEFAULT_REPO})",
-    )
-
-
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``-o``, ``--format``, ``--kernel`` and ``--overwrite``."""
-    parser.add_argument("-o", "--output", required=True, help="output FITS")
-    parser.add_argument(
-        "--format",
-        choices=("dp1", "lsst-images"),
-        default="dp1",
-        help="dp1: afw ExposureF layout with the kernel (default); "
-        "lsst-images: Rubin's DP2-style DifferenceImage",
-    )
-    parser.add_argument(
-        "--kernel",
-        help="reuse the kernel stored in this earlier output (no fit)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing file"
+        "--port", type=non_negative_int, help="port (default: $RECREATE_PORT)"
     )
 
 
@@ -218,44 +180,21 @@ def _add_simulation_options(
     parser: argparse.ArgumentParser, default_preset: str = "ci"
 ) -> None:
     """Add the simulator's ``--preset``, ``--seed`` and ``--jobs``."""
-    from recreate.simulate.presets import PRESETS
-
     parser.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
+        choices=PRESET_NAMES,
         default=default_preset,
         help=f"repository size (default: {default_preset})",
     )
     parser.add_argument(
-        "--seed", type=_non_negative_int, default=1, help="master seed"
+        "--seed", type=non_negative_int, default=1, help="master seed"
     )
     parser.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=min(2, os.cpu_count() or 1),
         help="rendering processes (results do not depend on it)",
     )
-
-
-def _non_negative_int(text: str) -> int:
-    """Parse a non-negative integer for argparse, naming a bad value."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an integer"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    """Parse a positive integer for argparse."""
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -280,8 +219,9 @@ def _info(args: argparse.Namespace) -> int:
     from recreate.butler import open_butler
     from recreate.summary import summarize_repository
 
-    summary = summarize_repository(open_butler(args.repo))
-    print(f"repository:       {args.repo}")
+    repo = repo_of(args)
+    summary = summarize_repository(open_butler(repo))
+    print(f"repository:       {repo}")
     for line in summary.lines():
         print(line)
     return 0
@@ -294,7 +234,7 @@ def _inputs(args: argparse.Namespace) -> int:
     from recreate.butler import find_inputs, open_butler
 
     found = find_inputs(
-        open_butler(args.repo),
+        open_butler(repo_of(args)),
         args.visit,
         args.detector,
         instrument=args.instrument,
@@ -316,118 +256,8 @@ def _inputs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _get(args: argparse.Namespace) -> int:
-    """Recreate one difference image through the Butler and write it."""
-    from recreate.butler import open_butler
-    from recreate.memory import retain_freed_memory
-    from recreate.recreation import recreate_from_butler
-
-    _check_output(args)
-    if args.url:
-        return _get_remote(args)
-    retain_freed_memory()
-    result = recreate_from_butler(
-        open_butler(args.repo),
-        args.visit,
-        args.detector,
-        instrument=args.instrument,
-        kernel=_stored_kernel(args),
-    )
-    return _write(args, result)
-
-
-def _subtract(args: argparse.Namespace) -> int:
-    """Recreate a difference image from two FITS files and write it."""
-    from recreate.memory import retain_freed_memory
-    from recreate.recreation import recreate_from_files
-
-    _check_output(args)
-    retain_freed_memory()
-    result = recreate_from_files(
-        args.science,
-        args.template,
-        science_variance=args.science_variance,
-        science_mask=args.science_mask,
-        gain=args.gain,
-        kernel=_stored_kernel(args),
-    )
-    return _write(args, result)
-
-
-def _check_output(args: argparse.Namespace) -> None:
-    """Fail before any work when the output cannot be written."""
-    from recreate.errors import InvalidRequestError
-
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise InvalidRequestError(
-            f"output {str(out)!r} exists; pass --overwrite to replace it"
-        )
-    if not out.parent.is_dir():
-        raise InvalidRequestError(
-            f"output directory {str(out.parent)!r} does not exist"
-        )
-
-
-def _stored_kernel(args: argparse.Namespace) -> Any:
-    """Return the kernel of ``--kernel FILE``, or None."""
-    if args.kernel is None:
-        return None
-    from recreate.recreation import load_kernel
-
-    return load_kernel(args.kernel)
-
-
-def _write(args: argparse.Namespace, result: Any) -> int:
-    """Write a result and print a one-paragraph summary of it."""
-    from recreate.recreation import write_result
-
-    write_result(
-        result,
-        args.output,
-        output_format=args.format,
-        overwrite=args.overwrite,
-    )
-    prov = result.provenance
-    total = sum(result.timings.values())
-    print(
-        f"wrote {args.output} ({args.format}): template coverage "
-        f"{prov.template_coverage:.1%}, kernel {prov.kernel_size} px "
-        f"(sum {prov.kernel_sum:.4f}, {prov.n_kernel_used} stars), "
-        f"{total:.1f} s"
-    )
-    for note in prov.notes:
-        print(f"note: {note}")
-    return 0
-
-
-def _get_remote(args: argparse.Namespace) -> int:
-    """Fetch one difference image from a running service."""
-    from recreate.client import Client
-    from recreate.errors import InvalidRequestError
-
-    if args.kernel:
-        raise InvalidRequestError("--kernel works with --repo, not --url")
-    with Client(args.url) as client:
-        product = client.to_file(
-            args.visit,
-            args.detector,
-            args.output,
-            instrument=args.instrument,
-            output_format=args.format,
-            overwrite=args.overwrite,
-        )
-    print(
-        f"wrote {args.output} ({args.format}, {len(product.data)} bytes, "
-        f"cache {product.cache or 'n/a'}, sha256 {product.etag[:16]})"
-    )
-    return 0
-
-
-def _service_settings(args: argparse.Namespace) -> Any:
+def _service_settings(args: argparse.Namespace) -> Settings:
     """Return the settings, with the command line's overrides."""
-    from workers.settings import Settings
-
     overrides = {
         name: value
         for name, value in (

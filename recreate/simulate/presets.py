@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recreate.errors import InvalidRequestError
+from recreate.simulate import PRESET_NAMES
 from recreate.simulate.instrument import Camera
 from recreate.skymap import PatchGeometry
 
@@ -104,6 +105,10 @@ PRESETS = {
         movers_per_visit=5,
     ),
 }
+
+if tuple(sorted(PRESETS)) != PRESET_NAMES:  # pragma: no cover - a typo
+    msg = f"PRESET_NAMES {PRESET_NAMES} must list {sorted(PRESETS)}"
+    raise AssertionError(msg)
 
 
 def get_preset(name: str) -> Preset:

@@ -1,0 +1,193 @@
+"""``recreate get`` and ``recreate subtract``: recreate, then write a file.
+
+``get`` recreates one key of a Butler repository in this process (or
+fetches it from a running service with ``--url``); ``subtract`` takes
+any science and template FITS files. Both write a format of the
+registry (`recreate.formats`): the writer of the format asked for is the
+only one imported, so a DP1 file never loads lsst.images.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workers.commands import (
+    Command,
+    add_format_option,
+    add_key_arguments,
+    add_repo_option,
+    repo_of,
+)
+
+if TYPE_CHECKING:
+    from recreate.pipeline.kernel import SolvedKernel
+    from recreate.pipeline.subtract import DifferenceResult
+
+
+def _configure_get(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate get``."""
+    add_key_arguments(parser)
+    add_repo_option(parser)
+    parser.add_argument(
+        "--url", help="fetch from the service at this URL instead of --repo"
+    )
+    parser.add_argument("--instrument", help="instrument (if several)")
+    _add_output_options(parser)
+
+
+def _configure_subtract(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate subtract``."""
+    parser.add_argument("science", help="science image (FITS with a WCS)")
+    parser.add_argument(
+        "template", nargs="+", help="template image(s) (FITS with a WCS)"
+    )
+    parser.add_argument(
+        "--science-variance", help="variance file (or HDU name) of science"
+    )
+    parser.add_argument(
+        "--science-mask", help="mask file (or HDU name) of the science image"
+    )
+    parser.add_argument(
+        "--gain",
+        type=float,
+        help="electrons per image unit: adds the source Poisson term to an "
+        "estimated variance",
+    )
+    _add_output_options(parser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``-o``, ``--format``, ``--kernel`` and ``--overwrite``."""
+    parser.add_argument("-o", "--output", required=True, help="output FITS")
+    add_format_option(parser)
+    parser.add_argument(
+        "--kernel",
+        help="reuse the kernel stored in this earlier output (no fit)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing file"
+    )
+
+
+def _get(args: argparse.Namespace) -> int:
+    """Recreate one difference image through the Butler and write it."""
+    from recreate.butler import open_butler
+    from recreate.memory import retain_freed_memory
+    from recreate.recreation import recreate_from_butler
+
+    _check_output(args)
+    if args.url:
+        return _get_remote(args)
+    retain_freed_memory()
+    result = recreate_from_butler(
+        open_butler(repo_of(args)),
+        args.visit,
+        args.detector,
+        instrument=args.instrument,
+        kernel=_stored_kernel(args),
+    )
+    return _write(args, result)
+
+
+def _subtract(args: argparse.Namespace) -> int:
+    """Recreate a difference image from two FITS files and write it."""
+    from recreate.memory import retain_freed_memory
+    from recreate.recreation import recreate_from_files
+
+    _check_output(args)
+    retain_freed_memory()
+    result = recreate_from_files(
+        args.science,
+        args.template,
+        science_variance=args.science_variance,
+        science_mask=args.science_mask,
+        gain=args.gain,
+        kernel=_stored_kernel(args),
+    )
+    return _write(args, result)
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Fail before any work when the output cannot be written."""
+    from recreate.errors import InvalidRequestError
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise InvalidRequestError(
+            f"output {str(out)!r} exists; pass --overwrite to replace it"
+        )
+    if not out.parent.is_dir():
+        raise InvalidRequestError(
+            f"output directory {str(out.parent)!r} does not exist"
+        )
+
+
+def _stored_kernel(args: argparse.Namespace) -> SolvedKernel | None:
+    """Return the kernel of ``--kernel FILE``, or None."""
+    if args.kernel is None:
+        return None
+    from recreate.recreation import load_kernel
+
+    return load_kernel(args.kernel)
+
+
+def _write(args: argparse.Namespace, result: DifferenceResult) -> int:
+    """Write a result and print a one-paragraph summary of it."""
+    from recreate.recreation import write_result
+
+    write_result(
+        result,
+        args.output,
+        output_format=args.format,
+        overwrite=args.overwrite,
+    )
+    prov = result.provenance
+    total = sum(result.timings.values())
+    print(
+        f"wrote {args.output} ({args.format}): template coverage "
+        f"{prov.template_coverage:.1%}, kernel {prov.kernel_size} px "
+        f"(sum {prov.kernel_sum:.4f}, {prov.n_kernel_used} stars), "
+        f"{total:.1f} s"
+    )
+    for note in prov.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _get_remote(args: argparse.Namespace) -> int:
+    """Fetch one difference image from a running service."""
+    from recreate.client import Client
+    from recreate.errors import InvalidRequestError
+
+    if args.kernel:
+        raise InvalidRequestError("--kernel works with --repo, not --url")
+    with Client(args.url) as client:
+        product = client.to_file(
+            args.visit,
+            args.detector,
+            args.output,
+            instrument=args.instrument,
+            output_format=args.format,
+            overwrite=args.overwrite,
+        )
+    print(
+        f"wrote {args.output} ({args.format}, {len(product.data)} bytes, "
+        f"cache {product.cache or 'n/a'}, sha256 {product.etag[:16]})"
+    )
+    return 0
+
+
+GET = Command(
+    "get",
+    "recreate one difference image from a Butler repository",
+    _configure_get,
+    _get,
+)
+SUBTRACT = Command(
+    "subtract",
+    "difference of a science and template FITS image (any survey)",
+    _configure_subtract,
+    _subtract,
+)
