@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -34,6 +35,7 @@ from recreate import __version__
 from recreate.butler import DiffimInputs
 from recreate.errors import TransientError
 from recreate.formats import OutputFormat
+from recreate.io.region import ImageGeometry
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.provenance import canonical_hash, recipe_hash
 from recreate.recreation import product_key, request_recipe
@@ -45,6 +47,9 @@ from workers.settings import Settings
 from workers.streams import ChunkStream
 
 log = logging.getLogger(__name__)
+
+#: Detector geometries kept in one process (a few kB each).
+GEOMETRIES_KEPT = 4096
 
 #: What a probe of the cache answers on a hit (one class: mypy joins a
 #: union of several into their common base).
@@ -136,6 +141,9 @@ class ProductService:
     code_version: str = __version__
     config: PipelineConfig = DEFAULT_CONFIG
     _namespace: str = field(init=False)
+    _geometries: dict[
+        tuple[str | None, int, int], tuple[float, ImageGeometry]
+    ] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         """Name the index namespace: repository, code and config."""
@@ -227,6 +235,38 @@ class ProductService:
             product_key=product_key(recipe, request.output_format),
             cache_id=self.cache_id,
         )
+
+    async def geometry(self, request: ProductRequest) -> ImageGeometry:
+        """Return the WCS, ``xy0`` and shape of a request's detector.
+
+        Read from the visit image's headers, and remembered in this
+        process for ``recipe_index_ttl_seconds`` (a cutout face asks for
+        it on every request).
+
+        Raises
+        ------
+        DataNotFoundError, InvalidRequestError
+            The Butler's answer for an unknown key.
+        """
+        from recreate.visit_geometry import read_visit_geometry
+
+        key = (request.instrument, request.visit, request.detector)
+        now = time.monotonic()
+        remembered = self._geometries.get(key)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        found = await asyncio.to_thread(
+            self.butler.find_inputs,
+            request.visit,
+            request.detector,
+            request.instrument or self.settings.instrument,
+        )
+        geometry = await asyncio.to_thread(read_visit_geometry, found)
+        if len(self._geometries) >= GEOMETRIES_KEPT:
+            self._geometries.clear()
+        expires = now + self.settings.recipe_index_ttl_seconds
+        self._geometries[key] = (expires, geometry)
+        return geometry
 
     def finished(self, spec: TaskSpec, outcome: Outcome) -> None:
         """Record a finished product in its job and in the metrics."""

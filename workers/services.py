@@ -32,6 +32,7 @@ from workers.campaigns import CampaignRunner
 from workers.jobs import JobBook
 from workers.metrics import Metrics
 from workers.products import ProductService
+from workers.regions import RegionService
 from workers.settings import Settings, worker_dask_config
 from workers.state import RecreateWorkerPlugin
 
@@ -54,6 +55,7 @@ class Services:
     cache: ResilientCache
     broker: Broker
     products: ProductService
+    regions: RegionService
     jobs: JobBook
     metrics: Metrics
     campaigns: CampaignRunner | None = None
@@ -129,6 +131,7 @@ def assemble(
         cache=cache,
         broker=broker,
         products=products,
+        regions=RegionService(products),
         jobs=jobs,
         metrics=metrics,
         campaigns=campaigns,
