@@ -42,7 +42,9 @@ from recreate.io.lsst_images import (
 )
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.provenance import recipe, recipe_hash
+from recreate.pipeline.provenance import recipe as _recipe_of
+from recreate.pipeline.provenance import recipe_hash
+from recreate.pipeline.recipes import get_recipe, release_recipe
 from recreate.pipeline.sources.measure import FWHM_PER_SIGMA
 from recreate.pipeline.subtract import DifferenceResult, subtract
 
@@ -56,7 +58,8 @@ def recreate_from_butler(
     detector: int,
     *,
     instrument: str | None = None,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
 ) -> DifferenceResult:
@@ -70,8 +73,11 @@ def recreate_from_butler(
         The key.
     instrument
         Instrument name, when the repository holds several.
+    recipe
+        The recipe's name; by default the repository release's
+        (`recipe_config`).
     config
-        The recipe.
+        An explicit configuration instead (overrides ``recipe``).
     kernel
         A stored kernel to reuse instead of fitting one.
     whole_patches
@@ -89,14 +95,19 @@ def recreate_from_butler(
     """
     found = find_inputs(butler, visit, detector, instrument=instrument)
     return recreate_from_inputs(
-        found, config=config, kernel=kernel, whole_patches=whole_patches
+        found,
+        recipe=recipe,
+        config=config,
+        kernel=kernel,
+        whole_patches=whole_patches,
     )
 
 
 def recreate_from_inputs(
     found: DiffimInputs,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
 ) -> DifferenceResult:
@@ -109,8 +120,11 @@ def recreate_from_inputs(
     ----------
     found
         What `recreate.butler.find_inputs` returned.
+    recipe
+        The recipe's name; by default the repository release's
+        (`recipe_config`).
     config
-        The recipe.
+        An explicit configuration instead (overrides ``recipe``).
     kernel
         A stored kernel to reuse instead of fitting one.
     whole_patches
@@ -119,11 +133,15 @@ def recreate_from_inputs(
 
     Raises
     ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
     NoOverlapError
         If no template covers enough of the detector.
     ProcessingError
         If the kernel cannot be solved.
     """
+    if config is None:
+        config = recipe_config(found, recipe)
     inputs = read_butler_inputs(
         found, config=config, whole_patches=whole_patches
     )
@@ -227,18 +245,60 @@ def write_result(
 def request_recipe(
     found: DiffimInputs,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     code_version: str = __version__,
 ) -> dict[str, Any]:
     """Return the recipe of a (visit, detector) request.
 
     Everything the pixels depend on: the input dataset ids and runs, with
     their data ids (so the key, instrument, visit and detector, is in
-    it), the configuration hash and the code version. A new template or
-    code version changes it, so a cache keyed by its hash never serves a
-    stale product.
+    it), the recipe's name and configuration hash and the code version.
+    A new template, recipe or code version changes it, so a cache keyed
+    by its hash never serves a stale product.
+
+    Parameters
+    ----------
+    found
+        The request's inputs.
+    recipe
+        The recipe the request names (``dp1``, ``dp2``); by default the
+        repository's release's (`recipe_config`).
+    config
+        An explicit configuration instead (overrides ``recipe``).
+    code_version
+        Version of this package.
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
     """
-    return recipe(butler_refs(found), config.config_hash(), code_version)
+    chosen = config if config is not None else recipe_config(found, recipe)
+    return _recipe_of(
+        butler_refs(found),
+        chosen.config_hash(),
+        code_version,
+        chosen.recipe,
+    )
+
+
+def recipe_config(
+    found: DiffimInputs, recipe: str | None = None
+) -> PipelineConfig:
+    """Return the configuration a request recreates with.
+
+    The recipe the request names, else the one of the repository's
+    release: ``dp2`` where visit images are ``lsst.images`` VisitImages
+    (as in DP2), ``dp1`` otherwise (`recreate.pipeline.recipes`).
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
+    """
+    name = recipe or release_recipe(found.visit_image.storage_class)
+    return get_recipe(name)
 
 
 def product_key(recipe_dict: dict[str, Any], output_format: str) -> str:

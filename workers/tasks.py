@@ -34,7 +34,6 @@ from typing import Any
 from cache import CacheUnavailableError
 from recreate import __version__
 from recreate.errors import ProcessingError, RecreateError, TransientError
-from recreate.pipeline.config import DEFAULT_CONFIG
 from recreate.pipeline.kernel import SolvedKernel
 from recreate.pipeline.provenance import recipe_hash
 from recreate.recreation import (
@@ -159,7 +158,7 @@ def _recreate(
     found = state.butler.find_inputs(
         spec.visit, spec.detector, spec.instrument
     )
-    recipe = request_recipe(found, config=DEFAULT_CONFIG)
+    recipe = request_recipe(found)
     key = product_key(recipe, spec.output_format)
     if key != spec.product_key:
         raise TransientError(
@@ -231,7 +230,9 @@ def _compute(
     """Recreate, encode and cache the product; the cache write is last."""
     rhash = recipe_hash(recipe)
     kernel = _stored_kernel(state, rhash)
-    result = recreate_from_inputs(found, config=DEFAULT_CONFIG, kernel=kernel)
+    result = recreate_from_inputs(
+        found, recipe=recipe["recipe"], kernel=kernel
+    )
     data = result_bytes(result, spec.output_format)
     meta = _product_meta(spec, recipe, rhash, result, started)
     stored = _store(state, spec.product_key, data, meta)
@@ -263,6 +264,7 @@ def _product_meta(
         "visit": spec.visit,
         "detector": spec.detector,
         "format": spec.output_format,
+        "recipe": recipe["recipe"],
         "recipe_hash": rhash,
         "config_hash": recipe["config_hash"],
         "code_version": __version__,
