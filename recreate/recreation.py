@@ -207,6 +207,7 @@ def write_result(
     *,
     output_format: str = "dp1",
     overwrite: bool = False,
+    lossy16: bool = False,
 ) -> None:
     """Write a recreated difference image.
 
@@ -221,13 +222,22 @@ def write_result(
         (Rubin's DP2-style DifferenceImage).
     overwrite
         Replace an existing file.
+    lossy16
+        Quantise the image and variance as DP2's published files are
+        (``lsst-images`` only; `recreate.io.lsst_images.lossy16`).
 
     Raises
     ------
     InvalidRequestError
-        If the format is unknown.
+        If the format is unknown, or ``lossy16`` is asked of ``dp1``.
+    FormatError
+        With ``lossy16``, if the image has no data ID for the seed.
     """
     check_format(output_format)
+    if lossy16 and output_format != "lsst-images":
+        raise InvalidRequestError(
+            f"--lossy16 needs --format lsst-images, not {output_format!r}"
+        )
     if output_format == "dp1":
         write_difference(
             result.exposure, result.kernel.to_dict(), path, overwrite=overwrite
@@ -239,6 +249,7 @@ def write_result(
             template_provenance(result),
             path,
             overwrite=overwrite,
+            lossy16=lossy16,
         )
 
 

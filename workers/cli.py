@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -42,9 +41,16 @@ from pathlib import Path
 from typing import Any
 
 from recreate.errors import RecreateError
-
-DEFAULT_REPO_ENV = "RECREATE_BUTLER_REPO"
-DEFAULT_REPO = "data/demo-repo"
+from workers.cli_options import (
+    DEFAULT_REPO,
+    DEFAULT_REPO_ENV,
+    add_output_options,
+    add_recipe_option,
+    add_repo_option,
+    add_simulation_options,
+    non_negative_int,
+    positive_int,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -81,35 +87,24 @@ def _build_parser() -> argparse.ArgumentParser:
         "simulate", help="write a simulated LSST-like Butler repository"
     )
     simulate.add_argument("--repo", required=True, help="new repository path")
-    _add_simulation_options(simulate)
+    add_simulation_options(simulate)
     simulate.set_defaults(handler=_simulate)
 
     info = sub.add_parser("info", help="summarise a Butler repository")
-    _add_repo_option(info)
+    add_repo_option(info)
     info.set_defaults(handler=_info)
 
     inputs = sub.add_parser(
         "inputs", help="show the inputs of one difference image"
     )
-    inputs.add_argument("visit", type=_non_negative_int, help="visit id")
-    inputs.add_argument("detector", type=_non_negative_int, help="detector")
-    _add_repo_option(inputs)
+    inputs.add_argument("visit", type=non_negative_int, help="visit id")
+    inputs.add_argument("detector", type=non_negative_int, help="detector")
+    add_repo_option(inputs)
     inputs.add_argument("--instrument", help="instrument (if several)")
     inputs.add_argument("--json", action="store_true", help="print JSON")
     inputs.set_defaults(handler=_inputs)
 
-    get = sub.add_parser(
-        "get", help="recreate one difference image from a Butler repository"
-    )
-    get.add_argument("visit", type=_non_negative_int, help="visit id")
-    get.add_argument("detector", type=_non_negative_int, help="detector")
-    _add_repo_option(get)
-    get.add_argument(
-        "--url", help="fetch from the service at this URL instead of --repo"
-    )
-    get.add_argument("--instrument", help="instrument (if several)")
-    _add_output_options(get)
-    get.set_defaults(handler=_get)
+    _add_get_parser(sub)
 
     subtract = sub.add_parser(
         "subtract",
@@ -131,7 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="electrons per image unit: adds the source Poisson term to an "
         "estimated variance",
     )
-    _add_output_options(subtract)
+    add_output_options(subtract)
     subtract.set_defaults(handler=_subtract)
 
     serve = sub.add_parser("serve", help="serve the HTTP API")
@@ -143,7 +138,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("scheduler", help="scheduler address (tcp://...)")
     worker.add_argument(
-        "--nthreads", type=_positive_int, default=1, help="task threads"
+        "--nthreads", type=positive_int, default=1, help="task threads"
     )
     worker.add_argument(
         "--memory-limit",
@@ -159,15 +154,32 @@ def _build_parser() -> argparse.ArgumentParser:
 
     from workers.prewarm import add_prewarm_parser
 
-    add_prewarm_parser(sub, _non_negative_int)
+    add_prewarm_parser(sub, non_negative_int)
 
     run = sub.add_parser(
         "run", help="the main job on embedded defaults (see README)"
     )
     _add_serve_options(run)
-    _add_simulation_options(run, default_preset="demo")
+    add_simulation_options(run, default_preset="demo")
     run.set_defaults(handler=_run)
     return parser
+
+
+def _add_get_parser(sub: Any) -> None:
+    """Add the ``get`` subcommand."""
+    get = sub.add_parser(
+        "get", help="recreate one difference image from a Butler repository"
+    )
+    get.add_argument("visit", type=non_negative_int, help="visit id")
+    get.add_argument("detector", type=non_negative_int, help="detector")
+    add_repo_option(get)
+    get.add_argument(
+        "--url", help="fetch from the service at this URL instead of --repo"
+    )
+    get.add_argument("--instrument", help="instrument (if several)")
+    add_recipe_option(get)
+    add_output_options(get)
+    get.set_defaults(handler=_get)
 
 
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -181,81 +193,8 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--host", help="address to bind (default: $RECREATE_HOST)"
     )
     parser.add_argument(
-        "--port", type=_non_negative_int, help="port (default: $RECREATE_PORT)"
+        "--port", type=non_negative_int, help="port (default: $RECREATE_PORT)"
     )
-
-
-def _add_repo_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--repo``, defaulting to $RECREATE_BUTLER_REPO or data/."""
-    parser.add_argument(
-        "--repo",
-        default=os.environ.get(DEFAULT_REPO_ENV, DEFAULT_REPO),
-        help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
-        f"{DEFAULT_REPO})",
-    )
-
-
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``-o``, ``--format``, ``--kernel`` and ``--overwrite``."""
-    parser.add_argument("-o", "--output", required=True, help="output FITS")
-    parser.add_argument(
-        "--format",
-        choices=("dp1", "lsst-images"),
-        default="dp1",
-        help="dp1: afw ExposureF layout with the kernel (default); "
-        "lsst-images: Rubin's DP2-style DifferenceImage",
-    )
-    parser.add_argument(
-        "--kernel",
-        help="reuse the kernel stored in this earlier output (no fit)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing file"
-    )
-
-
-def _add_simulation_options(
-    parser: argparse.ArgumentParser, default_preset: str = "ci"
-) -> None:
-    """Add the simulator's ``--preset``, ``--seed`` and ``--jobs``."""
-    from recreate.simulate.presets import PRESETS
-
-    parser.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=default_preset,
-        help=f"repository size (default: {default_preset})",
-    )
-    parser.add_argument(
-        "--seed", type=_non_negative_int, default=1, help="master seed"
-    )
-    parser.add_argument(
-        "--jobs",
-        type=_positive_int,
-        default=min(2, os.cpu_count() or 1),
-        help="rendering processes (results do not depend on it)",
-    )
-
-
-def _non_negative_int(text: str) -> int:
-    """Parse a non-negative integer for argparse, naming a bad value."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an integer"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    """Parse a positive integer for argparse."""
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -264,7 +203,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = simulate_repository(
-        args.repo, args.preset, args.seed, jobs=args.jobs, log=print
+        args.repo,
+        args.preset,
+        args.seed,
+        jobs=args.jobs,
+        log=print,
+        release=args.release,
     )
     print(
         f"wrote {result.visit_images} visit images, "
@@ -331,6 +275,7 @@ def _get(args: argparse.Namespace) -> int:
         args.visit,
         args.detector,
         instrument=args.instrument,
+        recipe=args.recipe,
         kernel=_stored_kernel(args),
     )
     return _write(args, result)
@@ -358,6 +303,10 @@ def _check_output(args: argparse.Namespace) -> None:
     """Fail before any work when the output cannot be written."""
     from recreate.errors import InvalidRequestError
 
+    if args.lossy16 and args.format != "lsst-images":
+        raise InvalidRequestError(
+            f"--lossy16 needs --format lsst-images, not {args.format!r}"
+        )
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise InvalidRequestError(
@@ -387,11 +336,13 @@ def _write(args: argparse.Namespace, result: Any) -> int:
         args.output,
         output_format=args.format,
         overwrite=args.overwrite,
+        lossy16=args.lossy16,
     )
     prov = result.provenance
     total = sum(result.timings.values())
     print(
-        f"wrote {args.output} ({args.format}): template coverage "
+        f"wrote {args.output} ({args.format}, recipe {prov.recipe}): "
+        "template coverage "
         f"{prov.template_coverage:.1%}, kernel {prov.kernel_size} px "
         f"(sum {prov.kernel_sum:.4f}, {prov.n_kernel_used} stars), "
         f"{total:.1f} s"
@@ -406,8 +357,13 @@ def _get_remote(args: argparse.Namespace) -> int:
     from recreate.client import Client
     from recreate.errors import InvalidRequestError
 
-    if args.kernel:
-        raise InvalidRequestError("--kernel works with --repo, not --url")
+    for option, given in (
+        ("--kernel", args.kernel),
+        ("--recipe", args.recipe),
+        ("--lossy16", args.lossy16),
+    ):
+        if given:
+            raise InvalidRequestError(f"{option} works with --repo, not --url")
     with Client(args.url) as client:
         product = client.to_file(
             args.visit,

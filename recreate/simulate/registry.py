@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recreate.pipeline.recipes import RECIPES
 from recreate.simulate.coverage import detector_corners_sky
 from recreate.simulate.instrument import INSTRUMENT, PHYSICAL_FILTERS
 from recreate.simulate.scene import visit_wcs
@@ -32,7 +33,7 @@ DIFFERENCE_IMAGE = "difference_image"
 #: images, DP2 ``lsst.images`` VisitImages (and declares its difference
 #: images as DifferenceImages, which it does not store). Both keep
 #: template coadds as ExposureF.
-RELEASES = ("dp1", "dp2")
+RELEASES = tuple(RECIPES)
 #: Storage class and formatter of each release's visit images.
 VISIT_STORAGE = {
     "dp1": ("ExposureF", FORMATTER),

@@ -126,6 +126,24 @@ def test_visits_carry_defects(butler):
     assert all(n > 0 for n in counts.values()), counts
 
 
+def test_inputs_carry_dp1s_detection_planes(butler):
+    # calibrateImage's DETECTED (positive only) on visit images; the OR
+    # of the inputs' DETECTED on template coadds.
+    for dataset_type in ("visit_image", "template_coadd"):
+        ref = butler.query_datasets(dataset_type, limit=1)[0]
+        exposure = _read(butler, ref)
+        planes = exposure.mask_planes
+        detected = (exposure.mask & planes.value("DETECTED")) != 0
+        assert 0.01 < detected.mean() < 0.6, dataset_type
+        assert not np.any(exposure.mask & planes.value("DETECTED_NEGATIVE"))
+        # Detected pixels are where the sources are; the rest is sky.
+        finite = np.isfinite(exposure.image)
+        sigma = np.median(np.sqrt(exposure.variance[finite]))
+        assert np.median(exposure.image[detected & finite]) > 0.5 * sigma
+        # (A template keeps faint sources no single visit detected.)
+        assert abs(np.median(exposure.image[~detected & finite])) < 0.2 * sigma
+
+
 def test_templates_are_deeper_sharper_and_no_data_outside(butler):
     visit_ref = butler.query_datasets("visit_image", limit=1)[0]
     visit = _read(butler, visit_ref)
