@@ -219,5 +219,7 @@ def test_truth_matches_the_pixels(butler):
             ratios.append(flux / (row["flux"] * ap_frac))
             checked += 1
     assert checked >= 8, "too few bright isolated injections to check"
-    # Neighbours can add flux; the median must be within a few percent.
-    assert np.median(ratios) == pytest.approx(1.0, abs=0.03)
+    # Neighbours can add flux; the PSF grid's 41-px stamps, normalised to
+    # unit sum, miss a few percent of a Kolmogorov profile's wings, which
+    # makes ap_frac a little high: the median must be within 5 percent.
+    assert np.median(ratios) == pytest.approx(1.0, abs=0.05)
