@@ -61,7 +61,7 @@ def test_recipes_are_named_frozen_and_differently_hashed():
 
 def test_unknown_recipe_is_named_in_the_error():
     assert get_recipe("dp2") is DP2
-    with pytest.raises(InvalidRequestError, match="'dp9'.*dp1, dp2"):
+    with pytest.raises(InvalidRequestError, match=r"'dp9'.*dp1, dp2"):
         get_recipe("dp9")
 
 
