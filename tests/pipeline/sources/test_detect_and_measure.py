@@ -105,3 +105,15 @@ def test_dp2_output_is_deterministic(seed):
     )
     np.testing.assert_array_equal(first.image, second.image)
     np.testing.assert_array_equal(first.mask, second.mask)
+
+
+def test_dp2_output_does_not_depend_on_thread_count(monkeypatch):
+    image, variance, mask = _difference()
+    results = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("RECREATE_THREADS", threads)
+        measured = detect_and_measure(
+            image, variance, mask, PLANES, FWHM, DP2.subtract
+        )
+        results.append((measured.image.tobytes(), measured.mask.tobytes()))
+    assert results[0] == results[1]
