@@ -59,6 +59,9 @@ _MIN_CUBIC = 3
 #: of the largest are the plain mean of their neighbours.
 _AKIMA_BREAK = 1e-9
 
+#: Curves interpolated together by the piecewise-linear style.
+_LINEAR_BLOCK = 64
+
 #: Fewest rows of bins worth a thread of their own.
 _MIN_BLOCK_BINS = 4
 
@@ -299,15 +302,20 @@ def _piecewise_linear(
     """Interpolate each curve linearly (GSL's linear).
 
     The end segments are extended beyond the end nodes; the result has
-    shape ``(n_curves, len(at))``.
+    shape ``(n_curves, len(at))``. Curves are done a block at a time, so
+    the temporaries stay small on a full detector.
     """
     segment = np.clip(
         np.searchsorted(nodes, at, side="right") - 1, 0, len(nodes) - 2
     )
     x_lo, x_hi = nodes[segment], nodes[segment + 1]
     fraction = (at - x_lo) / (x_hi - x_lo)
-    y_lo, y_hi = values[segment].T, values[segment + 1].T
-    return y_lo + fraction * (y_hi - y_lo)
+    out = np.empty((values.shape[1], len(at)))
+    for first in range(0, values.shape[1], _LINEAR_BLOCK):
+        block = values[:, first : first + _LINEAR_BLOCK]
+        y_lo, y_hi = block[segment].T, block[segment + 1].T
+        out[first : first + _LINEAR_BLOCK] = y_lo + fraction * (y_hi - y_lo)
+    return out
 
 
 def _akima_slopes(
