@@ -40,7 +40,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
-	$(PY) bench/diffim.py
+	$(PY) bench/diffim.py --recipe dp1
+	$(PY) bench/diffim.py --recipe dp2
 	$(PY) bench/service.py
 
 lint: $(STAMP)

@@ -27,12 +27,15 @@ from typing import Any
 
 from recreate import __version__
 from recreate.butler import DiffimInputs, find_inputs
+from recreate.errors import InvalidRequestError
 from recreate.formats import DEFAULT_FORMAT, OutputFormat, get_format
 from recreate.inputs import butler_refs, read_butler_inputs, read_file_inputs
 from recreate.io.difference import read_kernel
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.provenance import recipe, recipe_hash
+from recreate.pipeline.provenance import recipe as _recipe_of
+from recreate.pipeline.provenance import recipe_hash
+from recreate.pipeline.recipes import get_recipe, release_recipe
 from recreate.pipeline.subtract import DifferenceResult, subtract
 
 
@@ -42,7 +45,8 @@ def recreate_from_butler(
     detector: int,
     *,
     instrument: str | None = None,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
 ) -> DifferenceResult:
@@ -56,8 +60,11 @@ def recreate_from_butler(
         The key.
     instrument
         Instrument name, when the repository holds several.
+    recipe
+        The recipe's name; by default the repository release's
+        (`recipe_config`).
     config
-        The recipe.
+        An explicit configuration instead (overrides ``recipe``).
     kernel
         A stored kernel to reuse instead of fitting one.
     whole_patches
@@ -75,14 +82,19 @@ def recreate_from_butler(
     """
     found = find_inputs(butler, visit, detector, instrument=instrument)
     return recreate_from_inputs(
-        found, config=config, kernel=kernel, whole_patches=whole_patches
+        found,
+        recipe=recipe,
+        config=config,
+        kernel=kernel,
+        whole_patches=whole_patches,
     )
 
 
 def recreate_from_inputs(
     found: DiffimInputs,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
 ) -> DifferenceResult:
@@ -95,8 +107,11 @@ def recreate_from_inputs(
     ----------
     found
         What `recreate.butler.find_inputs` returned.
+    recipe
+        The recipe's name; by default the repository release's
+        (`recipe_config`).
     config
-        The recipe.
+        An explicit configuration instead (overrides ``recipe``).
     kernel
         A stored kernel to reuse instead of fitting one.
     whole_patches
@@ -105,11 +120,15 @@ def recreate_from_inputs(
 
     Raises
     ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
     NoOverlapError
         If no template covers enough of the detector.
     ProcessingError
         If the kernel cannot be solved.
     """
+    if config is None:
+        config = recipe_config(found, recipe)
     inputs = read_butler_inputs(
         found, config=config, whole_patches=whole_patches
     )
@@ -175,6 +194,7 @@ def write_result(
     *,
     output_format: str = DEFAULT_FORMAT,
     overwrite: bool = False,
+    lossy16: bool = False,
 ) -> None:
     """Write a recreated difference image.
 
@@ -190,30 +210,87 @@ def write_result(
         DP2-style DifferenceImage...).
     overwrite
         Replace an existing file.
+    lossy16
+        Quantise the image and variance as DP2's published files are
+        (``lsst-images`` only; `recreate.io.lsst_images.lossy16`).
 
     Raises
     ------
     InvalidRequestError
-        If the format is unknown.
+        If the format is unknown, or ``lossy16`` is asked of ``dp1``.
+    FormatError
+        With ``lossy16``, if the image has no data ID for the seed.
     """
-    get_format(output_format).write(result, path, overwrite=overwrite)
+    chosen = get_format(output_format)
+    if not lossy16:
+        chosen.write(result, path, overwrite=overwrite)
+        return
+    if chosen.name != "lsst-images":
+        raise InvalidRequestError(
+            f"--lossy16 needs --format lsst-images, not {output_format!r}"
+        )
+    from recreate.writers import write_lsst_images_file
+
+    write_lsst_images_file(result, path, overwrite=overwrite, lossy16=True)
 
 
 def request_recipe(
     found: DiffimInputs,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     code_version: str = __version__,
 ) -> dict[str, Any]:
     """Return the recipe of a (visit, detector) request.
 
     Everything the pixels depend on: the input dataset ids and runs, with
     their data ids (so the key, instrument, visit and detector, is in
-    it), the configuration hash and the code version. A new template or
-    code version changes it, so a cache keyed by its hash never serves a
-    stale product.
+    it), the recipe's name and configuration hash and the code version.
+    A new template, recipe or code version changes it, so a cache keyed
+    by its hash never serves a stale product.
+
+    Parameters
+    ----------
+    found
+        The request's inputs.
+    recipe
+        The recipe the request names (``dp1``, ``dp2``); by default the
+        repository's release's (`recipe_config`).
+    config
+        An explicit configuration instead (overrides ``recipe``).
+    code_version
+        Version of this package.
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
     """
-    return recipe(butler_refs(found), config.config_hash(), code_version)
+    chosen = config if config is not None else recipe_config(found, recipe)
+    return _recipe_of(
+        butler_refs(found),
+        chosen.config_hash(),
+        code_version,
+        chosen.recipe,
+    )
+
+
+def recipe_config(
+    found: DiffimInputs, recipe: str | None = None
+) -> PipelineConfig:
+    """Return the configuration a request recreates with.
+
+    The recipe the request names, else the one of the repository's
+    release: ``dp2`` where visit images are ``lsst.images`` VisitImages
+    (as in DP2), ``dp1`` otherwise (`recreate.pipeline.recipes`).
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
+    """
+    name = recipe or release_recipe(found.visit_image.storage_class)
+    return get_recipe(name)
 
 
 def product_key(

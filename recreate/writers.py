@@ -61,8 +61,13 @@ def write_lsst_images_file(
     path: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    lossy16: bool = False,
 ) -> None:
-    """Write a result as Rubin's DP2-style lsst.images DifferenceImage."""
+    """Write a result as Rubin's DP2-style lsst.images DifferenceImage.
+
+    With ``lossy16`` the image and variance are quantised as DP2's
+    published files are (`recreate.io.lsst_images.lossy16`).
+    """
     from recreate.io.lsst_images import write_lsst_images
 
     write_lsst_images(
@@ -71,6 +76,7 @@ def write_lsst_images_file(
         template_provenance(result),
         path,
         overwrite=overwrite,
+        lossy16=lossy16,
     )
 
 

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from recreate.errors import RecreateError
+from recreate.pipeline.recipes import RECIPE_NAMES
 from recreate.simulate import PRESET_NAMES
 from workers.commands import (
     REPO_HELP,
@@ -190,6 +191,13 @@ def _add_simulation_options(
         "--seed", type=non_negative_int, default=1, help="master seed"
     )
     parser.add_argument(
+        "--release",
+        choices=RECIPE_NAMES,
+        default="dp1",
+        help="dp1: visit images as afw ExposureF (default); dp2: as "
+        "lsst.images VisitImages, DP2's storage classes",
+    )
+    parser.add_argument(
         "--jobs",
         type=positive_int,
         default=min(2, os.cpu_count() or 1),
@@ -203,7 +211,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = simulate_repository(
-        args.repo, args.preset, args.seed, jobs=args.jobs, log=print
+        args.repo,
+        args.preset,
+        args.seed,
+        jobs=args.jobs,
+        log=print,
+        release=args.release,
     )
     print(
         f"wrote {result.visit_images} visit images, "

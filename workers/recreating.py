@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recreate.pipeline.recipes import RECIPE_NAMES
 from workers.commands import (
     Command,
     add_format_option,
@@ -34,6 +35,13 @@ def _configure_get(parser: argparse.ArgumentParser) -> None:
         "--url", help="fetch from the service at this URL instead of --repo"
     )
     parser.add_argument("--instrument", help="instrument (if several)")
+    parser.add_argument(
+        "--recipe",
+        choices=RECIPE_NAMES,
+        help="dp1 (pipelines v29) or dp2 (v30.0.6); default: the "
+        "repository's release's (dp2 where visit images are "
+        "lsst.images VisitImages)",
+    )
     _add_output_options(parser)
 
 
@@ -67,6 +75,12 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         help="reuse the kernel stored in this earlier output (no fit)",
     )
     parser.add_argument(
+        "--lossy16",
+        action="store_true",
+        help="lsst-images format only: quantise image and variance as "
+        "DP2's lossy16 write recipe (RICE_1, dither seed from the data ID)",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace an existing file"
     )
 
@@ -86,6 +100,7 @@ def _get(args: argparse.Namespace) -> int:
         args.visit,
         args.detector,
         instrument=args.instrument,
+        recipe=args.recipe,
         kernel=_stored_kernel(args),
     )
     return _write(args, result)
@@ -113,6 +128,10 @@ def _check_output(args: argparse.Namespace) -> None:
     """Fail before any work when the output cannot be written."""
     from recreate.errors import InvalidRequestError
 
+    if args.lossy16 and args.format != "lsst-images":
+        raise InvalidRequestError(
+            f"--lossy16 needs --format lsst-images, not {args.format!r}"
+        )
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise InvalidRequestError(
@@ -142,11 +161,13 @@ def _write(args: argparse.Namespace, result: DifferenceResult) -> int:
         args.output,
         output_format=args.format,
         overwrite=args.overwrite,
+        lossy16=args.lossy16,
     )
     prov = result.provenance
     total = sum(result.timings.values())
     print(
-        f"wrote {args.output} ({args.format}): template coverage "
+        f"wrote {args.output} ({args.format}, recipe {prov.recipe}): "
+        "template coverage "
         f"{prov.template_coverage:.1%}, kernel {prov.kernel_size} px "
         f"(sum {prov.kernel_sum:.4f}, {prov.n_kernel_used} stars), "
         f"{total:.1f} s"
@@ -161,8 +182,13 @@ def _get_remote(args: argparse.Namespace) -> int:
     from recreate.client import Client
     from recreate.errors import InvalidRequestError
 
-    if args.kernel:
-        raise InvalidRequestError("--kernel works with --repo, not --url")
+    for option, given in (
+        ("--kernel", args.kernel),
+        ("--recipe", getattr(args, "recipe", None)),
+        ("--lossy16", args.lossy16),
+    ):
+        if given:
+            raise InvalidRequestError(f"{option} works with --repo, not --url")
     with Client(args.url) as client:
         product = client.to_file(
             args.visit,

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recreate.formats import DEFAULT_FORMAT, format_names
+from recreate.pipeline.recipes import RECIPE_NAMES
 
 if TYPE_CHECKING:
     from cache.connect import RedisConfig
@@ -198,7 +199,22 @@ class Settings(BaseSettings):
         description="Output format when a request names none: "
         f"{', '.join(format_names())}.",
     )
+    recipe: str | None = Field(
+        None,
+        description="Recipe when a request names none: "
+        f"{', '.join(RECIPE_NAMES)}; unset: the repository's release's "
+        "(dp2 where visit images are lsst.images VisitImages, else dp1).",
+    )
     log_level: str = Field("INFO", description="Logging level.")
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, name: str | None) -> str | None:
+        """Accept only a recipe of the registry."""
+        if name is not None and name not in RECIPE_NAMES:
+            msg = f"unknown recipe {name!r}; choose one of {RECIPE_NAMES}"
+            raise ValueError(msg)
+        return name
 
     @field_validator("default_format")
     @classmethod
