@@ -26,6 +26,7 @@ from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.errors import DataNotFoundError, RecreateError
 from recreate.formats import FORMATS, OutputFormat, format_names
 from workers.campaign_api import router as campaign_router
+from workers.ivoa import add_ivoa_routes
 from workers.http_errors import ErrorModel, add_error_handlers, bad_parameter
 from workers.metrics import RequestMetrics
 from workers.models import HealthModel, JobModel, ProductRequest
@@ -82,6 +83,7 @@ def create_app(
     app.add_middleware(RequestMetrics)
     _add_routes(app)
     app.include_router(campaign_router)
+    add_ivoa_routes(app)
     return app
 
 
