@@ -160,7 +160,10 @@ def _check_polygon(shape: SkyPolygon) -> None:
         raise InvalidRequestError(
             f"the polygon {_describe(vertices)} crosses itself"
         )
-    if abs(_signed_area(plane)) < 1e-18:
+    perimeter = float(
+        np.sum(np.linalg.norm(plane - np.roll(plane, -1, axis=0), axis=1))
+    )
+    if abs(_signed_area(plane)) <= 1e-12 * perimeter**2:
         raise InvalidRequestError(
             f"the polygon {_describe(vertices)} has no area"
         )

@@ -3,7 +3,9 @@
 Each is a router on the API's app, under the paths Rubin's science
 platform uses (``/api/sia``, ``/api/datalink``, ``/api/cutout``), and
 each calls the product service and the region seam; none holds
-orchestration of its own.
+orchestration of its own. Beside them: light curves (``/api/v1/stamps``)
+and the locations of virtual Butler datasets (``/api/butler``), the
+other ways DP1 served its difference images.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from fastapi import FastAPI
 
 def add_ivoa_routes(app: FastAPI) -> None:
     """Register the IVOA routes on the API's app."""
+    from workers.ivoa.butler_access import router as butler_router
     from workers.ivoa.datalink import router as datalink_router
     from workers.ivoa.sia import router as sia_router
     from workers.ivoa.soda import router as soda_router
@@ -24,3 +27,4 @@ def add_ivoa_routes(app: FastAPI) -> None:
     app.include_router(soda_router, tags=["IVOA"])
     app.include_router(uws_router, tags=["IVOA"])
     app.include_router(stamps_router, tags=["light curves"])
+    app.include_router(butler_router, tags=["Butler access"])

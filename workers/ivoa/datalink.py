@@ -152,10 +152,10 @@ def cutout_descriptors(base: str) -> list[ServiceDescriptor]:
     inputs = [
         Param("ID", ref="linkid", ucd="meta.id;meta.main"),
         Param("CIRCLE", "double", "3", unit="deg", xtype="circle",
-              ucd="obs.field", description="ra dec radius"),  # fmt: skip
+              ucd="phys.angArea;obs", description="ra dec radius"),  # fmt: skip
         Param("POLYGON", "double", "*", unit="deg", xtype="polygon",
-              ucd="obs.field", description="ra1 dec1 ra2 dec2 ..."),  # fmt: skip
-        Param("POS", ucd="obs.field",
+              ucd="phys.angArea;obs", description="ra1 dec1 ra2 dec2 ..."),  # fmt: skip
+        Param("POS", ucd="phys.angArea;obs",
               description="CIRCLE, RANGE or POLYGON and its numbers"),  # fmt: skip
         Param("CUTOUTDETAIL", value=EXPOSURE, options=DETAILS,
               description="Image; MaskedImage (image, mask, variance); "
