@@ -96,9 +96,18 @@ def reduce_detail(data: bytes, detail: str) -> bytes:
 def _plane_cards(header: fits.Header) -> fits.Header:
     """Return a plane header's cards, less those of its HDU's structure."""
     structural = {
-        "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT",
-        "GCOUNT", "EXTNAME", "EXTTYPE", "EXTVER", "INHERIT",
-    }  # fmt: skip
+        "XTENSION",
+        "BITPIX",
+        "NAXIS",
+        "NAXIS1",
+        "NAXIS2",
+        "PCOUNT",
+        "GCOUNT",
+        "EXTNAME",
+        "EXTTYPE",
+        "EXTVER",
+        "INHERIT",
+    }
     return fits.Header(
         [card for card in header.cards if card.keyword not in structural]
     )

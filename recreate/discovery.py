@@ -98,13 +98,13 @@ class ImageFootprint:
 
     @property
     def field_of_view(self) -> float:
-        """Diameter of the circle about `centre` through the farthest vertex."""
+        """Diameter of the circle about `centre` through every vertex."""
         centre = _unit(*self.centre)
         cosines = [
             sum(a * b for a, b in zip(centre, _unit(ra, dec), strict=True))
             for ra, dec in self.vertices
         ]
-        return 2.0 * math.degrees(math.acos(max(-1.0, min(1.0, min(cosines)))))
+        return 2.0 * math.degrees(math.acos(max(-1.0, min(1.0, *cosines))))
 
 
 def _unit(ra: float, dec: float) -> tuple[float, float, float]:
@@ -157,7 +157,12 @@ def find_footprints(
     regions = [shape_region(shape) for shape in shapes]
     try:
         rows = _visit_detector_rows(
-            butler, instrument, regions, set(bands), set(visits), set(detectors)
+            butler,
+            instrument,
+            regions,
+            set(bands),
+            set(visits),
+            set(detectors),
         )
     except MissingDatasetTypeError as error:
         raise DataNotFoundError(
@@ -256,7 +261,9 @@ def _patch_regions(butler: Any, bands: set[str]) -> dict[str, list[Any]]:
         with butler.query() as query:
             refs = list(
                 query.datasets(TEMPLATE_COADD, find_first=True)
-                .where("band IN (sel_bands)", bind={"sel_bands": sorted(bands)})
+                .where(
+                    "band IN (sel_bands)", bind={"sel_bands": sorted(bands)}
+                )
                 .with_dimension_records()
             )
     except MissingDatasetTypeError:

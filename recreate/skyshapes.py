@@ -381,7 +381,7 @@ def _samples(length_degrees: float) -> int:
 
 
 def _circle_outline(shape: SkyCircle) -> tuple[Array, Array]:
-    """Return points on a circle's rim (by spherical offsets) and its centre."""
+    """Return points on a circle's rim (spherical offsets) and centre."""
     n = _samples(2 * math.pi * shape.radius)
     bearing = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
     ra0, dec0 = math.radians(shape.ra), math.radians(shape.dec)

@@ -85,7 +85,9 @@ FLAVOURS = {
 def location(url: str, flavour: Flavour, visit: int, detector: int) -> str:
     """Return the service URL a virtual dataset's location points at."""
     base = url.rstrip("/")
-    return f"{base}/api/butler/{flavour.service_format}/{visit}/{detector}.fits"
+    return (
+        f"{base}/api/butler/{flavour.service_format}/{visit}/{detector}.fits"
+    )
 
 
 def register_virtual_diffims(
@@ -137,10 +139,15 @@ def register_virtual_diffims(
 
     chosen = _flavour(flavour)
     if not url.startswith(("http://", "https://")):
-        raise InvalidRequestError(f"the service URL must be http(s), got {url!r}")
+        raise InvalidRequestError(
+            f"the service URL must be http(s), got {url!r}"
+        )
     formatter = _formatter(chosen)
     dataset_type = DatasetType(
-        DATASET_TYPE, DIMENSIONS, chosen.storage_class, universe=butler.dimensions
+        DATASET_TYPE,
+        DIMENSIONS,
+        chosen.storage_class,
+        universe=butler.dimensions,
     )
     _register_type(butler, dataset_type)
     butler.registry.registerCollection(run, CollectionType.RUN)
@@ -155,7 +162,9 @@ def register_virtual_diffims(
                 DatasetRef(
                     dataset_type,
                     butler.registry.expandDataId(
-                        instrument=f.instrument, visit=f.visit, detector=f.detector
+                        instrument=f.instrument,
+                        visit=f.visit,
+                        detector=f.detector,
                     ),
                     run=run,
                 )
@@ -166,7 +175,9 @@ def register_virtual_diffims(
         if (f.visit, f.detector) not in existing
     ]
     if datasets:
-        butler.ingest(*datasets, transfer="direct", record_validation_info=False)
+        butler.ingest(
+            *datasets, transfer="direct", record_validation_info=False
+        )
     return len(datasets)
 
 
@@ -215,4 +226,6 @@ def _registered(butler: Any, run: str) -> set[tuple[int, int]]:
     refs = butler.query_datasets(
         DATASET_TYPE, collections=[run], explain=False, limit=None
     )
-    return {(int(ref.dataId["visit"]), int(ref.dataId["detector"])) for ref in refs}
+    return {
+        (int(ref.dataId["visit"]), int(ref.dataId["detector"])) for ref in refs
+    }

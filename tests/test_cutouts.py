@@ -37,11 +37,14 @@ def _region(seed: int = 1, shape=(20, 30)) -> bytes:
     hdus = fits.HDUList(
         [
             fits.PrimaryHDU(header=primary),
-            fits.ImageHDU(rng.normal(size=shape).astype(np.float32), header, "IMAGE"),
+            fits.ImageHDU(
+                rng.normal(size=shape).astype(np.float32), header, "IMAGE"
+            ),
             fits.ImageHDU(np.zeros(shape, np.int32), header, "MASK"),
             fits.ImageHDU(np.ones(shape, np.float32), header, "VARIANCE"),
             fits.BinTableHDU.from_columns(
-                [fits.Column("JSON", "10A", array=["{}"])], name="DIFFIM_KERNEL"
+                [fits.Column("JSON", "10A", array=["{}"])],
+                name="DIFFIM_KERNEL",
             ),
         ]
     )
@@ -54,7 +57,12 @@ def test_detail_levels_keep_what_they_say():
     data = _region()
     assert reduce_detail(data, "Exposure") == data
     with fits.open(io.BytesIO(reduce_detail(data, "maskedimage"))) as masked:
-        assert [h.name for h in masked] == ["PRIMARY", "IMAGE", "MASK", "VARIANCE"]
+        assert [h.name for h in masked] == [
+            "PRIMARY",
+            "IMAGE",
+            "MASK",
+            "VARIANCE",
+        ]
         assert masked[0].header["VISIT"] == 7
     with fits.open(io.BytesIO(reduce_detail(data, "IMAGE"))) as image:
         assert len(image) == 1
@@ -63,7 +71,9 @@ def test_detail_levels_keep_what_they_say():
         assert header["CTYPE1"] == "RA---TAN"
         assert header["VISIT"] == 7
         np.testing.assert_array_equal(image[0].data, cutout_image(data))
-    with pytest.raises(InvalidRequestError, match="unknown cutout detail 'Raw'"):
+    with pytest.raises(
+        InvalidRequestError, match="unknown cutout detail 'Raw'"
+    ):
         detail_level("Raw")
 
 
@@ -94,7 +104,9 @@ def _decode_png(data: bytes) -> np.ndarray:
         (length,) = struct.unpack(">I", data[offset : offset + 4])
         kind = data[offset + 4 : offset + 8]
         body = data[offset + 8 : offset + 8 + length]
-        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        (crc,) = struct.unpack(
+            ">I", data[offset + 8 + length : offset + 12 + length]
+        )
         assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
         chunks[kind] = chunks.get(kind, b"") + body
         offset += 12 + length

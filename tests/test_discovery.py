@@ -55,7 +55,9 @@ def test_a_shape_finds_what_overlaps_it(butler, everything):
     near = find_footprints(
         butler, shapes=[SkyCircle(ra, dec, 0.001)], recreatable_only=False
     )
-    assert (first.visit, first.detector) in {(f.visit, f.detector) for f in near}
+    assert (first.visit, first.detector) in {
+        (f.visit, f.detector) for f in near
+    }
     assert len(near) < len(everything)
     far = find_footprints(butler, shapes=[SkyRange(200, 201, 10, 11)])
     assert far == []
@@ -72,7 +74,9 @@ def test_covering_holds_the_position(butler, everything):
     first = next(f for f in everything if f.recreatable)
     ra, dec = first.centre
     found = covering(butler, ra, dec)
-    assert (first.visit, first.detector) in {(f.visit, f.detector) for f in found}
+    assert (first.visit, first.detector) in {
+        (f.visit, f.detector) for f in found
+    }
     # One detector per visit holds a point (they do not overlap).
     assert len({f.visit for f in found}) == len(found)
     assert all(f.recreatable for f in found)

@@ -29,7 +29,10 @@ SQUARE = ((53.0, -28.0), (53.1, -28.0), (53.1, -27.9), (53.0, -27.9))
         (SkyRange(10.0, 9.0, 0.0, 1.0), "ra_min 10.0 exceeds ra_max 9.0"),
         (SkyRange(9.0, 10.0, 2.0, 1.0), "dec_min 2.0 exceeds"),
         (SkyPolygon(SQUARE[:2]), "at least 3 vertices, got 2"),
-        (SkyPolygon((*SQUARE[:2], SQUARE[1])), "vertices 2 and 3 are the same"),
+        (
+            SkyPolygon((*SQUARE[:2], SQUARE[1])),
+            "vertices 2 and 3 are the same",
+        ),
         (
             SkyPolygon((SQUARE[0], SQUARE[2], SQUARE[1], SQUARE[3])),
             "crosses itself",

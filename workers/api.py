@@ -26,8 +26,8 @@ from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.errors import DataNotFoundError, RecreateError
 from recreate.formats import FORMATS, OutputFormat, format_names
 from workers.campaign_api import router as campaign_router
-from workers.ivoa import add_ivoa_routes
 from workers.http_errors import ErrorModel, add_error_handlers, bad_parameter
+from workers.ivoa import add_ivoa_routes
 from workers.metrics import RequestMetrics
 from workers.models import HealthModel, JobModel, ProductRequest
 from workers.responses import if_none_match, respond

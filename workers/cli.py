@@ -187,9 +187,12 @@ def _configure_register(parser: argparse.ArgumentParser) -> None:
         "--run", default=DEFAULT_RUN, help="RUN collection to register in"
     )
     parser.add_argument(
-        "--visits", nargs="+", type=non_negative_int, default=[],
+        "--visits",
+        nargs="+",
+        type=non_negative_int,
+        default=[],
         help="only these visits (default: every recreatable one)",
-    )  # fmt: skip
+    )
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:

@@ -282,7 +282,9 @@ class Settings(BaseSettings):
             return self.ivoa_label
         name = self.butler_repo.rstrip("/").rsplit("/", 1)[-1]
         # Only characters an identifier's path may hold plainly.
-        cleaned = "".join(c if c.isalnum() or c in "._~-" else "-" for c in name)
+        cleaned = "".join(
+            c if c.isalnum() or c in "._~-" else "-" for c in name
+        )
         return cleaned.strip("-") or "repo"
 
     def collections(self) -> list[str] | None:

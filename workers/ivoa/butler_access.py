@@ -45,7 +45,9 @@ def _request(name: str, visit: int, detector: str) -> ProductRequest:
         number = int(detector.removesuffix(".fits"))
     except ValueError:
         raise bad_parameter(
-            "path", "detector", f"detector must be an integer, got {detector!r}"
+            "path",
+            "detector",
+            f"detector must be an integer, got {detector!r}",
         ) from None
     if not (0 <= visit < MAX_VISIT and 0 <= number < MAX_DETECTOR):
         raise bad_parameter(
@@ -62,14 +64,18 @@ async def get_dataset(
     product = _request(output, visit, detector)
     if request.method == "HEAD":
         spec = await services.products.resolve(product)
-        manifest = await asyncio.to_thread(services.cache.head, spec.product_key)
+        manifest = await asyncio.to_thread(
+            services.cache.head, spec.product_key
+        )
         headers = {}
         if manifest is not None:
             headers = {
                 "Content-Length": str(manifest.size),
                 "ETag": f'"{manifest.sha256}"',
             }
-        return Response(media_type=product.output_format.media_type, headers=headers)
+        return Response(
+            media_type=product.output_format.media_type, headers=headers
+        )
     answer = await services.products.get(
         product, etags=if_none_match(request), url=str(request.url)
     )

@@ -24,12 +24,23 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 
 from recreate.cutouts import DETAILS, EXPOSURE
-from workers.ivoa.answers import votable_answer, votable_failure
+from workers.ivoa.answers import in_votable, votable_answer
 from workers.ivoa.ids import ids_of, parse_id
-from workers.ivoa.params import Params, UsageError, protocol_error, read_params, single
+from workers.ivoa.params import (
+    Params,
+    UsageError,
+    protocol_error,
+    read_params,
+    single,
+)
 from workers.ivoa.sia import VOTABLE_FORMATS
-from workers.ivoa.votable import Column, Param, ServiceDescriptor, results_document
 from workers.ivoa.vosi import Capability, add_vosi_routes
+from workers.ivoa.votable import (
+    Column,
+    Param,
+    ServiceDescriptor,
+    results_document,
+)
 from workers.models import TaskSpec
 
 if TYPE_CHECKING:
@@ -56,8 +67,13 @@ COLUMNS = (
     Column("semantics", _S, "*", ucd="meta.code"),
     Column("description", _S, "*", ucd="meta.note"),
     Column("content_type", _S, "*", ucd="meta.code.mime"),
-    Column("content_length", "long", unit="byte", ucd="phys.size;meta.file",
-           null="-1"),  # fmt: skip
+    Column(
+        "content_length",
+        "long",
+        unit="byte",
+        ucd="phys.size;meta.file",
+        null="-1",
+    ),
     Column("content_qualifier", _S, "*", ucd="meta.code.class"),
     Column("local_semantics", _S, "*", ucd="meta.code"),
 )
@@ -71,7 +87,9 @@ def _row(identifier: str, semantics: str, **values: Any) -> dict[str, Any]:
 def error_row(identifier: str, error: Exception) -> dict[str, Any]:
     """Return the row of an identifier that could not be resolved."""
     problem = protocol_error(error)
-    return _row(identifier, "#this", error_message=f"{problem.prefix}: {problem}")
+    return _row(
+        identifier, "#this", error_message=f"{problem.prefix}: {problem}"
+    )
 
 
 def image_links(
@@ -151,15 +169,36 @@ def cutout_descriptors(base: str) -> list[ServiceDescriptor]:
     """Return the SODA service descriptors (sync, then async)."""
     inputs = [
         Param("ID", ref="linkid", ucd="meta.id;meta.main"),
-        Param("CIRCLE", "double", "3", unit="deg", xtype="circle",
-              ucd="phys.angArea;obs", description="ra dec radius"),  # fmt: skip
-        Param("POLYGON", "double", "*", unit="deg", xtype="polygon",
-              ucd="phys.angArea;obs", description="ra1 dec1 ra2 dec2 ..."),  # fmt: skip
-        Param("POS", ucd="phys.angArea;obs",
-              description="CIRCLE, RANGE or POLYGON and its numbers"),  # fmt: skip
-        Param("CUTOUTDETAIL", value=EXPOSURE, options=DETAILS,
-              description="Image; MaskedImage (image, mask, variance); "
-              "Exposure (the product's whole layout)"),  # fmt: skip
+        Param(
+            "CIRCLE",
+            "double",
+            "3",
+            unit="deg",
+            xtype="circle",
+            ucd="phys.angArea;obs",
+            description="ra dec radius",
+        ),
+        Param(
+            "POLYGON",
+            "double",
+            "*",
+            unit="deg",
+            xtype="polygon",
+            ucd="phys.angArea;obs",
+            description="ra1 dec1 ra2 dec2 ...",
+        ),
+        Param(
+            "POS",
+            ucd="phys.angArea;obs",
+            description="CIRCLE, RANGE or POLYGON and its numbers",
+        ),
+        Param(
+            "CUTOUTDETAIL",
+            value=EXPOSURE,
+            options=DETAILS,
+            description="Image; MaskedImage (image, mask, variance); "
+            "Exposure (the product's whole layout)",
+        ),
         Param("RESPONSEFORMAT", value=FITS, options=CUTOUT_FORMATS),
     ]
     return [
@@ -187,8 +226,10 @@ async def _links_of(
     try:
         image = parse_id(services.settings, identifier)
         spec = await services.products.resolve(image.request())
-        manifest = await asyncio.to_thread(services.cache.head, spec.product_key)
-    except Exception as error:  # per-ID errors are rows
+        manifest = await asyncio.to_thread(
+            services.cache.head, spec.product_key
+        )
+    except Exception as error:  # noqa: BLE001 - an ID's error is its row
         return [error_row(identifier, error)]
     size = None if manifest is None else manifest.size
     return image_links(identifier, spec, base, size)
@@ -207,26 +248,24 @@ def _check_format(params: Params) -> None:
         )
 
 
+@in_votable
 async def answer_links(request: Request) -> Response:
     """Answer one links request; see the route's description."""
-    try:
-        services: Services = request.app.state.services
-        params = await read_params(request)
-        _check_format(params)
-        identifiers = ids_of(services.settings, params)
-        limit = services.settings.ivoa_max_ids
-        if len(identifiers) > limit:
-            raise UsageError(
-                f"{len(identifiers)} IDs in one request; at most {limit}"
-            )
-        base = str(request.base_url).rstrip("/")
-        rows = [
-            row
-            for identifier in identifiers
-            for row in await _links_of(services, base, identifier)
-        ]
-    except Exception as error:  # a failed request is a VOTable error
-        return votable_failure(error)
+    services: Services = request.app.state.services
+    params = await read_params(request)
+    _check_format(params)
+    identifiers = ids_of(services.settings, params)
+    limit = services.settings.ivoa_max_ids
+    if len(identifiers) > limit:
+        raise UsageError(
+            f"{len(identifiers)} IDs in one request; at most {limit}"
+        )
+    base = str(request.base_url).rstrip("/")
+    rows = [
+        row
+        for identifier in identifiers
+        for row in await _links_of(services, base, identifier)
+    ]
     return votable_answer(
         results_document(COLUMNS, rows, descriptors=cutout_descriptors(base))
     )

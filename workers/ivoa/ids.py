@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.formats import get_format
-from workers.ivoa.params import NotFoundFault, Params, UsageError, integer
+from workers.ivoa.params import NotFoundFaultError, Params, UsageError, integer
 from workers.models import ProductRequest
 from workers.settings import Settings
 
@@ -66,7 +66,7 @@ def parse_id(settings: Settings, raw: str) -> ImageId:
     ------
     UsageError
         If it is not an identifier of this form.
-    NotFoundFault
+    NotFoundFaultError
         If it names another authority or repository.
     """
     parts = urlsplit(raw.strip())
@@ -77,7 +77,7 @@ def parse_id(settings: Settings, raw: str) -> ImageId:
         )
     expected = (settings.ivoa_authority, settings.repository_label())
     if (parts.netloc, parts.path.strip("/")) != expected:
-        raise NotFoundFault(
+        raise NotFoundFaultError(
             f"ID {raw!r} names no repository of this service (it serves "
             f"ivo://{expected[0]}/{expected[1]})"
         )
@@ -121,7 +121,7 @@ def ids_of(settings: Settings, params: Params) -> list[str]:
             f"VISIT and DETECTOR go in pairs; got {len(visits)} VISIT and "
             f"{len(detectors)} DETECTOR"
         )
-    instrument = (params.get("INSTRUMENT") or [None])[0]
+    instrument = next(iter(params.get("INSTRUMENT", [])), None)
     for visit, detector in zip(visits, detectors, strict=True):
         ids.append(
             format_id(

@@ -221,7 +221,7 @@ class JobRunner:
                     f"({self.execution_seconds:g} s)",
                 },
             )
-        except Exception as error:  # recorded in the job, never raised
+        except Exception as error:  # noqa: BLE001 - recorded in the job
             problem = protocol_error(error)
             await self._finish(
                 job_id,

@@ -6,7 +6,7 @@ not, and a parameter may repeat. POST bodies are form-encoded. Shapes
 follow DALI's xtypes (``circle``, ``range``, ``polygon``), in degrees;
 SIA and SODA's ``POS`` prefixes them with the shape's name.
 
-Errors carry DALI's prefixes (``UsageError``, ``NotFoundFault``, ...)
+Errors carry DALI's prefixes (``UsageError``, ``NotFoundFaultError``, ...)
 and an HTTP status on the class, like the project's own errors; each
 face writes them in its protocol's format (text/plain for SODA and UWS,
 a VOTable for SIA and DataLink). `protocol_error` maps the project's
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl
 
 from fastapi import Request
@@ -60,55 +60,61 @@ class UsageError(ProtocolError):
     status = 400
 
 
-class MultiValuedParamNotSupported(ProtocolError):
+class MultiValuedParamError(ProtocolError):
     """A parameter given several times where one value is allowed."""
 
     prefix = "MultiValuedParamNotSupported"
     status = 400
 
 
-class NotFoundFault(ProtocolError):
+class NotFoundFaultError(ProtocolError):
     """The request names data this service does not have."""
 
     prefix = "NotFoundFault"
     status = 404
 
 
-class TransientFault(ProtocolError):
+class TransientFaultError(ProtocolError):
     """A failure that may pass: ask again later (Retry-After)."""
 
     prefix = "TransientFault"
     status = 503
 
 
-class FatalFault(ProtocolError):
+class FatalFaultError(ProtocolError):
     """The service failed for a reason that is not the user's."""
 
     prefix = "FatalFault"
     status = 500
 
 
+#: The project's errors a user can act on, and their protocol errors.
+_USER_ERRORS: tuple[tuple[type[Exception], type[ProtocolError]], ...] = (
+    (InvalidRequestError, UsageError),
+    (PayloadTooLargeError, UsageError),
+    (DataNotFoundError, NotFoundFaultError),
+    (NoOverlapError, NotFoundFaultError),
+)
+
+
 def protocol_error(error: Exception) -> ProtocolError:
     """Return the protocol error of any error a face caught.
 
     An unexpected error is logged here, with its traceback, and answered
-    as a `FatalFault` that names only its type.
+    as a `FatalFaultError` that names only its type.
     """
     if isinstance(error, ProtocolError):
         return error
-    if isinstance(error, (InvalidRequestError, PayloadTooLargeError)):
-        return UsageError(str(error))
-    if isinstance(error, (DataNotFoundError, NoOverlapError)):
-        return NotFoundFault(str(error))
-    if isinstance(error, RecreateError) and error.transient:
-        return TransientFault(str(error))
-    if isinstance(error, RecreateError) and error.status == 503:
-        return TransientFault(str(error))
+    for kind, answer in _USER_ERRORS:
+        if isinstance(error, kind):
+            return answer(str(error))
     if isinstance(error, RecreateError):
+        if error.transient or error.status == 503:
+            return TransientFaultError(str(error))
         log.error("IVOA request failed: %s", error)
-        return FatalFault(str(error))
+        return FatalFaultError(str(error))
     log.error("unexpected error in an IVOA request", exc_info=error)
-    return FatalFault(
+    return FatalFaultError(
         f"internal error ({type(error).__name__}); it has been logged"
     )
 
@@ -131,9 +137,7 @@ async def read_params(request: Request) -> dict[str, list[str]]:
             )
         kind = request.headers.get("content-type", "").split(";")[0].strip()
         if body and kind not in ("application/x-www-form-urlencoded", ""):
-            raise UsageError(
-                f"send parameters form-encoded, not as {kind!r}"
-            )
+            raise UsageError(f"send parameters form-encoded, not as {kind!r}")
         try:
             items += parse_qsl(
                 body.decode(), keep_blank_values=True, strict_parsing=False
@@ -151,12 +155,12 @@ def single(params: Params, name: str) -> str | None:
 
     Raises
     ------
-    MultiValuedParamNotSupported
+    MultiValuedParamError
         If it is given more than once.
     """
     values = params.get(name, [])
     if len(values) > 1:
-        raise MultiValuedParamNotSupported(
+        raise MultiValuedParamError(
             f"{name} may be given once; got {len(values)} values"
         )
     return values[0] if values else None
@@ -219,7 +223,11 @@ def pos(name: str, text: str) -> SkyShape:
         If the shape is unknown or its numbers are malformed.
     """
     kind, _, rest = text.strip().partition(" ")
-    parsers = {"CIRCLE": circle, "RANGE": sky_range, "POLYGON": polygon}
+    parsers: dict[str, Callable[[str, str], SkyShape]] = {
+        "CIRCLE": circle,
+        "RANGE": sky_range,
+        "POLYGON": polygon,
+    }
     parser = parsers.get(kind.upper())
     if parser is None:
         raise UsageError(

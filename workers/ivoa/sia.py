@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 
 from recreate.discovery import BAND_WAVELENGTHS, ImageFootprint
-from workers.ivoa.answers import votable_answer, votable_failure
+from workers.ivoa.answers import in_votable, votable_answer
 from workers.ivoa.ids import format_id, parse_id, quoted
 from workers.ivoa.params import (
-    NotFoundFault,
+    NotFoundFaultError,
     Params,
     UsageError,
     integer,
@@ -34,13 +34,13 @@ from workers.ivoa.params import (
     read_params,
     single,
 )
+from workers.ivoa.vosi import Capability, add_vosi_routes, base_url
 from workers.ivoa.votable import (
     Column,
     Param,
     ServiceDescriptor,
     results_document,
 )
-from workers.ivoa.vosi import Capability, add_vosi_routes, base_url
 
 if TYPE_CHECKING:
     from workers.services import Services
@@ -80,20 +80,32 @@ COLUMNS = (
     ),
     Column("access_url", _S, "*", ucd="meta.ref.url"),
     Column("access_format", _S, "*", ucd="meta.code.mime"),
-    Column("access_estsize", "long", unit="kbyte", ucd="phys.size;meta.file",
-           null="-1"),  # fmt: skip
+    Column(
+        "access_estsize",
+        "long",
+        unit="kbyte",
+        ucd="phys.size;meta.file",
+        null="-1",
+    ),
     Column("target_name", _S, "*", ucd="meta.id;src"),
     Column("s_ra", "double", unit="deg", ucd="pos.eq.ra"),
     Column("s_dec", "double", unit="deg", ucd="pos.eq.dec"),
     Column("s_fov", "double", unit="deg", ucd="phys.angSize;instr.fov"),
-    Column("s_region", "double", "*", unit="deg", xtype="polygon",
-           ucd="pos.outline;obs.field"),  # fmt: skip
-    Column("s_resolution", "double", unit="arcsec",
-           ucd="pos.angResolution"),  # fmt: skip
-    Column("t_min", "double", unit="d", ucd="time.start;obs.exposure",
-           xtype="mjd"),  # fmt: skip
-    Column("t_max", "double", unit="d", ucd="time.end;obs.exposure",
-           xtype="mjd"),  # fmt: skip
+    Column(
+        "s_region",
+        "double",
+        "*",
+        unit="deg",
+        xtype="polygon",
+        ucd="pos.outline;obs.field",
+    ),
+    Column("s_resolution", "double", unit="arcsec", ucd="pos.angResolution"),
+    Column(
+        "t_min", "double", unit="d", ucd="time.start;obs.exposure", xtype="mjd"
+    ),
+    Column(
+        "t_max", "double", unit="d", ucd="time.end;obs.exposure", xtype="mjd"
+    ),
     Column("t_exptime", "double", unit="s", ucd="time.duration;obs.exposure"),
     Column("t_resolution", "double", unit="s", ucd="time.resolution"),
     Column("em_min", "double", unit="m", ucd="em.wl;stat.min"),
@@ -156,9 +168,7 @@ class SiaQuery:
     shapes: list[Any] = field(default_factory=list)
     visits: set[int] = field(default_factory=set)
     detectors: set[int] = field(default_factory=set)
-    tests: list[Callable[[dict[str, Any]], bool]] = field(
-        default_factory=list
-    )
+    tests: list[Callable[[dict[str, Any]], bool]] = field(default_factory=list)
     maxrec: int = 0
     nothing: bool = False
 
@@ -247,13 +257,15 @@ def _one_of(column: str, values: set[str]) -> Callable[[dict[str, Any]], bool]:
     return lambda row: row.get(column) in values
 
 
-def _narrow_by_ids(query: SiaQuery, raw: list[str], settings: Settings) -> None:
+def _narrow_by_ids(
+    query: SiaQuery, raw: list[str], settings: Settings
+) -> None:
     """Keep only the rows of some identifiers (unknown ones match none)."""
     wanted: set[str] = set()
     for value in raw:
         try:
             image = parse_id(settings, value)
-        except NotFoundFault:
+        except NotFoundFaultError:
             continue
         query.visits.add(image.visit)
         query.detectors.add(image.detector)
@@ -263,29 +275,27 @@ def _narrow_by_ids(query: SiaQuery, raw: list[str], settings: Settings) -> None:
     query.tests.append(lambda row: row["obs_publisher_did"] in wanted)
 
 
+@in_votable
 async def answer_query(request: Request) -> Response:
     """Answer one SIA query; see the route's description."""
-    try:
-        services: Services = request.app.state.services
-        settings = services.settings
-        query = parse_query(await read_params(request), settings)
-        footprints: list[ImageFootprint] = []
-        if not query.nothing:
-            footprints = await asyncio.to_thread(
-                services.butler.find_footprints,
-                shapes=query.shapes,
-                instrument=settings.instrument,
-                visits=query.visits,
-                detectors=query.detectors,
-            )
-        base = str(request.base_url).rstrip("/")
-        rows = [
-            row
-            for footprint in footprints
-            if query.matches(row := obscore_row(footprint, settings, base))
-        ]
-    except Exception as error:  # every failure is a VOTable error
-        return votable_failure(error)
+    services: Services = request.app.state.services
+    settings = services.settings
+    query = parse_query(await read_params(request), settings)
+    footprints: list[ImageFootprint] = []
+    if not query.nothing:
+        footprints = await asyncio.to_thread(
+            services.butler.find_footprints,
+            shapes=query.shapes,
+            instrument=settings.instrument,
+            visits=query.visits,
+            detectors=query.detectors,
+        )
+    base = str(request.base_url).rstrip("/")
+    rows = [
+        row
+        for footprint in footprints
+        if query.matches(row := obscore_row(footprint, settings, base))
+    ]
     overflow = len(rows) > query.maxrec
     return votable_answer(
         results_document(
@@ -313,9 +323,7 @@ def datalink_descriptor(base: str) -> ServiceDescriptor:
 
 def _capabilities() -> list[Capability]:
     return [
-        Capability(
-            "ivo://ivoa.net/std/SIA#query-2.0", "/query", "base", "2.0"
-        )
+        Capability("ivo://ivoa.net/std/SIA#query-2.0", "/query", "base", "2.0")
     ]
 
 

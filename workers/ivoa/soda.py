@@ -24,7 +24,12 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from recreate.cutout_png import grey_png
-from recreate.cutouts import EXPOSURE, cutout_image, detail_level, reduce_detail
+from recreate.cutouts import (
+    EXPOSURE,
+    cutout_image,
+    detail_level,
+    reduce_detail,
+)
 from recreate.errors import InvalidRequestError
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
@@ -35,13 +40,13 @@ from recreate.skyshapes import (
     shape_outline,
     shape_region,
 )
-from workers.ivoa.answers import text_failure
+from workers.ivoa.answers import in_text, text_failure
 from workers.ivoa.datalink import CUTOUT_FORMATS, FITS, PNG
 from workers.ivoa.ids import ImageId, ids_of, parse_id
 from workers.ivoa.params import (
-    MultiValuedParamNotSupported,
+    MultiValuedParamError,
     Params,
-    TransientFault,
+    TransientFaultError,
     UsageError,
     circle,
     polygon,
@@ -108,20 +113,20 @@ def parse_orders(
         If an ID or stencil is malformed, a stencil is too large or
         open, there is none, the detail level or the format is unknown,
         or there are more IDs than allowed.
-    MultiValuedParamNotSupported
+    MultiValuedParamError
         If a synchronous request names several IDs or stencils.
-    NotFoundFault
+    NotFoundFaultError
         If an ID names another repository.
     """
     identifiers = ids_of(settings, params)
     stencils = _stencils(params, settings)
     if sync and len(identifiers) > 1:
-        raise MultiValuedParamNotSupported(
+        raise MultiValuedParamError(
             f"a synchronous cutout takes one ID; got {len(identifiers)} "
             "(use the asynchronous service for several)"
         )
     if sync and len(stencils) > 1:
-        raise MultiValuedParamNotSupported(
+        raise MultiValuedParamError(
             f"a synchronous cutout takes one stencil; got {len(stencils)}"
         )
     if len(identifiers) > settings.ivoa_max_ids:
@@ -187,7 +192,9 @@ def format_of(raw: str | None) -> str:
     return found
 
 
-async def cut(regions: RegionService, order: CutoutOrder) -> Cut | Pending | None:
+async def cut(
+    regions: RegionService, order: CutoutOrder
+) -> Cut | Pending | None:
     """Make one cutout: None when the stencil misses the detector.
 
     A `Pending` comes back when the product is still being recreated
@@ -236,9 +243,10 @@ def stencil_box(geometry: ImageGeometry, stencil: SkyShape) -> PixelBox | None:
     # Points within 1.5 detector radii of its centre (and a few pixels).
     near = xyz @ centre >= math.cos(1.5 * math.acos(min(1.0, reach)) + 1e-4)
     inside = [
-        LonLat(UnitVector3d(*c)) for c in corners
+        LonLat(UnitVector3d(*c))
+        for c in corners
         if region.contains(UnitVector3d(*c))
-    ]  # fmt: skip
+    ]
     ras = [*ra[near], *(p.getLon().asDegrees() for p in inside)]
     decs = [*dec[near], *(p.getLat().asDegrees() for p in inside)]
     if not ras:
@@ -261,7 +269,9 @@ def _corner_vectors(geometry: ImageGeometry) -> Any:
 def _unit_vectors(ra: Any, dec: Any) -> Any:
     """Return unit vectors (rows) of positions in degrees."""
     a, d = np.radians(ra), np.radians(dec)
-    return np.column_stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])
+    return np.column_stack(
+        [np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)]
+    )
 
 
 def render(data: bytes, order: CutoutOrder) -> bytes:
@@ -272,13 +282,15 @@ def render(data: bytes, order: CutoutOrder) -> bytes:
     return reduced
 
 
-def cut_response(cut_made: Cut | Pending | None, order: CutoutOrder) -> Response:
+def cut_response(
+    cut_made: Cut | Pending | None, order: CutoutOrder
+) -> Response:
     """Return the HTTP answer of a synchronous cutout."""
     if cut_made is None:
         return Response(status_code=204)
     if isinstance(cut_made, Pending):
         return text_failure(
-            TransientFault(
+            TransientFaultError(
                 f"the difference image of {order.image.request().describe()} "
                 "is still being recreated; ask again shortly"
             )
@@ -297,15 +309,13 @@ def cut_response(cut_made: Cut | Pending | None, order: CutoutOrder) -> Response
     )
 
 
+@in_text
 async def cutout_sync(request: Request) -> Response:
     """Answer one synchronous cutout; see the route's description."""
-    try:
-        services: Services = request.app.state.services
-        params = await read_params(request)
-        (order,) = parse_orders(params, services.settings, sync=True)
-        made = await cut(services.regions, order)
-    except Exception as error:  # every failure is text/plain with a prefix
-        return text_failure(error)
+    services: Services = request.app.state.services
+    params = await read_params(request)
+    (order,) = parse_orders(params, services.settings, sync=True)
+    made = await cut(services.regions, order)
     return cut_response(made, order)
 
 
@@ -322,8 +332,8 @@ _SYNC_DESCRIPTION = (
     "POLYGON), in degrees. CUTOUTDETAIL: Image, MaskedImage or Exposure "
     "(default). RESPONSEFORMAT: application/fits (default) or image/png. "
     "A stencil is clipped at the detector's edges; one that misses it is "
-    "204. Errors are text/plain: UsageError, MultiValuedParamNotSupported, "
-    "NotFoundFault, TransientFault (503, Retry-After)."
+    "204. Errors are text/plain: UsageError, MultiValuedParamError, "
+    "NotFoundFaultError, TransientFaultError (503, Retry-After)."
 )
 
 for _method in ("GET", "POST"):

@@ -19,12 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recreate.cutout_png import strip
 from recreate.cutouts import Stamp, cutout_image, stamp_series_fits
 from recreate.discovery import ImageFootprint
-from recreate.errors import DataNotFoundError, InvalidRequestError, RecreateError
+from recreate.errors import (
+    DataNotFoundError,
+    InvalidRequestError,
+    RecreateError,
+)
 from recreate.formats import get_format
 from workers.ivoa.jobs import COMPLETED, Progress, Work
 from workers.models import ProductRequest
@@ -62,13 +66,27 @@ class StampsRequest(BaseModel):
     limit: int | None = Field(None, ge=1, description="At most this many.")
     instrument: str | None = None
 
+    @model_validator(mode="after")
+    def _ordered_times(self) -> StampsRequest:
+        """Refuse a time range that ends before it starts."""
+        if (
+            self.time_min is not None
+            and self.time_max is not None
+            and self.time_min > self.time_max
+        ):
+            msg = f"time_min {self.time_min} is after time_max {self.time_max}"
+            raise ValueError(msg)
+        return self
+
 
 class StampJobModel(BaseModel):
     """A light curve's job: its state, progress and results."""
 
     id: str
-    phase: str = Field(description="PENDING, QUEUED, EXECUTING, COMPLETED, "
-                       "ERROR or ABORTED (UWS's phases).")  # fmt: skip
+    phase: str = Field(
+        description="PENDING, QUEUED, EXECUTING, COMPLETED, "
+        "ERROR or ABORTED (UWS's phases)."
+    )
     url: str
     progress: dict[str, int] = Field(description="done and total epochs.")
     epochs: list[dict[str, Any]] = Field(
@@ -94,14 +112,23 @@ def select_epochs(
     """Return the epochs of a light curve: in its time range, by time."""
     epochs = []
     for f in footprints:
-        mjd = None if f.t_min is None or f.t_max is None else (f.t_min + f.t_max) / 2
+        mjd = (
+            None
+            if f.t_min is None or f.t_max is None
+            else (f.t_min + f.t_max) / 2
+        )
         if body.time_min is not None and (mjd is None or mjd < body.time_min):
             continue
         if body.time_max is not None and (mjd is None or mjd > body.time_max):
             continue
         epochs.append(
-            {"visit": f.visit, "detector": f.detector, "band": f.band, "mjd": mjd,
-             "instrument": f.instrument}  # fmt: skip
+            {
+                "visit": f.visit,
+                "detector": f.detector,
+                "band": f.band,
+                "mjd": mjd,
+                "instrument": f.instrument,
+            }
         )
     return epochs[:limit]
 
@@ -124,13 +151,16 @@ def stamps_work(
             async with gate:
                 try:
                     data = await stamp_bytes(regions, epoch, body)
-                except Exception as error:  # one epoch fails, others go on
+                except Exception as error:  # noqa: BLE001 - others go on
                     failed.append({**_key(epoch), **_failure(error)})
                 else:
                     made[index] = Stamp(
-                        epoch["visit"], epoch["detector"], epoch["band"],
-                        epoch["mjd"], data,
-                    )  # fmt: skip
+                        epoch["visit"],
+                        epoch["detector"],
+                        epoch["band"],
+                        epoch["mjd"],
+                        data,
+                    )
                 await progress.advance(failed=failed)
 
         await asyncio.gather(*(one(i, e) for i, e in enumerate(epochs)))
@@ -143,7 +173,9 @@ def stamps_work(
     return work
 
 
-def series_files(stamps: list[Stamp], body: StampsRequest) -> tuple[bytes, bytes]:
+def series_files(
+    stamps: list[Stamp], body: StampsRequest
+) -> tuple[bytes, bytes]:
     """Return the multi-extension FITS and the PNG strip of stamps."""
     fits_bytes = stamp_series_fits(stamps, body.ra, body.dec, body.size)
     png_bytes = strip([cutout_image(s.data) for s in stamps], body.size)
@@ -155,10 +187,15 @@ async def stamp_bytes(
 ) -> bytes:
     """Return one epoch's stamp (its region, in the DP1 layout)."""
     request = ProductRequest(
-        epoch["visit"], epoch["detector"], epoch["instrument"], get_format("dp1")
+        epoch["visit"],
+        epoch["detector"],
+        epoch["instrument"],
+        get_format("dp1"),
     )
     geometry = await regions.geometry(request)
-    box = clip_box(box_around(geometry, body.ra, body.dec, body.size), geometry)
+    box = clip_box(
+        box_around(geometry, body.ra, body.dec, body.size), geometry
+    )
     if box.empty:
         raise InvalidRequestError(
             f"({body.ra}, {body.dec}) is off {request.describe()}"
@@ -205,7 +242,9 @@ async def _record(services: Services, job_id: str) -> dict[str, Any]:
     if job_id.startswith(f"{KIND}-"):
         record = await services.async_jobs.get(job_id)
     if record is None:
-        raise DataNotFoundError(f"no light curve {job_id!r} (unknown or expired)")
+        raise DataNotFoundError(
+            f"no light curve {job_id!r} (unknown or expired)"
+        )
     return record
 
 
@@ -215,11 +254,8 @@ async def create_stamps(request: Request, body: StampsRequest) -> JSONResponse:
     settings = services.settings
     if body.size > settings.stamp_max_size:
         raise InvalidRequestError(
-            f"size {body.size} is over the largest stamp, {settings.stamp_max_size}"
-        )
-    if None not in (body.time_min, body.time_max) and body.time_min > body.time_max:  # type: ignore[operator]
-        raise InvalidRequestError(
-            f"time_min {body.time_min} is after time_max {body.time_max}"
+            f"size {body.size} is over the largest stamp, "
+            f"{settings.stamp_max_size}"
         )
     footprints = await asyncio.to_thread(
         services.butler.covering,
@@ -228,13 +264,17 @@ async def create_stamps(request: Request, body: StampsRequest) -> JSONResponse:
         instrument=body.instrument or settings.instrument,
         bands=[body.band] if body.band else [],
     )
-    limit = min(body.limit or settings.stamp_max_epochs, settings.stamp_max_epochs)
+    limit = min(
+        body.limit or settings.stamp_max_epochs, settings.stamp_max_epochs
+    )
     epochs = select_epochs(footprints, body, limit)
     if not epochs:
+        where = f" in band {body.band!r}" if body.band else ""
+        if body.time_min is not None or body.time_max is not None:
+            where += " in the time range"
         raise DataNotFoundError(
-            f"no recreatable difference image covers ({body.ra}, {body.dec})"
-            + (f" in band {body.band!r}" if body.band else "")
-            + " in the time range" * (body.time_min is not None or body.time_max is not None)
+            "no recreatable difference image covers "
+            f"({body.ra}, {body.dec}){where}"
         )
     runner = services.async_jobs
     record = await runner.create(
@@ -272,7 +312,9 @@ async def get_stamp_file(request: Request, job_id: str, name: str) -> Response:
     services = _services(request)
     record = await _record(services, job_id)
     if name not in RESULTS:
-        raise DataNotFoundError(f"a light curve has no {name!r}; ask for fits or png")
+        raise DataNotFoundError(
+            f"a light curve has no {name!r}; ask for fits or png"
+        )
     if record["phase"] != COMPLETED:
         raise DataNotFoundError(
             f"light curve {job_id} is not finished (phase {record['phase']})"
@@ -288,7 +330,9 @@ async def get_stamp_file(request: Request, job_id: str, name: str) -> Response:
     )
 
 
-async def _remake(services: Services, record: dict[str, Any], name: str) -> bytes:
+async def _remake(
+    services: Services, record: dict[str, Any], name: str
+) -> bytes:
     """Make a light curve's file again (the cache lost it)."""
     body = StampsRequest(**record["parameters"])
     failed = {(f["visit"], f["detector"]) for f in record.get("failed", [])}
@@ -298,7 +342,13 @@ async def _remake(services: Services, record: dict[str, Any], name: str) -> byte
             continue
         data = await stamp_bytes(services.regions, epoch, body)
         stamps.append(
-            Stamp(epoch["visit"], epoch["detector"], epoch["band"], epoch["mjd"], data)
+            Stamp(
+                epoch["visit"],
+                epoch["detector"],
+                epoch["band"],
+                epoch["mjd"],
+                data,
+            )
         )
     fits_bytes, png_bytes = await asyncio.to_thread(series_files, stamps, body)
     return fits_bytes if name == "fits" else png_bytes

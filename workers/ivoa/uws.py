@@ -15,14 +15,13 @@ the job (``WAIT``/``PHASE`` block), ``phase`` (``RUN``, ``ABORT``),
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import quoteattr
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
-from workers.ivoa.answers import text_failure
+from workers.ivoa.answers import in_text
 from workers.ivoa.jobs import (
     FINAL,
     PENDING,
@@ -32,13 +31,20 @@ from workers.ivoa.jobs import (
     Work,
 )
 from workers.ivoa.params import (
-    NotFoundFault,
-    Params,
+    NotFoundFaultError,
     UsageError,
     read_params,
     single,
 )
 from workers.ivoa.soda import CutoutOrder, cut, parse_orders
+from workers.ivoa.uws_xml import (
+    NAMESPACES,
+    XML_HEAD,
+    field_text,
+    job_document,
+    parameters_xml,
+    results_xml,
+)
 from workers.products import Pending
 from workers.regions import RegionService
 
@@ -86,8 +92,10 @@ def soda_work(
 async def cut_waiting(
     regions: RegionService, order: CutoutOrder
 ) -> bytes | None:
-    """Make one cutout, waiting out a recreation that outlives the sync
-    timeout (the job has its own execution duration)."""
+    """Make one cutout, waiting out a recreation past the sync timeout.
+
+    The job has its own execution duration, which bounds the wait.
+    """
     while True:
         made = await cut(regions, order)
         if not isinstance(made, Pending):
@@ -95,22 +103,20 @@ async def cut_waiting(
         await asyncio.sleep(PENDING_RETRY_SECONDS)
 
 
+@in_text
 async def create_job(request: Request) -> Response:
     """Create a SODA job; see the route's description."""
-    try:
-        services = _services(request)
-        params = await read_params(request)
-        orders = parse_orders(params, services.settings, sync=False)
-        phase = (single(params, "PHASE") or "").upper()
-        if phase not in ("", "RUN"):
-            raise UsageError(f"PHASE {phase!r} at creation: only RUN")
-        kept = {k: v for k, v in params.items() if k not in ("PHASE",)}
-        runner = services.async_jobs
-        record = await runner.create(KIND, kept, run_id=single(params, "RUNID"))
-        if phase == "RUN":
-            await _run(services, runner, record["id"], orders)
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
+    services = _services(request)
+    params = await read_params(request)
+    orders = parse_orders(params, services.settings, sync=False)
+    phase = (single(params, "PHASE") or "").upper()
+    if phase not in ("", "RUN"):
+        raise UsageError(f"PHASE {phase!r} at creation: only RUN")
+    kept = {k: v for k, v in params.items() if k != "PHASE"}
+    runner = services.async_jobs
+    record = await runner.create(KIND, kept, run_id=single(params, "RUNID"))
+    if phase == "RUN":
+        await _run(services, runner, record["id"], orders)
     return RedirectResponse(_job_url(request, record["id"]), status_code=303)
 
 
@@ -122,7 +128,9 @@ async def _run(
 ) -> None:
     """Start a job's run."""
     concurrency = services.settings.cutout_job_concurrency
-    await runner.start(job_id, soda_work(services.regions, orders, concurrency))
+    await runner.start(
+        job_id, soda_work(services.regions, orders, concurrency)
+    )
 
 
 def _job_url(request: Request, job_id: str) -> str:
@@ -130,57 +138,55 @@ def _job_url(request: Request, job_id: str) -> str:
 
 
 async def _record(services: Services, job_id: str) -> dict[str, Any]:
-    """Return a SODA job's record, or NotFoundFault naming it."""
+    """Return a SODA job's record, or NotFoundFaultError naming it."""
     record = None
     if job_id.startswith(f"{KIND}-"):
         record = await services.async_jobs.get(job_id)
     if record is None:
-        raise NotFoundFault(f"no cutout job {job_id!r} (unknown or expired)")
+        raise NotFoundFaultError(
+            f"no cutout job {job_id!r} (unknown or expired)"
+        )
     return record
 
 
+@in_text
 async def list_jobs(request: Request) -> Response:
     """List SODA jobs (optionally only some PHASEs)."""
-    try:
-        services = _services(request)
-        params = await read_params(request)
-        phases = {p.upper() for p in params.get("PHASE", [])}
-        unknown = phases - set(PHASES)
-        if unknown:
-            raise UsageError(f"unknown PHASE {sorted(unknown)}")
-        ids = await services.async_jobs.ids(KIND)
-        records = [r for i in ids if (r := await services.async_jobs.get(i))]
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
+    services = _services(request)
+    params = await read_params(request)
+    phases = {p.upper() for p in params.get("PHASE", [])}
+    unknown = phases - set(PHASES)
+    if unknown:
+        raise UsageError(f"unknown PHASE {sorted(unknown)}")
+    ids = await services.async_jobs.ids(KIND)
+    records = [r for i in ids if (r := await services.async_jobs.get(i))]
     refs = "".join(
-        f'<uws:jobref id={quoteattr(r["id"])} xlink:href='
+        f"<uws:jobref id={quoteattr(r['id'])} xlink:href="
         f"{quoteattr(_job_url(request, r['id']))}>"
         f"<uws:phase>{r['phase']}</uws:phase></uws:jobref>"
         for r in records
         if not phases or r["phase"] in phases
     )
-    return Response(
-        f'{_XML_HEAD}<uws:jobs {_NAMESPACES} version="1.1">{refs}</uws:jobs>\n',
-        media_type=XML,
-    )
+    jobs = f'<uws:jobs {NAMESPACES} version="1.1">{refs}</uws:jobs>'
+    return Response(f"{XML_HEAD}{jobs}\n", media_type=XML)
 
 
+@in_text
 async def get_job(request: Request, job_id: str) -> Response:
     """Return a job (blocking up to WAIT seconds while in PHASE)."""
-    try:
-        services = _services(request)
-        params = await read_params(request)
-        record = await _record(services, job_id)
-        wait = single(params, "WAIT")
-        if wait is not None:
-            seconds = _wait_seconds(wait, services.settings.uws_max_wait_seconds)
-            phase = (single(params, "PHASE") or "").upper() or None
-            record = (
-                await services.async_jobs.wait(job_id, phase, seconds) or record
-            )
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
-    return Response(job_document(request, record), media_type=XML)
+    services = _services(request)
+    params = await read_params(request)
+    record = await _record(services, job_id)
+    wait = single(params, "WAIT")
+    if wait is not None:
+        seconds = _wait_seconds(wait, services.settings.uws_max_wait_seconds)
+        phase = (single(params, "PHASE") or "").upper() or None
+        record = (
+            await services.async_jobs.wait(job_id, phase, seconds) or record
+        )
+    return Response(
+        job_document(_job_url(request, record["id"]), record), media_type=XML
+    )
 
 
 def _wait_seconds(raw: str, limit: float) -> float:
@@ -188,223 +194,123 @@ def _wait_seconds(raw: str, limit: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise UsageError(f"WAIT must be a number of seconds, got {raw!r}") from None
+        raise UsageError(
+            f"WAIT must be a number of seconds, got {raw!r}"
+        ) from None
     return limit if value < 0 else min(value, limit)
 
 
+@in_text
 async def post_job(request: Request, job_id: str) -> Response:
     """ACTION=DELETE on the job resource (for clients without DELETE)."""
-    try:
-        params = await read_params(request)
-        action = (single(params, "ACTION") or "").upper()
-        if action != "DELETE":
-            raise UsageError(f"ACTION must be DELETE, got {action!r}")
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
+    params = await read_params(request)
+    action = (single(params, "ACTION") or "").upper()
+    if action != "DELETE":
+        raise UsageError(f"ACTION must be DELETE, got {action!r}")
     return await delete_job(request, job_id)
 
 
+@in_text
 async def delete_job(request: Request, job_id: str) -> Response:
     """Delete a job; 303 to the job list."""
-    try:
-        services = _services(request)
-        await _record(services, job_id)
-        await services.async_jobs.delete(job_id)
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
+    services = _services(request)
+    await _record(services, job_id)
+    await services.async_jobs.delete(job_id)
     url = str(request.base_url).rstrip("/") + PREFIX
     return RedirectResponse(url, status_code=303)
 
 
+@in_text
 async def get_phase(request: Request, job_id: str) -> Response:
     """Return a job's phase as text."""
-    try:
-        record = await _record(_services(request), job_id)
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
+    record = await _record(_services(request), job_id)
     return Response(record["phase"], media_type="text/plain")
 
 
+@in_text
 async def post_phase(request: Request, job_id: str) -> Response:
     """PHASE=RUN starts a PENDING job; PHASE=ABORT stops it."""
-    try:
-        services = _services(request)
-        params = await read_params(request)
-        record = await _record(services, job_id)
-        phase = (single(params, "PHASE") or "").upper()
-        if phase == "RUN":
-            if record["phase"] == PENDING:
-                orders = parse_orders(
-                    record["parameters"], services.settings, sync=False
-                )
-                await _run(services, services.async_jobs, job_id, orders)
-        elif phase == "ABORT":
-            if record["phase"] not in FINAL:
-                await services.async_jobs.abort(job_id)
-        else:
-            raise UsageError(f"PHASE must be RUN or ABORT, got {phase!r}")
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
+    services = _services(request)
+    params = await read_params(request)
+    record = await _record(services, job_id)
+    phase = (single(params, "PHASE") or "").upper()
+    if phase == "RUN":
+        if record["phase"] == PENDING:
+            orders = parse_orders(
+                record["parameters"], services.settings, sync=False
+            )
+            await _run(services, services.async_jobs, job_id, orders)
+    elif phase == "ABORT":
+        if record["phase"] not in FINAL:
+            await services.async_jobs.abort(job_id)
+    else:
+        raise UsageError(f"PHASE must be RUN or ABORT, got {phase!r}")
     return RedirectResponse(_job_url(request, job_id), status_code=303)
 
 
+@in_text
 async def get_results(request: Request, job_id: str) -> Response:
     """Return a job's results list."""
-    try:
-        record = await _record(_services(request), job_id)
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
-    body = _results_xml(request, record)
-    return Response(
-        f"{_XML_HEAD}{body.replace('<uws:results>', f'<uws:results {_NAMESPACES}>', 1)}\n",
-        media_type=XML,
-    )
+    record = await _record(_services(request), job_id)
+    body = results_xml(_job_url(request, record["id"]), record, root=True)
+    return Response(f"{XML_HEAD}{body}\n", media_type=XML)
 
 
-async def get_result(request: Request, job_id: str, result_id: str) -> Response:
+@in_text
+async def get_result(
+    request: Request, job_id: str, result_id: str
+) -> Response:
     """Return one result's bytes (made again if the cache lost them)."""
-    try:
-        services = _services(request)
-        record = await _record(services, job_id)
-        entry = next(
-            (r for r in record.get("results", []) if r["id"] == result_id), None
+    services = _services(request)
+    record = await _record(services, job_id)
+    entry = next(
+        (r for r in record.get("results", []) if r["id"] == result_id),
+        None,
+    )
+    if entry is None:
+        raise NotFoundFaultError(f"job {job_id} has no result {result_id!r}")
+    if entry["empty"]:
+        return Response(status_code=204)
+    data = await services.async_jobs.result(job_id, result_id)
+    if data is None:
+        orders = parse_orders(
+            record["parameters"], services.settings, sync=False
         )
-        if entry is None:
-            raise NotFoundFault(f"job {job_id} has no result {result_id!r}")
-        if entry["empty"]:
-            return Response(status_code=204)
-        data = await services.async_jobs.result(job_id, result_id)
-        if data is None:
-            orders = parse_orders(record["parameters"], services.settings, sync=False)
-            data = await cut_waiting(services.regions, orders[int(result_id)])
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
+        data = await cut_waiting(services.regions, orders[int(result_id)])
     if data is None:
         return Response(status_code=204)
     return Response(data, media_type=entry["media_type"])
 
 
+@in_text
 async def get_error(request: Request, job_id: str) -> Response:
     """Return a failed job's error as text."""
-    try:
-        record = await _record(_services(request), job_id)
-        if not record.get("error"):
-            raise NotFoundFault(f"job {job_id} has no error")
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
+    record = await _record(_services(request), job_id)
+    if not record.get("error"):
+        raise NotFoundFaultError(f"job {job_id} has no error")
     error = record["error"]
-    return Response(f"{error['prefix']}: {error['message']}\n", media_type="text/plain")
+    return Response(
+        f"{error['prefix']}: {error['message']}\n", media_type="text/plain"
+    )
 
 
+@in_text
 async def get_parameters(request: Request, job_id: str) -> Response:
     """Return a job's parameters."""
-    try:
-        record = await _record(_services(request), job_id)
-    except Exception as error:  # every failure is text/plain
-        return text_failure(error)
-    body = _parameters_xml(record["parameters"]).replace(
-        "<uws:parameters>", f"<uws:parameters {_NAMESPACES}>", 1
-    )
-    return Response(f"{_XML_HEAD}{body}\n", media_type=XML)
+    record = await _record(_services(request), job_id)
+    body = parameters_xml(record["parameters"], root=True)
+    return Response(f"{XML_HEAD}{body}\n", media_type=XML)
 
 
 def _text_field(name: str) -> Any:
     """Return a handler answering one of a job's fields as text."""
 
+    @in_text
     async def handler(request: Request, job_id: str) -> Response:
-        try:
-            record = await _record(_services(request), job_id)
-        except Exception as error:  # every failure is text/plain
-            return text_failure(error)
-        return Response(_field_text(record, name), media_type="text/plain")
+        record = await _record(_services(request), job_id)
+        return Response(field_text(record, name), media_type="text/plain")
 
     return handler
-
-
-def _field_text(record: dict[str, Any], name: str) -> str:
-    """Return a job's executionduration, destruction, owner or quote."""
-    if name == "executionduration":
-        return str(int(record["execution_duration"]))
-    if name == "destruction":
-        return _iso(record["destruction"])
-    return ""
-
-
-# --------------------------------------------------------------------------
-# UWS 1.1 XML
-# --------------------------------------------------------------------------
-
-_XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
-_NAMESPACES = (
-    'xmlns:uws="http://www.ivoa.net/xml/UWS/v1.0" '
-    'xmlns:xlink="http://www.w3.org/1999/xlink" '
-    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
-)
-
-
-def _iso(timestamp: float | None) -> str:
-    """Return a UTC timestamp as ISO 8601 (empty for None)."""
-    if timestamp is None:
-        return ""
-    moment = dt.datetime.fromtimestamp(float(timestamp), tz=dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _timed(tag: str, timestamp: float | None) -> str:
-    if timestamp is None:
-        return f'<uws:{tag} xsi:nil="true"/>'
-    return f"<uws:{tag}>{_iso(timestamp)}</uws:{tag}>"
-
-
-def _parameters_xml(parameters: Params) -> str:
-    items = "".join(
-        f"<uws:parameter id={quoteattr(name)}>{escape(value)}</uws:parameter>"
-        for name, values in sorted(parameters.items())
-        for value in values
-    )
-    return f"<uws:parameters>{items}</uws:parameters>"
-
-
-def _results_xml(request: Request, record: dict[str, Any]) -> str:
-    base = _job_url(request, record["id"])
-    items = "".join(
-        f"<uws:result id={quoteattr(r['id'])} "
-        f"xlink:href={quoteattr(f'{base}/results/{r["id"]}')} "
-        f"mime-type={quoteattr(r['media_type'])} size=\"{r['size']}\"/>"
-        for r in record.get("results", [])
-    )
-    return f"<uws:results>{items}</uws:results>"
-
-
-def job_document(request: Request, record: dict[str, Any]) -> str:
-    """Return a job's UWS 1.1 document."""
-    run_id = record.get("run_id")
-    error = record.get("error")
-    parts = [
-        f'{_XML_HEAD}<uws:job {_NAMESPACES} version="1.1">',
-        f"<uws:jobId>{escape(record['id'])}</uws:jobId>",
-        f"<uws:runId>{escape(run_id)}</uws:runId>" if run_id else "",
-        '<uws:ownerId xsi:nil="true"/>',
-        f"<uws:phase>{record['phase']}</uws:phase>",
-        '<uws:quote xsi:nil="true"/>',
-        _timed("creationTime", record.get("creation_time")),
-        _timed("startTime", record.get("start_time")),
-        _timed("endTime", record.get("end_time")),
-        f"<uws:executionDuration>{int(record['execution_duration'])}"
-        "</uws:executionDuration>",
-        _timed("destruction", record.get("destruction")),
-        _parameters_xml(record["parameters"]),
-        _results_xml(request, record),
-    ]
-    if error:
-        kind = "transient" if error["prefix"] == "TransientFault" else "fatal"
-        parts.append(
-            f'<uws:errorSummary type="{kind}" hasDetail="true"><uws:message>'
-            f"{escape(error['prefix'] + ': ' + error['message'])}"
-            "</uws:message></uws:errorSummary>"
-        )
-    parts.append("</uws:job>\n")
-    return "".join(parts)
 
 
 # --------------------------------------------------------------------------
@@ -418,7 +324,9 @@ _CREATE = (
 )
 
 
-def _route(path: str, handler: Any, method: str, summary: str, op: str) -> None:
+def _route(
+    path: str, handler: Any, method: str, summary: str, op: str
+) -> None:
     router.add_api_route(
         f"{PREFIX}{path}",
         handler,
@@ -442,11 +350,41 @@ router.add_api_route(
 )
 _route("", list_jobs, "GET", "List SODA cutout jobs", "cutout_jobs_list")
 _route("/{job_id}", get_job, "GET", "Get a SODA cutout job", "cutout_job_get")
-_route("/{job_id}", post_job, "POST", "Delete a job (ACTION=DELETE)", "cutout_job_post")
-_route("/{job_id}", delete_job, "DELETE", "Delete a SODA cutout job", "cutout_job_delete")
-_route("/{job_id}/phase", get_phase, "GET", "Get a job's phase", "cutout_job_phase")
-_route("/{job_id}/phase", post_phase, "POST", "Run or abort a job", "cutout_job_phase_post")
-_route("/{job_id}/results", get_results, "GET", "Get a job's results", "cutout_job_results")
+_route(
+    "/{job_id}",
+    post_job,
+    "POST",
+    "Delete a job (ACTION=DELETE)",
+    "cutout_job_post",
+)
+_route(
+    "/{job_id}",
+    delete_job,
+    "DELETE",
+    "Delete a SODA cutout job",
+    "cutout_job_delete",
+)
+_route(
+    "/{job_id}/phase",
+    get_phase,
+    "GET",
+    "Get a job's phase",
+    "cutout_job_phase",
+)
+_route(
+    "/{job_id}/phase",
+    post_phase,
+    "POST",
+    "Run or abort a job",
+    "cutout_job_phase_post",
+)
+_route(
+    "/{job_id}/results",
+    get_results,
+    "GET",
+    "Get a job's results",
+    "cutout_job_results",
+)
 _route(
     "/{job_id}/results/{result_id}",
     get_result,
@@ -454,9 +392,25 @@ _route(
     "Get one result of a job",
     "cutout_job_result",
 )
-_route("/{job_id}/error", get_error, "GET", "Get a job's error", "cutout_job_error")
-_route("/{job_id}/parameters", get_parameters, "GET", "Get a job's parameters",
-       "cutout_job_parameters")  # fmt: skip
+_route(
+    "/{job_id}/error",
+    get_error,
+    "GET",
+    "Get a job's error",
+    "cutout_job_error",
+)
+_route(
+    "/{job_id}/parameters",
+    get_parameters,
+    "GET",
+    "Get a job's parameters",
+    "cutout_job_parameters",
+)
 for _name in ("executionduration", "destruction", "owner", "quote"):
-    _route(f"/{{job_id}}/{_name}", _text_field(_name), "GET",
-           f"Get a job's {_name}", f"cutout_job_{_name}")  # fmt: skip
+    _route(
+        f"/{{job_id}}/{_name}",
+        _text_field(_name),
+        "GET",
+        f"Get a job's {_name}",
+        f"cutout_job_{_name}",
+    )

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 
 XML = "text/xml"
 
+_CAPABILITIES_ROOT = (
+    "<vosi:capabilities "
+    'xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" '
+    'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1">'
+)
+
 
 @dataclass(frozen=True)
 class Capability:
@@ -36,7 +44,9 @@ class Capability:
     version: str | None = None
 
 
-def capabilities_document(base: str, capabilities: Sequence[Capability]) -> str:
+def capabilities_document(
+    base: str, capabilities: Sequence[Capability]
+) -> str:
     """Return a VOSI capabilities document for services under ``base``."""
     every = [
         Capability("ivo://ivoa.net/std/VOSI#capabilities", "/capabilities"),
@@ -45,11 +55,7 @@ def capabilities_document(base: str, capabilities: Sequence[Capability]) -> str:
     ]
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        '<vosi:capabilities '
-        'xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" '
-        'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1">',
+        _CAPABILITIES_ROOT,
     ]
     for capability in every:
         version = (

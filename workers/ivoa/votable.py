@@ -143,11 +143,14 @@ class ServiceDescriptor:
 
     def xml(self) -> str:
         """Return the ``meta`` RESOURCE of the descriptor."""
+        identifier = quoteattr(self.id)
         parts = [
-            f'<RESOURCE type="meta" utype="adhoc:service" ID={quoteattr(self.id)}>'
+            f'<RESOURCE type="meta" utype="adhoc:service" ID={identifier}>'
         ]
         if self.description:
-            parts.append(f"<DESCRIPTION>{escape(self.description)}</DESCRIPTION>")
+            parts.append(
+                f"<DESCRIPTION>{escape(self.description)}</DESCRIPTION>"
+            )
         parts.append(Param("standardID", value=self.standard_id).xml())
         parts.append(Param("accessURL", value=self.access_url).xml())
         parts.append('<GROUP name="inputParams">')
@@ -204,7 +207,7 @@ def results_document(
 def error_document(message: str) -> str:
     """Return a VOTable that reports a failed request (DALI 1.1 5.2)."""
     return (
-        f"{_HEAD}<RESOURCE type=\"results\">"
+        f'{_HEAD}<RESOURCE type="results">'
         f'<INFO name="QUERY_STATUS" value="ERROR">{escape(message)}</INFO>'
         "</RESOURCE></VOTABLE>\n"
     )

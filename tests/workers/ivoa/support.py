@@ -16,7 +16,9 @@ def votable(response):
 
 def table(response):
     """Return the first table of a strictly parsed VOTable response."""
-    return votable(response).get_first_table().to_table(use_names_over_ids=True)
+    return (
+        votable(response).get_first_table().to_table(use_names_over_ids=True)
+    )
 
 
 def query_status(response) -> tuple[str, str]:

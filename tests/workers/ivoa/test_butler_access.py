@@ -38,17 +38,29 @@ def test_butler_get_reads_a_recreated_image(
 
     visit, detector = full_key
     status = register(
-        registry_copy, api_url, "--flavour", "dp2", "--run", "virtual/dp2",
-        "--visits", str(visit),
-    )  # fmt: skip
+        registry_copy,
+        api_url,
+        "--flavour",
+        "dp2",
+        "--run",
+        "virtual/dp2",
+        "--visits",
+        str(visit),
+    )
     assert status == 0
     assert "registered 9 difference_image datasets" in capsys.readouterr().out
     # Registering checked every location with a HEAD: nothing recreated.
     assert redis_is_empty(cache_redis)
-    butler = Butler.from_config(str(registry_copy), collections=["virtual/dp2"])
+    butler = Butler.from_config(
+        str(registry_copy), collections=["virtual/dp2"]
+    )
     dataset_type = butler.get_dataset_type(DATASET_TYPE)
     assert dataset_type.storageClass_name == "DifferenceImage"
-    assert set(dataset_type.dimensions.required) == {"instrument", "visit", "detector"}
+    assert set(dataset_type.dimensions.required) == {
+        "instrument",
+        "visit",
+        "detector",
+    }
     uri = butler.getURI(DATASET_TYPE, visit=visit, detector=detector)
     assert str(uri) == (
         f"{api_url}/api/butler/lsst-images/{visit}/{detector}.fits"
@@ -56,10 +68,23 @@ def test_butler_get_reads_a_recreated_image(
     image = butler.get(DATASET_TYPE, visit=visit, detector=detector)
     assert type(image).__name__ == "DifferenceImage"
     dp1 = http.get(f"/api/v1/diffims/{visit}/{detector}")
-    np.testing.assert_array_equal(image.image.array, planes(dp1.content)["IMAGE"])
+    np.testing.assert_array_equal(
+        image.image.array, planes(dp1.content)["IMAGE"]
+    )
     # Registering again adds nothing; another flavour conflicts by name.
-    assert register(registry_copy, api_url, "--flavour", "dp2",
-                    "--run", "virtual/dp2", "--visits", str(visit)) == 0  # fmt: skip
+    assert (
+        register(
+            registry_copy,
+            api_url,
+            "--flavour",
+            "dp2",
+            "--run",
+            "virtual/dp2",
+            "--visits",
+            str(visit),
+        )
+        == 0
+    )
     assert "registered 0" in capsys.readouterr().out
     assert register(registry_copy, api_url, "--flavour", "dp1") == 2
     assert "already registered" in capsys.readouterr().err
@@ -76,7 +101,9 @@ def test_dp1_datasets_point_at_the_product(
     butler = Butler.from_config(
         str(registry_copy), collections=["recreate/difference_image"]
     )
-    assert butler.get_dataset_type(DATASET_TYPE).storageClass_name == "ExposureF"
+    assert (
+        butler.get_dataset_type(DATASET_TYPE).storageClass_name == "ExposureF"
+    )
     uri = butler.getURI(DATASET_TYPE, visit=visit, detector=detector)
     # What a Rubin stack's Butler reads with afw's formatter is the product.
     product = http.get(f"/api/v1/diffims/{visit}/{detector}").content

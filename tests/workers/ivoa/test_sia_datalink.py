@@ -39,12 +39,16 @@ def test_pyvo_finds_follows_and_cuts(api_url, http, full_key, footprints):
     first = next(f for f in footprints if (f.visit, f.detector) == full_key)
     ra, dec = first.centre
     results = service.search(pos=(ra, dec, 0.001))
-    rows = {(int(r["lsst_visit"]), int(r["lsst_detector"])): r for r in results}
+    rows = {
+        (int(r["lsst_visit"]), int(r["lsst_detector"])): r for r in results
+    }
     assert full_key in rows
     record = rows[full_key]
     assert record["calib_level"] == 3
     assert record["dataproduct_subtype"] == "lsst.difference_image"
-    assert record["access_format"] == "application/x-votable+xml;content=datalink"
+    assert (
+        record["access_format"] == "application/x-votable+xml;content=datalink"
+    )
     links = record.getdatalink()
     by_semantics = {}
     for link in links:
@@ -62,7 +66,10 @@ def test_pyvo_finds_follows_and_cuts(api_url, http, full_key, footprints):
     full = http.get(f"/api/v1/diffims/{visit}/{detector}").content
     response = http.get(
         "/api/cutout/sync",
-        params={"ID": record["obs_publisher_did"], "CIRCLE": f"{ra} {dec} {3 / 3600}"},
+        params={
+            "ID": record["obs_publisher_did"],
+            "CIRCLE": f"{ra} {dec} {3 / 3600}",
+        },
     )
     assert response.content == data
     expected = product_window(full, box_of(response), xy0_of(full))
@@ -71,10 +78,14 @@ def test_pyvo_finds_follows_and_cuts(api_url, http, full_key, footprints):
         assert plane.tobytes() == expected[name].tobytes()
 
 
-def test_sia_rows_are_obscore_rows_of_recreatable_images(http, footprints, ci_repo):
+def test_sia_rows_are_obscore_rows_of_recreatable_images(
+    http, footprints, ci_repo
+):
     response = http.get(SIA)
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("application/x-votable+xml")
+    assert response.headers["content-type"].startswith(
+        "application/x-votable+xml"
+    )
     rows = table(response)
     keys = {(int(r["lsst_visit"]), int(r["lsst_detector"])) for r in rows}
     assert keys == {(f.visit, f.detector) for f in footprints}
@@ -84,7 +95,9 @@ def test_sia_rows_are_obscore_rows_of_recreatable_images(http, footprints, ci_re
         find_inputs(butler, int(row["lsst_visit"]), int(row["lsst_detector"]))
     row = rows[0]
     assert row["dataproduct_type"] == "image"
-    assert row["obs_publisher_did"] == ivo_id(row["lsst_visit"], row["lsst_detector"])
+    assert row["obs_publisher_did"] == ivo_id(
+        row["lsst_visit"], row["lsst_detector"]
+    )
     assert row["em_min"] == pytest.approx(552e-9)
     assert row["t_max"] > row["t_min"] > 60000
     assert len(row["s_region"]) == 8
@@ -118,20 +131,30 @@ def test_sia_constraints(http, params, matches):
 def test_sia_post_id_maxrec_and_shapes(http, footprints):
     first = footprints[0]
     ra, dec = first.centre
-    (x0, y0), (x1, y1) = first.vertices[0], first.vertices[2]
     by_polygon = table(
         http.post(
             SIA,
-            data={"POS": "POLYGON " + " ".join(f"{c}" for v in first.vertices for c in v)},
+            data={
+                "POS": "POLYGON "
+                + " ".join(f"{c}" for v in first.vertices for c in v)
+            },
         )
     )
-    by_circle = table(http.post(SIA, data={"pos": f"CIRCLE {ra} {dec} 0.0001"}))
+    by_circle = table(
+        http.post(SIA, data={"pos": f"CIRCLE {ra} {dec} 0.0001"})
+    )
     key = (first.visit, first.detector)
     for rows in (by_polygon, by_circle):
-        assert key in {(int(r["lsst_visit"]), int(r["lsst_detector"])) for r in rows}
+        assert key in {
+            (int(r["lsst_visit"]), int(r["lsst_detector"])) for r in rows
+        }
     one = table(http.get(SIA, params={"ID": ivo_id(*key)}))
-    assert [(int(r["lsst_visit"]), int(r["lsst_detector"])) for r in one] == [key]
-    assert len(table(http.get(SIA, params={"ID": ivo_id(*key, label="x")}))) == 0
+    assert [(int(r["lsst_visit"]), int(r["lsst_detector"])) for r in one] == [
+        key
+    ]
+    assert (
+        len(table(http.get(SIA, params={"ID": ivo_id(*key, label="x")}))) == 0
+    )
     limited = http.get(SIA, params={"MAXREC": "2"})
     assert len(table(limited)) == 2
     assert "OVERFLOW" in limited.text
@@ -142,12 +165,18 @@ def test_sia_post_id_maxrec_and_shapes(http, footprints):
     [
         ({"POS": "CIRCLE 10 20"}, "POS must be 3 numbers"),
         ({"POS": "SQUARE 1 2 3"}, "must start with CIRCLE, RANGE or POLYGON"),
-        ({"POS": "POLYGON 53 -28 53.1 -27.9 53.1 -28 53 -27.9"}, "crosses itself"),
+        (
+            {"POS": "POLYGON 53 -28 53.1 -27.9 53.1 -28 53 -27.9"},
+            "crosses itself",
+        ),
         ({"POS": "CIRCLE 10 95 1"}, "dec must be in"),
         ({"BAND": "7e-7 6e-7"}, "lower bound"),
         ({"MAXREC": "-1"}, "MAXREC must be at least 0"),
         ({"RESPONSEFORMAT": "text/csv"}, "RESPONSEFORMAT 'text/csv'"),
-        ({"RESPONSEFORMAT": ["votable", "votable"]}, "MultiValuedParamNotSupported"),
+        (
+            {"RESPONSEFORMAT": ["votable", "votable"]},
+            "MultiValuedParamNotSupported",
+        ),
     ],
 )
 def test_bad_sia_queries_are_votable_errors(
@@ -214,11 +243,16 @@ def test_datalink_rows_per_id_with_errors_as_rows(
 
 
 def test_too_many_ids_is_a_votable_error(http):
-    response = http.get(LINKS, params={"ID": [ivo_id(1, d) for d in range(101)]})
+    response = http.get(
+        LINKS, params={"ID": [ivo_id(1, d) for d in range(101)]}
+    )
     assert response.status_code == 400
     assert query_status(response) == (
         "ERROR",
         "UsageError: 101 IDs in one request; at most 100",
     )
     missing = http.get(LINKS)
-    assert query_status(missing)[1] == "UsageError: give ID (or VISIT and DETECTOR)"
+    assert (
+        query_status(missing)[1]
+        == "UsageError: give ID (or VISIT and DETECTOR)"
+    )

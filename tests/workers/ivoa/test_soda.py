@@ -78,7 +78,12 @@ def test_sync_detail_levels_formats_and_no_overlap(http, full_key, footprint):
         pixels = np.array(hdulist[0].data)
     masked = http.post(SYNC, data={**base, "cutoutdetail": "MaskedImage"})
     with fits.open(io.BytesIO(masked.content)) as hdulist:
-        assert [h.name for h in hdulist] == ["PRIMARY", "IMAGE", "MASK", "VARIANCE"]
+        assert [h.name for h in hdulist] == [
+            "PRIMARY",
+            "IMAGE",
+            "MASK",
+            "VARIANCE",
+        ]
         assert np.array(hdulist["IMAGE"].data).tobytes() == pixels.tobytes()
     png = http.get(SYNC, params={**base, "RESPONSEFORMAT": "image/png"})
     assert png.headers["content-type"] == "image/png"
@@ -95,7 +100,9 @@ def test_sync_detail_levels_formats_and_no_overlap(http, full_key, footprint):
     )
     assert by_data_id.content == image.content
     # A stencil that misses the detector: nothing to cut.
-    away = http.get(SYNC, params={"ID": ivo_id(full_key), "CIRCLE": "200 10 0.01"})
+    away = http.get(
+        SYNC, params={"ID": ivo_id(full_key), "CIRCLE": "200 10 0.01"}
+    )
     assert away.status_code == 204
     assert away.content == b""
 
@@ -105,23 +112,69 @@ def test_sync_detail_levels_formats_and_no_overlap(http, full_key, footprint):
     [
         ({"CIRCLE": "53 -28 0.01"}, 400, "UsageError: give ID"),
         ({"ID": "{id}"}, 400, "UsageError: give a stencil"),
-        ({"ID": "ivo://recreate.lsst/repo?visit=99&detector=0",
-          "CIRCLE": "53 -28 0.01"}, 404, "NotFoundFault: visit 99"),  # fmt: skip
-        ({"ID": "ivo://elsewhere/x?visit=1&detector=0",
-          "CIRCLE": "53 -28 0.01"}, 404, "NotFoundFault: ID"),  # fmt: skip
-        ({"ID": "{id}", "POS": "CIRCLE 53 -28"}, 400, "UsageError: POS must be 3"),
-        ({"ID": "{id}", "POLYGON": "53 -28 53.1 -27.9 53.1 -28 53 -27.9"},
-         400, "UsageError: POLYGON: the polygon (53 -28 53.1"),  # fmt: skip
-        ({"ID": "{id}", "CIRCLE": "53 -28 2"}, 400, "UsageError: the stencil spans 4"),
-        ({"ID": "{id}", "POS": "RANGE 0 +Inf -28 -27"}, 400, "UsageError: an open RANGE"),
-        ({"ID": "{id}", "CIRCLE": "53 -28 0.01", "RESPONSEFORMAT": "text/html"},
-         400, "UsageError: RESPONSEFORMAT 'text/html'"),  # fmt: skip
-        ({"ID": "{id}", "CIRCLE": "53 -28 0.01", "CUTOUTDETAIL": "Raw"},
-         400, "UsageError: CUTOUTDETAIL: unknown cutout detail"),  # fmt: skip
-        ({"ID": ["{id}", "{id}"], "CIRCLE": "53 -28 0.01"}, 400,
-         "MultiValuedParamNotSupported: a synchronous cutout takes one ID"),
-        ({"ID": "{id}", "CIRCLE": ["53 -28 0.01", "53 -28 0.02"]}, 400,
-         "MultiValuedParamNotSupported: a synchronous cutout takes one stencil"),
+        (
+            {
+                "ID": "ivo://recreate.lsst/repo?visit=99&detector=0",
+                "CIRCLE": "53 -28 0.01",
+            },
+            404,
+            "NotFoundFault: visit 99",
+        ),
+        (
+            {
+                "ID": "ivo://elsewhere/x?visit=1&detector=0",
+                "CIRCLE": "53 -28 0.01",
+            },
+            404,
+            "NotFoundFault: ID",
+        ),
+        (
+            {"ID": "{id}", "POS": "CIRCLE 53 -28"},
+            400,
+            "UsageError: POS must be 3",
+        ),
+        (
+            {"ID": "{id}", "POLYGON": "53 -28 53.1 -27.9 53.1 -28 53 -27.9"},
+            400,
+            "UsageError: POLYGON: the polygon (53 -28 53.1",
+        ),
+        (
+            {"ID": "{id}", "CIRCLE": "53 -28 2"},
+            400,
+            "UsageError: the stencil spans 4",
+        ),
+        (
+            {"ID": "{id}", "POS": "RANGE 0 +Inf -28 -27"},
+            400,
+            "UsageError: an open RANGE",
+        ),
+        (
+            {
+                "ID": "{id}",
+                "CIRCLE": "53 -28 0.01",
+                "RESPONSEFORMAT": "text/html",
+            },
+            400,
+            "UsageError: RESPONSEFORMAT 'text/html'",
+        ),
+        (
+            {"ID": "{id}", "CIRCLE": "53 -28 0.01", "CUTOUTDETAIL": "Raw"},
+            400,
+            "UsageError: CUTOUTDETAIL: unknown cutout detail",
+        ),
+        (
+            {"ID": ["{id}", "{id}"], "CIRCLE": "53 -28 0.01"},
+            400,
+            "MultiValuedParamNotSupported: a synchronous cutout takes one ID",
+        ),
+        (
+            {"ID": "{id}", "CIRCLE": ["53 -28 0.01", "53 -28 0.02"]},
+            400,
+            (
+                "MultiValuedParamNotSupported: a synchronous cutout takes "
+                "one stencil"
+            ),
+        ),
     ],
 )
 def test_bad_cutouts_are_text_errors_that_leave_nothing(
@@ -142,7 +195,9 @@ def test_bad_cutouts_are_text_errors_that_leave_nothing(
 def wait_final(http, url, seconds=120):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        job = parse_job(io.BytesIO(http.get(url, params={"WAIT": "5"}).content))
+        job = parse_job(
+            io.BytesIO(http.get(url, params={"WAIT": "5"}).content)
+        )
         if job.phase in ("COMPLETED", "ERROR", "ABORTED"):
             return job
     msg = f"{url} did not finish"
@@ -156,7 +211,10 @@ def test_an_async_job_gives_one_result_per_combination(
     circles = [f"{ra} {dec} {3 / 3600}", "200 10 0.01"]
     created = http.post(
         JOBS,
-        data={"ID": [ivo_id(full_key), ivo_id(other_full_key)], "CIRCLE": circles},
+        data={
+            "ID": [ivo_id(full_key), ivo_id(other_full_key)],
+            "CIRCLE": circles,
+        },
     )
     assert created.status_code == 303
     url = created.headers["location"]
@@ -169,7 +227,9 @@ def test_an_async_job_gives_one_result_per_combination(
     assert job.phase == "COMPLETED"
     assert [r.id_ for r in job.results] == ["0", "1", "2", "3"]
     first = http.get(job.results[0].href)
-    sync = http.get(SYNC, params={"ID": ivo_id(full_key), "CIRCLE": circles[0]})
+    sync = http.get(
+        SYNC, params={"ID": ivo_id(full_key), "CIRCLE": circles[0]}
+    )
     assert first.content == sync.content
     # The second stencil misses both detectors: empty results.
     assert http.get(job.results[1].href).status_code == 204
@@ -184,7 +244,9 @@ def test_an_async_job_gives_one_result_per_combination(
     assert http.get(url).status_code == 404
 
 
-def test_a_job_that_fails_says_why_and_aborts(http, cache_redis, control_redis):
+def test_a_job_that_fails_says_why_and_aborts(
+    http, cache_redis, control_redis
+):
     created = http.post(
         JOBS,
         data={
@@ -205,11 +267,17 @@ def test_a_job_that_fails_says_why_and_aborts(http, cache_redis, control_redis):
     too_many = http.post(
         JOBS,
         data={
-            "ID": [f"ivo://recreate.lsst/repo?visit=1&detector={d}" for d in range(101)],
+            "ID": [
+                f"ivo://recreate.lsst/repo?visit=1&detector={d}"
+                for d in range(101)
+            ],
             "CIRCLE": "53 -28 0.01",
         },
     )
     assert too_many.text.startswith("UsageError: 101 IDs")
     assert redis_is_empty(cache_redis, control_redis)
     assert http.get(f"{JOBS}/soda-0000").status_code == 404
-    assert http.post(f"{JOBS}/soda-0000/phase", data={"PHASE": "RUN"}).status_code == 404
+    assert (
+        http.post(f"{JOBS}/soda-0000/phase", data={"PHASE": "RUN"}).status_code
+        == 404
+    )

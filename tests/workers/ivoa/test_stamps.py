@@ -19,7 +19,9 @@ STAMPS = "/api/v1/stamps"
 @pytest.fixture(scope="module")
 def position(ci_repo, full_key):
     footprints = find_footprints(open_butler(str(ci_repo.root)))
-    return next(f for f in footprints if (f.visit, f.detector) == full_key).centre
+    return next(
+        f for f in footprints if (f.visit, f.detector) == full_key
+    ).centre
 
 
 def finished(http, url, seconds=180):
@@ -56,14 +58,19 @@ def test_a_light_curve_is_every_epoch_by_time(http, ci_repo, position):
         assert list(table["MJD"]) == sorted(table["MJD"])
         first = done["epochs"][0]
         stamp = np.array(hdulist["IMAGE", 1].data)
-        ltv = -hdulist["IMAGE", 1].header["LTV1"], -hdulist["IMAGE", 1].header["LTV2"]
+        ltv = (
+            -hdulist["IMAGE", 1].header["LTV1"],
+            -hdulist["IMAGE", 1].header["LTV2"],
+        )
     # The first stamp is the product's pixels there (the product is cached).
     full = http.get(f"/api/v1/diffims/{first['visit']}/{first['detector']}")
     assert full.headers["x-cache"] == "hit"
     xy0 = xy0_of(full.content)
     rows = slice(ltv[1] - xy0[1], ltv[1] - xy0[1] + stamp.shape[0])
     cols = slice(ltv[0] - xy0[0], ltv[0] - xy0[0] + stamp.shape[1])
-    assert stamp.tobytes() == planes(full.content)["IMAGE"][rows, cols].tobytes()
+    assert (
+        stamp.tobytes() == planes(full.content)["IMAGE"][rows, cols].tobytes()
+    )
     assert stamp.shape == (21, 21)
     strip = http.get(done["results"]["png"])
     assert strip.headers["content-type"] == "image/png"
@@ -77,7 +84,11 @@ def test_a_light_curve_is_every_epoch_by_time(http, ci_repo, position):
         ({"ra": 10, "dec": 0, "size": 5000}, 422, "size 5000 is over"),
         ({"ra": 10, "dec": 0, "colour": "red"}, 422, "Extra inputs"),
         ({"ra": 10, "dec": 0}, 404, "no recreatable difference image covers"),
-        ({"ra": 10, "dec": 0, "time_min": 5, "time_max": 4}, 422, "time_min 5"),
+        (
+            {"ra": 10, "dec": 0, "time_min": 5, "time_max": 4},
+            422,
+            "time_min 5",
+        ),
     ],
 )
 def test_bad_light_curves_leave_nothing(
