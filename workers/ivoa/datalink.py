@@ -34,7 +34,7 @@ from workers.ivoa.params import (
     single,
 )
 from workers.ivoa.sia import VOTABLE_FORMATS
-from workers.ivoa.vosi import Capability, add_vosi_routes
+from workers.ivoa.vosi import Capability, add_vosi_routes, base_url
 from workers.ivoa.votable import (
     Column,
     Param,
@@ -260,7 +260,7 @@ async def answer_links(request: Request) -> Response:
         raise UsageError(
             f"{len(identifiers)} IDs in one request; at most {limit}"
         )
-    base = str(request.base_url).rstrip("/")
+    base = base_url(request)
     rows = [
         row
         for identifier in identifiers

@@ -290,7 +290,7 @@ async def answer_query(request: Request) -> Response:
             visits=query.visits,
             detectors=query.detectors,
         )
-    base = str(request.base_url).rstrip("/")
+    base = base_url(request)
     rows = [
         row
         for footprint in footprints
@@ -346,4 +346,3 @@ for _method in ("GET", "POST"):
         operation_id=f"sia_query_{_method.lower()}",
     )
 add_vosi_routes(router, PREFIX, "SIA", _capabilities)
-__all__ = ["COLUMNS", "base_url", "obscore_row", "parse_query", "router"]

@@ -31,6 +31,7 @@ from recreate.errors import (
 )
 from recreate.formats import get_format
 from workers.ivoa.jobs import COMPLETED, Progress, Work
+from workers.ivoa.vosi import base_url
 from workers.models import ProductRequest
 from workers.products import Pending
 from workers.regions import RegionService, box_around, clip_box
@@ -221,7 +222,7 @@ def _failure(error: Exception) -> dict[str, str]:
 
 def _model(request: Request, record: dict[str, Any]) -> StampJobModel:
     """Return the API model of a light curve's record."""
-    url = str(request.base_url).rstrip("/") + f"{PREFIX}/{record['id']}"
+    url = base_url(request) + f"{PREFIX}/{record['id']}"
     results = {}
     if record["phase"] == COMPLETED:
         results = {name: f"{url}/{name}" for name in RESULTS}

@@ -45,6 +45,7 @@ from workers.ivoa.uws_xml import (
     parameters_xml,
     results_xml,
 )
+from workers.ivoa.vosi import base_url
 from workers.products import Pending
 from workers.regions import RegionService
 
@@ -134,7 +135,7 @@ async def _run(
 
 
 def _job_url(request: Request, job_id: str) -> str:
-    return str(request.base_url).rstrip("/") + f"{PREFIX}/{job_id}"
+    return base_url(request) + f"{PREFIX}/{job_id}"
 
 
 async def _record(services: Services, job_id: str) -> dict[str, Any]:
@@ -216,7 +217,7 @@ async def delete_job(request: Request, job_id: str) -> Response:
     services = _services(request)
     await _record(services, job_id)
     await services.async_jobs.delete(job_id)
-    url = str(request.base_url).rstrip("/") + PREFIX
+    url = base_url(request) + PREFIX
     return RedirectResponse(url, status_code=303)
 
 

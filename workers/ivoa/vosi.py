@@ -85,8 +85,13 @@ def availability_document(available: bool, note: str) -> str:
     )
 
 
-def base_url(request: Request, prefix: str) -> str:
-    """Return a service's public base URL (as the client reached us)."""
+def base_url(request: Request, prefix: str = "") -> str:
+    """Return the public URL of a path (as the client reached us).
+
+    The one place every IVOA face builds its own URLs (access_url,
+    service descriptors, job locations), so a deployment behind a proxy
+    changes it once.
+    """
     return str(request.base_url).rstrip("/") + prefix
 
 
