@@ -281,3 +281,22 @@ def test_a_job_that_fails_says_why_and_aborts(
         http.post(f"{JOBS}/soda-0000/phase", data={"PHASE": "RUN"}).status_code
         == 404
     )
+
+
+def test_a_pending_job_aborts_and_a_phase_must_be_known(http, full_key):
+    created = http.post(
+        JOBS, data={"ID": ivo_id(full_key), "POS": "CIRCLE 53 -28 0.01"}
+    )
+    url = created.headers["location"]
+    assert (
+        http.post(f"{url}/phase", data={"PHASE": "ABORT"}).status_code == 303
+    )
+    assert http.get(f"{url}/phase").text == "ABORTED"
+    # An aborted job does not run again.
+    http.post(f"{url}/phase", data={"PHASE": "RUN"})
+    assert parse_job(io.BytesIO(http.get(url).content)).phase == "ABORTED"
+    wrong = http.post(f"{url}/phase", data={"PHASE": "SUSPEND"})
+    assert wrong.status_code == 400
+    assert wrong.text.startswith("UsageError: PHASE must be RUN or ABORT")
+    assert http.post(url, data={"ACTION": "DELETE"}).status_code == 303
+    assert http.get(url).status_code == 404
