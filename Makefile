@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/diffim.py --recipe dp1
 	$(PY) bench/diffim.py --recipe dp2
 	$(PY) bench/service.py
+	$(PY) bench/ivoa.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recreate cache workers tests bench

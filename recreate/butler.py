@@ -67,8 +67,13 @@ class DiffimInputs:
         )
 
 
-def open_butler(repo: str, collections: str | list[str] | None = None) -> Any:
-    """Open a repository read-only.
+def open_butler(
+    repo: str,
+    collections: str | list[str] | None = None,
+    *,
+    writeable: bool = False,
+) -> Any:
+    """Open a repository (read-only unless asked).
 
     Parameters
     ----------
@@ -76,6 +81,8 @@ def open_butler(repo: str, collections: str | list[str] | None = None) -> Any:
         Repository path or URI (or a label known to the Butler).
     collections
         Collections to search; by default every RUN collection.
+    writeable
+        Open it for writing (``recreate register``).
 
     Raises
     ------
@@ -85,7 +92,7 @@ def open_butler(repo: str, collections: str | list[str] | None = None) -> Any:
     from lsst.daf.butler import Butler, CollectionType
 
     try:
-        butler = Butler.from_config(repo, writeable=False)
+        butler = Butler.from_config(repo, writeable=writeable)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         raise DataNotFoundError(
             f"no Butler repository at {repo!r} ({error})"

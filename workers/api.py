@@ -28,6 +28,7 @@ from recreate.formats import FORMATS, OutputFormat, format_names
 from recreate.pipeline.recipes import RECIPE_NAMES
 from workers.campaign_api import router as campaign_router
 from workers.http_errors import ErrorModel, add_error_handlers, bad_parameter
+from workers.ivoa import add_ivoa_routes
 from workers.metrics import RequestMetrics
 from workers.models import HealthModel, JobModel, ProductRequest
 from workers.responses import if_none_match, respond
@@ -83,6 +84,7 @@ def create_app(
     app.add_middleware(RequestMetrics)
     _add_routes(app)
     app.include_router(campaign_router)
+    add_ivoa_routes(app)
     return app
 
 

@@ -22,6 +22,9 @@ Subcommands:
     Run a Dask worker for a remote scheduler.
 ``prewarm``
     Start a prewarm campaign on a running service (and follow it).
+``register``
+    Register virtual ``difference_image`` datasets in a Butler
+    repository, served by a running service (``butler.get`` works).
 ``run``
     The main job on embedded defaults: simulate the demo repository if
     there is none, then serve the API and print a curl command.
@@ -120,6 +123,13 @@ def _commands() -> tuple[Command, ...]:
         ),
         PREWARM,
         Command(
+            "register",
+            "register virtual difference_image datasets served by a "
+            "running service",
+            _configure_register,
+            _register,
+        ),
+        Command(
             "run",
             "the main job on embedded defaults (see README)",
             _configure_run,
@@ -158,6 +168,32 @@ def _configure_worker(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", help="worker name (e.g. the pod name)")
     parser.add_argument("--local-directory", help="scratch directory")
+
+
+def _configure_register(parser: argparse.ArgumentParser) -> None:
+    from recreate.virtual import DEFAULT_RUN, FLAVOURS
+
+    add_repo_option(parser)
+    parser.add_argument(
+        "--url", required=True, help="base URL of the running service"
+    )
+    parser.add_argument(
+        "--flavour",
+        choices=sorted(FLAVOURS),
+        default="dp1",
+        help="dp1: DP1's ExposureF (afw); dp2: DP2's DifferenceImage "
+        "(lsst.images, pip-installable)",
+    )
+    parser.add_argument(
+        "--run", default=DEFAULT_RUN, help="RUN collection to register in"
+    )
+    parser.add_argument(
+        "--visits",
+        nargs="+",
+        type=non_negative_int,
+        default=[],
+        help="only these visits (default: every recreatable one)",
+    )
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
@@ -266,6 +302,26 @@ def _inputs(args: argparse.Namespace) -> int:
             f"template_coadd {template.dataset_id}  tract "
             f"{data_id['tract']} patch {data_id['patch']}"
         )
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from recreate.butler import open_butler
+    from recreate.virtual import register_virtual_diffims
+
+    butler = open_butler(repo_of(args), writeable=True)
+    count = register_virtual_diffims(
+        butler,
+        args.url,
+        flavour=args.flavour,
+        run=args.run,
+        visits=args.visits,
+    )
+    print(
+        f"registered {count} difference_image datasets in {args.run}; "
+        f'butler.get("difference_image", visit=..., detector=..., '
+        f'collections="{args.run}")'
+    )
     return 0
 
 

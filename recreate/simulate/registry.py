@@ -20,7 +20,7 @@ from recreate.pipeline.recipes import RECIPES
 from recreate.simulate.coverage import detector_corners_sky
 from recreate.simulate.instrument import INSTRUMENT, PHYSICAL_FILTERS
 from recreate.simulate.scene import visit_wcs
-from recreate.simulate.survey import SurveyPlan, Visit
+from recreate.simulate.survey import EXPOSURE_TIME, SurveyPlan, Visit
 
 RUN = "sim/run"
 FORMATTER = "recreate.io.butler_formatter.ExposureFormatter"
@@ -137,11 +137,12 @@ def _register_visit(registry: Any, plan: SurveyPlan, visit: Visit) -> None:
             "physical_filter": visit.physical_filter,
             "day_obs": visit.day_obs,
             "seq_num": visit.visit % 100000,
-            "exposure_time": 30.0,
+            "exposure_time": EXPOSURE_TIME,
             "target_name": "ECDFS",
             "observation_reason": "science",
             "science_program": "simulated",
             "region": ConvexPolygon.convexHull(_unit_vectors(every_corner)),
+            "timespan": _exposure_timespan(visit),
         },
     )
     registry.insertDimensionData(
@@ -156,6 +157,20 @@ def _register_visit(registry: Any, plan: SurveyPlan, visit: Visit) -> None:
             for d, c in corners.items()
         ],
     )
+
+
+def _exposure_timespan(visit: Visit) -> Any:
+    """Return a visit's exposure as a Butler timespan (TAI).
+
+    The plan's ``mjd`` is the middle of the exposure (the files'
+    DATE-AVG), as in DP1's visit records.
+    """
+    from astropy.time import Time, TimeDelta
+    from lsst.daf.butler import Timespan
+
+    middle = Time(visit.mjd, format="mjd", scale="tai")
+    half = TimeDelta(EXPOSURE_TIME / 2.0, format="sec")
+    return Timespan(begin=middle - half, end=middle + half)
 
 
 def _register_skymap(registry: Any, plan: SurveyPlan) -> None:
