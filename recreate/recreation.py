@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from recreate import __version__
+from recreate.anysurvey.options import AnySurveyOptions
 from recreate.butler import DiffimInputs, find_inputs
 from recreate.errors import InvalidRequestError
-from recreate.inputs import butler_refs, read_butler_inputs, read_file_inputs
+from recreate.inputs import butler_refs, read_butler_inputs
 from recreate.io.difference import (
     difference_bytes,
     read_kernel,
@@ -146,16 +147,17 @@ def recreate_from_files(
     config: PipelineConfig = DEFAULT_CONFIG,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
+    options: AnySurveyOptions | None = None,
 ) -> DifferenceResult:
     """Recreate a difference image from FITS files of any survey.
 
-    The science image and templates are read in Rubin's layout when they
-    have it, as plain images with a WCS otherwise. A science image with
-    no variance plane gets one estimated from its noise (and the gain,
-    when known); the provenance says so. Of templates in Rubin's layout
-    only the pixels the template can depend on are read, unless
-    ``whole_patches``; a plain template is read whole (its variance may
-    be estimated from all its pixels).
+    The any-survey mode (`recreate.anysurvey.subtract_files`): the files
+    are read in Rubin's layout when they have it, as plain images
+    otherwise, with every plane they have; a science image with no
+    variance plane gets one estimated from its noise (and the gain, when
+    known). The inputs are then prepared as ``options`` say (sky,
+    DETECTED, template variance) and subtracted with the recorded
+    fallbacks; the provenance says what was done.
 
     Raises
     ------
@@ -163,23 +165,21 @@ def recreate_from_files(
         If no template is given.
     FormatError
         If a file cannot be read, or has no celestial WCS.
+    UnreliableKernelError
+        If the kernel solution is ill-conditioned or too thin.
     """
-    inputs = read_file_inputs(
+    from recreate.anysurvey import PlaneSources, subtract_files
+
+    return subtract_files(
         science_path,
         template_paths,
-        science_variance=science_variance,
-        science_mask=science_mask,
-        gain=gain,
+        science=PlaneSources(
+            variance=science_variance, mask=science_mask, gain=gain
+        ),
+        options=options or AnySurveyOptions(),
         config=config,
-        whole_patches=whole_patches,
-    )
-    return subtract(
-        inputs.science,
-        inputs.templates,
-        config=config,
-        inputs=inputs.refs,
         kernel=kernel,
-        notes=inputs.notes,
+        whole_patches=whole_patches,
     )
 
 
@@ -189,6 +189,8 @@ def write_result(
     *,
     output_format: str = "dp1",
     overwrite: bool = False,
+    compress: bool = True,
+    decorrelated_psf: bool = False,
 ) -> None:
     """Write a recreated difference image.
 
@@ -203,16 +205,33 @@ def write_result(
         (Rubin's DP2-style DifferenceImage).
     overwrite
         Replace an existing file.
+    compress
+        Tile-compress the DP1 layout's planes (lossless GZIP): smaller,
+        and slower to write and read.
+    decorrelated_psf
+        Add the ``DECORRELATED_PSF`` extension beside the release's PSF
+        (`recreate.decorrelated_psf`); DP1 layout only.
 
     Raises
     ------
     InvalidRequestError
-        If the format is unknown.
+        If the format is unknown, or the decorrelated PSF is asked of the
+        lsst-images format.
     """
     check_format(output_format)
     if output_format == "dp1":
+        extra = _decorrelated_psf_hdus(result) if decorrelated_psf else []
         write_difference(
-            result.exposure, result.kernel.to_dict(), path, overwrite=overwrite
+            result.exposure,
+            result.kernel.to_dict(),
+            path,
+            overwrite=overwrite,
+            compress=compress,
+            extra_hdus=extra,
+        )
+    elif decorrelated_psf:
+        raise InvalidRequestError(
+            "the decorrelated PSF is written in the dp1 format only"
         )
     else:
         write_lsst_images(
@@ -222,6 +241,14 @@ def write_result(
             path,
             overwrite=overwrite,
         )
+
+
+def _decorrelated_psf_hdus(result: DifferenceResult) -> list[Any]:
+    """Return the ``DECORRELATED_PSF`` extension of a result, if it has one."""
+    from recreate.decorrelated_psf import decorrelated_psf_hdu
+
+    hdu = decorrelated_psf_hdu(result)
+    return [] if hdu is None else [hdu]
 
 
 def request_recipe(

@@ -14,7 +14,8 @@ Subcommands:
     (``--url``).
 ``subtract``
     Recreate a difference image from any science and template FITS
-    files with WCSs (Rubin layout or plain images).
+    files (Rubin layout or plain images): the any-survey mode
+    (`workers.cli_subtract`).
 ``serve``
     Serve the HTTP API (embedded Redis and LocalCluster unless
     ``RECREATE_*`` settings point at real ones).
@@ -42,6 +43,12 @@ from pathlib import Path
 from typing import Any
 
 from recreate.errors import RecreateError
+from workers.cli_output import (
+    add_output_options,
+    check_output,
+    stored_kernel,
+    write_output,
+)
 
 DEFAULT_REPO_ENV = "RECREATE_BUTLER_REPO"
 DEFAULT_REPO = "data/demo-repo"
@@ -108,31 +115,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--url", help="fetch from the service at this URL instead of --repo"
     )
     get.add_argument("--instrument", help="instrument (if several)")
-    _add_output_options(get)
+    add_output_options(get)
     get.set_defaults(handler=_get)
 
-    subtract = sub.add_parser(
-        "subtract",
-        help="difference of a science and template FITS image (any survey)",
-    )
-    subtract.add_argument("science", help="science image (FITS with a WCS)")
-    subtract.add_argument(
-        "template", nargs="+", help="template image(s) (FITS with a WCS)"
-    )
-    subtract.add_argument(
-        "--science-variance", help="variance file (or HDU name) of science"
-    )
-    subtract.add_argument(
-        "--science-mask", help="mask file (or HDU name) of the science image"
-    )
-    subtract.add_argument(
-        "--gain",
-        type=float,
-        help="electrons per image unit: adds the source Poisson term to an "
-        "estimated variance",
-    )
-    _add_output_options(subtract)
-    subtract.set_defaults(handler=_subtract)
+    from workers.cli_subtract import add_subtract_parser
+
+    add_subtract_parser(sub)
 
     serve = sub.add_parser("serve", help="serve the HTTP API")
     _add_serve_options(serve)
@@ -192,25 +180,6 @@ def _add_repo_option(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(DEFAULT_REPO_ENV, DEFAULT_REPO),
         help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
         f"{DEFAULT_REPO})",
-    )
-
-
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``-o``, ``--format``, ``--kernel`` and ``--overwrite``."""
-    parser.add_argument("-o", "--output", required=True, help="output FITS")
-    parser.add_argument(
-        "--format",
-        choices=("dp1", "lsst-images"),
-        default="dp1",
-        help="dp1: afw ExposureF layout with the kernel (default); "
-        "lsst-images: Rubin's DP2-style DifferenceImage",
-    )
-    parser.add_argument(
-        "--kernel",
-        help="reuse the kernel stored in this earlier output (no fit)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing file"
     )
 
 
@@ -322,7 +291,7 @@ def _get(args: argparse.Namespace) -> int:
     from recreate.memory import retain_freed_memory
     from recreate.recreation import recreate_from_butler
 
-    _check_output(args)
+    check_output(args)
     if args.url:
         return _get_remote(args)
     retain_freed_memory()
@@ -331,74 +300,9 @@ def _get(args: argparse.Namespace) -> int:
         args.visit,
         args.detector,
         instrument=args.instrument,
-        kernel=_stored_kernel(args),
+        kernel=stored_kernel(args),
     )
-    return _write(args, result)
-
-
-def _subtract(args: argparse.Namespace) -> int:
-    """Recreate a difference image from two FITS files and write it."""
-    from recreate.memory import retain_freed_memory
-    from recreate.recreation import recreate_from_files
-
-    _check_output(args)
-    retain_freed_memory()
-    result = recreate_from_files(
-        args.science,
-        args.template,
-        science_variance=args.science_variance,
-        science_mask=args.science_mask,
-        gain=args.gain,
-        kernel=_stored_kernel(args),
-    )
-    return _write(args, result)
-
-
-def _check_output(args: argparse.Namespace) -> None:
-    """Fail before any work when the output cannot be written."""
-    from recreate.errors import InvalidRequestError
-
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise InvalidRequestError(
-            f"output {str(out)!r} exists; pass --overwrite to replace it"
-        )
-    if not out.parent.is_dir():
-        raise InvalidRequestError(
-            f"output directory {str(out.parent)!r} does not exist"
-        )
-
-
-def _stored_kernel(args: argparse.Namespace) -> Any:
-    """Return the kernel of ``--kernel FILE``, or None."""
-    if args.kernel is None:
-        return None
-    from recreate.recreation import load_kernel
-
-    return load_kernel(args.kernel)
-
-
-def _write(args: argparse.Namespace, result: Any) -> int:
-    """Write a result and print a one-paragraph summary of it."""
-    from recreate.recreation import write_result
-
-    write_result(
-        result,
-        args.output,
-        output_format=args.format,
-        overwrite=args.overwrite,
-    )
-    prov = result.provenance
-    total = sum(result.timings.values())
-    print(
-        f"wrote {args.output} ({args.format}): template coverage "
-        f"{prov.template_coverage:.1%}, kernel {prov.kernel_size} px "
-        f"(sum {prov.kernel_sum:.4f}, {prov.n_kernel_used} stars), "
-        f"{total:.1f} s"
-    )
-    for note in prov.notes:
-        print(f"note: {note}")
-    return 0
+    return write_output(args, result)
 
 
 def _get_remote(args: argparse.Namespace) -> int:

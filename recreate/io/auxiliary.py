@@ -66,7 +66,7 @@ def read_aux_array(
     hdulist: fits.HDUList,
     source: str,
     what: str,
-    shape: tuple[int, ...],
+    shape: tuple[int, ...] | None,
 ) -> tuple[npt.NDArray[Any], fits.Header, str]:
     """Return the pixels and header of an input, and where they came from.
 
@@ -81,7 +81,8 @@ def read_aux_array(
     what
         ``"variance"``, ``"weight"`` or ``"mask"``, for messages.
     shape
-        The image's shape, which the input must have.
+        The image's shape, which the input must have; None for any
+        shape (a PSF image).
 
     Returns
     -------
@@ -112,7 +113,7 @@ def read_aux_array(
                 _first_image(other, str(spec)), what, str(spec)
             )
         where, origin = f"file {Path(spec).name}", str(spec)
-    if data.shape != shape:
+    if shape is not None and data.shape != shape:
         raise FormatError(
             f"{origin}: {what} shape {data.shape} differs from the image "
             f"shape {shape}"
