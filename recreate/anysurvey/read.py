@@ -34,7 +34,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from recreate.anysurvey.psf import psf_from_image
-from recreate.errors import InvalidRequestError
+from recreate.errors import FormatError, InvalidRequestError
 from recreate.exposure import Exposure
 from recreate.inputs import ReadInputs, _read_patch
 from recreate.io import read_dp1, read_plain
@@ -102,7 +102,8 @@ def read_file_inputs(
         Estimate a plain template's missing variance from its noise;
         False leaves it NaN (the caller sets it).
     aligned
-        The inputs are pixel-aligned: no sky WCS is required.
+        The inputs are pixel-aligned: no sky WCS is required (without
+        it, an input with none is refused, naming ``--aligned``).
     config
         The recipe (its template border sets the regions read).
     whole_patches
@@ -125,7 +126,7 @@ def read_file_inputs(
     """
     if not template_paths:
         raise InvalidRequestError("give at least one template image")
-    science_exposure = read_science(science_path, science, aligned=aligned)
+    science_exposure = read_science(science_path, science)
     templates = [
         read_template(
             path,
@@ -138,6 +139,13 @@ def read_file_inputs(
         )
         for path in template_paths
     ]
+    if not aligned:
+        for path, exposure in zip(
+            [science_path, *template_paths],
+            [science_exposure, *templates],
+            strict=True,
+        ):
+            _require_wcs(exposure, path)
     labelled = [("science", science_exposure)] + [
         (f"template {i}", t) for i, t in enumerate(templates)
     ]
@@ -152,11 +160,23 @@ def read_file_inputs(
     return ReadInputs(science_exposure, templates, refs, notes)
 
 
+def _require_wcs(exposure: Exposure, path: str | os.PathLike[str]) -> None:
+    """Refuse an input without a sky WCS, unless the pair is aligned.
+
+    Raises
+    ------
+    FormatError
+        Naming the file, and the option for pixel-aligned inputs.
+    """
+    if exposure.wcs is None:
+        raise FormatError(
+            f"{path}: no celestial WCS (CTYPE RA---/DEC--...); if the "
+            "images share one pixel grid, pass --aligned"
+        )
+
+
 def read_science(
-    path: str | os.PathLike[str],
-    sources: PlaneSources,
-    *,
-    aligned: bool = False,
+    path: str | os.PathLike[str], sources: PlaneSources
 ) -> Exposure:
     """Read the science image with every plane its file has (module notes).
 
@@ -180,7 +200,7 @@ def read_science(
             variance=plain_sources.variance,
             mask=plain_sources.mask,
             gain=sources.gain,
-            require_wcs=not aligned,
+            require_wcs=False,
         )
         psf_spec = plain_sources.psf
     return _with_psf(exposure, path, psf_spec)
@@ -218,7 +238,7 @@ def read_template(
         variance=plain_sources.variance,
         mask=plain_sources.mask,
         fill_variance="estimate" if estimate_variance else "nan",
-        require_wcs=not aligned,
+        require_wcs=False,
     )
     return _with_psf(exposure, path, plain_sources.psf)
 

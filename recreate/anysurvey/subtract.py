@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -140,6 +141,7 @@ def subtract_any(
     Parameters and errors are those of `subtract_files`, with the
     exposures already read and ``refs`` naming them.
     """
+    start = time.perf_counter()
     run = _Run(config, list(notes), [])
     run.notes.append(f"any-survey mode: {options.describe()}")
     mode = _template_variance_mode(templates, options, run)
@@ -158,10 +160,14 @@ def subtract_any(
     science = _prepared(science, "science", options, run, scale=True)
     if not scale_template:
         science = _scale_science_alone(science, run)
+    prepared = time.perf_counter()
     warped = _template(science, templates, run.config, options)
+    built = time.perf_counter()
     result = _subtract_with_fallbacks(
         science, templates, warped, refs, kernel, options, run
     )
+    # The template is built once, outside the recipe's own timings.
+    result.timings.update(prepare=prepared - start, template=built - prepared)
     result.exposure.metadata.update(
         record_cards(options, mode, run, result.kernel)
     )

@@ -53,8 +53,9 @@ def read_xy0(
     fractional
         Accept offsets that are not whole pixels (legal FITS: IRAF writes
         them for resampled or binned sections) and round them to the
-        nearest integer; `fractional_offset` says whether that happened.
-        afw's xy0 is integral, so Rubin-layout files never need this.
+        nearest integer (a missing ``LTV`` card is 0, as in IRAF);
+        `fractional_offset` says whether that happened. afw's xy0 is
+        integral, so Rubin-layout files never need this.
 
     Returns
     -------
@@ -103,8 +104,10 @@ def _xy0_from_ltv(
     """Return xy0 from the IRAF ``LTV1/LTV2`` cards, if present."""
     if "LTV1" not in header and "LTV2" not in header:
         return None
-    ltv1 = _integral(header, "LTV1", source, fractional=fractional)
-    ltv2 = _integral(header, "LTV2", source, fractional=fractional)
+    # IRAF takes a missing LTV as 0; afw always writes both.
+    default = 0 if fractional else None
+    ltv1 = _integral(header, "LTV1", source, default, fractional=fractional)
+    ltv2 = _integral(header, "LTV2", source, default, fractional=fractional)
     return -ltv1, -ltv2
 
 
