@@ -49,6 +49,7 @@ from workers.cli_output import (
     stored_kernel,
     write_output,
 )
+from workers.numba_cache import seed_numba_cache
 
 DEFAULT_REPO_ENV = "RECREATE_BUTLER_REPO"
 DEFAULT_REPO = "data/demo-repo"
@@ -58,6 +59,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``recreate`` command; return its exit status."""
+    # Before any compiled kernel is loaded (the image's prebuilt cache).
+    seed_numba_cache()
     parser = _build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
