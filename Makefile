@@ -44,6 +44,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/diffim.py
+	$(PY) bench/anysurvey.py
 	$(PY) bench/service.py
 
 lint: $(STAMP)

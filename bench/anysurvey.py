@@ -1,0 +1,267 @@
+"""Any-survey benchmark: ``recreate subtract`` on files of other surveys.
+
+A seeded 2048x2048 science image and its deeper template are written as
+plain FITS files with true VARIANCE planes, no DETECTED plane, and a PSF
+image extension (`recreate.simulate.pair`). Printed:
+
+* variance: ScaleVariance's factors (true variance planes: 1 is right)
+  and z, the robust std of difference / sqrt(variance) in blank sky (the
+  noiseless model under 2% of the sky noise), without and with the
+  DETECTED pass before ScaleVariance; target z 1.00 +/- 0.03;
+* z on every real pair in ``../shared/realdata`` (unflagged, undetected
+  pixels of the difference);
+* command-line cost: ``recreate subtract`` in a fresh process, its
+  imports alone, and with ``--compress``; target <= 3 s wall;
+* cold start: the first ``recreate subtract`` of a fresh install (empty
+  numba cache) against one after set-up (``make init`` compiles it), and
+  a fresh worker's first task after its warm-up against a warm one;
+  target first <= 1.3 x warm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from recreate.anysurvey import AnySurveyOptions, subtract_files
+from recreate.anysurvey.prepare import prepare_input
+from recreate.anysurvey.read import read_file_inputs
+from recreate.exposure import Exposure
+from recreate.pipeline.config import DEFAULT_CONFIG
+from recreate.pipeline.match import scale_variance
+from recreate.pipeline.template import build_template
+from recreate.simulate.pair import simulate_pair, write_pair
+
+SIDE = 2048
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REAL_PAIRS = {
+    "decam_sfft (DECam, TPV WCS, no variance)": (
+        "decam_sfft/DEC-OBS04a.mini.fits",
+        "decam_sfft/DEC-OBS18a.mini.fits",
+        [],
+    ),
+    "lsst_ip_diffim (aligned, model template)": (
+        "lsst_ip_diffim/scienceMI.fits",
+        "lsst_ip_diffim/templateMI.fits",
+        ["--aligned"],
+    ),
+}
+FLAGGED = ("BAD", "SAT", "CR", "INTRP", "NO_DATA", "EDGE", "SAT_TEMPLATE")
+DETECTED = ("DETECTED", "DETECTED_NEGATIVE")
+CLI_TARGET_S = 3.0
+FIRST_TASK_FACTOR = 1.3
+REPEATS = 3
+
+#: Run in a fresh process: warm up as a worker does at start, then two
+#: tasks; print their times as JSON.
+_WORKER = """
+import json, sys, time
+start = time.perf_counter()
+from recreate.anysurvey import subtract_files
+from recreate.pipeline.warmup import warm_up
+warm_up()
+ready = time.perf_counter()
+times = []
+for _ in range(3):
+    t = time.perf_counter()
+    subtract_files(sys.argv[1], [sys.argv[2]])
+    times.append(time.perf_counter() - t)
+print(json.dumps({"start": ready - start, "tasks": times}))
+"""
+
+
+def variance_figures(
+    science: Path, template: Path, model: np.ndarray
+) -> list[tuple[str, float, float, float]]:
+    """Return (detect, science factor, template factor, z) per setting."""
+    inputs = read_file_inputs(science, [template])
+    rows = []
+    for detect in ("off", "auto"):
+        options = AnySurveyOptions(detect=detect)
+        patch, _ = prepare_input(
+            inputs.templates[0], "template 0", options, template=True
+        )
+        visit, _ = prepare_input(inputs.science, "science", options)
+        warped = build_template(visit, [patch], DEFAULT_CONFIG.template)
+        factors = [
+            scale_variance(
+                e.image,
+                e.variance,
+                e.mask,
+                e.mask_planes,
+                DEFAULT_CONFIG.subtract,
+            )[1]
+            for e in (visit, warped.exposure)
+        ]
+        result = subtract_files(science, [template], options=options)
+        rows.append((detect, *factors, blank_sky_z(result.exposure, model)))
+    return rows
+
+
+def blank_sky_z(diff: Exposure, model: np.ndarray) -> float:
+    """Robust std of difference / sqrt(variance) where the sky is blank."""
+    flagged = (diff.mask & diff.mask_planes.value_of_present(FLAGGED)) != 0
+    sky = float(np.sqrt(np.median(diff.variance)))
+    blank = (model < 0.02 * sky) & ~flagged & np.isfinite(diff.image)
+    blank &= ~ndimage.binary_dilation(~blank, iterations=3)
+    return robust_std(diff.image[blank] / np.sqrt(diff.variance[blank]))
+
+
+def robust_std(values: np.ndarray) -> float:
+    """Interquartile range / 1.349."""
+    q1, q3 = np.percentile(values, [25, 75])
+    return float((q3 - q1) / 1.349)
+
+
+def real_pair_z(out: Path) -> dict[str, float]:
+    """Return z of each real pair's difference (CLI, default options)."""
+    from recreate.io import read_dp1
+
+    figures = {}
+    for name, (science, template, extra) in REAL_PAIRS.items():
+        path = out / "real.fits"
+        done = _cli(
+            [REALDATA / science, REALDATA / template, "-o", path, *extra]
+        )
+        if done.returncode != 0:
+            figures[name] = float("nan")
+            continue
+        diff = read_dp1(path)
+        planes = diff.mask_planes
+        bad = planes.value_of_present(FLAGGED + DETECTED)
+        good = ((diff.mask & bad) == 0) & np.isfinite(diff.image)
+        good &= diff.variance > 0
+        figures[name] = robust_std(
+            diff.image[good] / np.sqrt(diff.variance[good])
+        )
+    return figures
+
+
+def _cli(
+    args: list[object], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``recreate subtract ARGS --overwrite`` in a fresh process."""
+    command = [sys.executable, "-m", "workers.cli", "subtract"]
+    command += [str(a) for a in args] + ["--overwrite"]
+    return subprocess.run(
+        command, capture_output=True, text=True, check=False, env=env
+    )
+
+
+def cli_walls(
+    science: Path, template: Path, out: Path, *extra: str
+) -> list[float]:
+    """Return the wall times of fresh-process subtractions."""
+    walls = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        done = _cli([science, template, "-o", out, *extra])
+        walls.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr)
+    return walls
+
+
+def import_walls() -> list[float]:
+    """Return the wall times of importing what the subtract command uses."""
+    walls = []
+    code = "import workers.cli, recreate.anysurvey, recreate.recreation"
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        walls.append(time.perf_counter() - start)
+    return walls
+
+
+def cold_start(science: Path, template: Path, out: Path) -> tuple[float, ...]:
+    """Return fresh-install first, set-up first subtract walls (s)."""
+    with tempfile.TemporaryDirectory() as empty:
+        env = {**os.environ, "NUMBA_CACHE_DIR": empty}
+        walls = []
+        for _ in range(2):  # empty cache, then the cache it filled
+            start = time.perf_counter()
+            _cli([science, template, "-o", out], env=env)
+            walls.append(time.perf_counter() - start)
+    return tuple(walls)
+
+
+def worker_first_task(science: Path, template: Path) -> dict[str, object]:
+    """Return a fresh worker's warm-up and three task times."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(science), str(template)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Build the pair, measure, and print the tables."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(f"rendering a {SIDE}x{SIDE} pair ...")
+        pair = simulate_pair(SIDE)
+        science, template = write_pair(pair, work)
+        model = pair.science.model
+        out = work / "diff.fits"
+        rows = variance_figures(science, template, model)
+        real = real_pair_z(work) if REALDATA.is_dir() else {}
+        walls = cli_walls(science, template, out)
+        packed = cli_walls(science, template, out, "--compress")
+        imports = import_walls()
+        cold = cold_start(science, template, out)
+        worker = worker_first_task(science, template)
+    print(f"\nvariance, {SIDE}x{SIDE} pair with true variance planes")
+    print(
+        f"{'DETECTED pass':<16} {'factor sci':>10} {'factor tmpl':>11} "
+        f"{'z blank sky':>11}  target z 1.00 +/- 0.03"
+    )
+    for detect, f_sci, f_tmpl, z in rows:
+        print(f"{detect:<16} {f_sci:10.4f} {f_tmpl:11.4f} {z:11.4f}")
+    if real:
+        print("\nreal pairs (../shared/realdata), z of the difference")
+        for name, z in real.items():
+            print(f"  {name:<44} {z:.4f}")
+    print(
+        f"\nrecreate subtract, {SIDE}x{SIDE}, fresh process (wall s, "
+        f"min / median of {REPEATS})"
+    )
+    for label, values in (
+        ("uncompressed (default)", walls),
+        ("--compress", packed),
+        ("imports alone", imports),
+    ):
+        print(
+            f"  {label:<24} {min(values):6.2f} "
+            f"{statistics.median(values):6.2f}"
+        )
+    print(f"  target: <= {CLI_TARGET_S} s")
+    print("\ncold start")
+    print(
+        f"  first subtract, empty numba cache (fresh install): {cold[0]:.2f} s"
+    )
+    print(
+        f"  first subtract after set-up (cache compiled):       "
+        f"{cold[1]:.2f} s"
+    )
+    tasks = worker["tasks"]
+    warm = statistics.median(tasks[1:])
+    print(
+        f"  fresh worker: warm-up {worker['start']:.2f} s, first task "
+        f"{tasks[0]:.2f} s, warm {warm:.2f} s: "
+        f"{tasks[0] / warm:.2f}x (target <= {FIRST_TASK_FACTOR}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
