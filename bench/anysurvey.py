@@ -35,9 +35,11 @@ from scipy import ndimage
 from recreate.anysurvey import AnySurveyOptions, subtract_files
 from recreate.anysurvey.prepare import prepare_input
 from recreate.anysurvey.read import read_file_inputs
+from recreate.decorrelated_psf import decorrelated_psf_grid, gaussian_psf_grid
 from recreate.exposure import Exposure
 from recreate.pipeline.config import DEFAULT_CONFIG
 from recreate.pipeline.match import scale_variance
+from recreate.pipeline.subtract import DifferenceResult
 from recreate.pipeline.template import build_template
 from recreate.simulate.pair import simulate_pair, write_pair
 
@@ -60,6 +62,9 @@ DETECTED = ("DETECTED", "DETECTED_NEGATIVE")
 CLI_TARGET_S = 3.0
 FIRST_TASK_FACTOR = 1.3
 REPEATS = 3
+#: Template depths (visits) and image side of the PSF-bias pairs.
+DEPTHS = (1, 3, 12)
+DEPTH_SIDE = 1024
 
 #: Run in a fresh process: warm up as a worker does at start, then two
 #: tasks; print their times as JSON.
@@ -107,6 +112,38 @@ def variance_figures(
     return rows
 
 
+def attached_psf_bias(result: DifferenceResult) -> float:
+    """Return the flux a fit of the attached PSF reads, over the truth.
+
+    On a decorrelated difference a point source has the decorrelated PSF
+    P_D; fitting the attached science PSF P (unit sums, flat noise)
+    reads sum(P P_D) / sum(P P) of its flux. At the image centre.
+    """
+    filtered = decorrelated_psf_grid(result)
+    psf = result.exposure.psf
+    if filtered is None or psf is None:
+        return float("nan")
+    grid = psf.grid or gaussian_psf_grid(psf.fwhm, result.exposure.shape)
+    j, i = len(grid.ys) // 2, len(grid.xs) // 2
+    science = grid.images[j, i].astype(np.float64)
+    actual = filtered.images[j, i].astype(np.float64)
+    return float((science * actual).sum() / (science * science).sum())
+
+
+def bias_by_depth(work: Path) -> list[tuple[int, float]]:
+    """Return the attached-PSF flux bias for templates of several depths."""
+    rows = []
+    for depth in DEPTHS:
+        pair = simulate_pair(DEPTH_SIDE, seed=4, template_depth=depth)
+        folder = work / f"depth{depth}"
+        folder.mkdir()
+        science, template = write_pair(pair, folder)
+        rows.append(
+            (depth, attached_psf_bias(subtract_files(science, [template])))
+        )
+    return rows
+
+
 def blank_sky_z(diff: Exposure, model: np.ndarray) -> float:
     """Robust std of difference / sqrt(variance) where the sky is blank."""
     flagged = (diff.mask & diff.mask_planes.value_of_present(FLAGGED)) != 0
@@ -122,28 +159,59 @@ def robust_std(values: np.ndarray) -> float:
     return float((q3 - q1) / 1.349)
 
 
-def real_pair_z(out: Path) -> dict[str, float]:
-    """Return z of each real pair's difference (CLI, default options)."""
+def real_pair_z(out: Path) -> dict[str, tuple[float, float]]:
+    """Return z and the attached-PSF flux bias of each real pair."""
     from recreate.io import read_dp1
 
     figures = {}
     for name, (science, template, extra) in REAL_PAIRS.items():
         path = out / "real.fits"
         done = _cli(
-            [REALDATA / science, REALDATA / template, "-o", path, *extra]
+            [
+                REALDATA / science,
+                REALDATA / template,
+                "-o",
+                path,
+                "--decorrelated-psf",
+                *extra,
+            ]
         )
         if done.returncode != 0:
-            figures[name] = float("nan")
+            figures[name] = (float("nan"), float("nan"))
             continue
         diff = read_dp1(path)
+        bias = _bias_of_file(path)
         planes = diff.mask_planes
         bad = planes.value_of_present(FLAGGED + DETECTED)
         good = ((diff.mask & bad) == 0) & np.isfinite(diff.image)
         good &= diff.variance > 0
-        figures[name] = robust_std(
-            diff.image[good] / np.sqrt(diff.variance[good])
+        figures[name] = (
+            robust_std(diff.image[good] / np.sqrt(diff.variance[good])),
+            bias,
         )
     return figures
+
+
+def _bias_of_file(path: Path) -> float:
+    """Return the attached-PSF flux bias of a written difference."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdulist:
+        if "DECORRELATED_PSF" not in hdulist:
+            return float("nan")
+        actual = np.asarray(hdulist["DECORRELATED_PSF"].data, np.float64)
+        if "PSF_GRID" in hdulist:
+            science = np.asarray(hdulist["PSF_GRID"].data, np.float64)
+        else:
+            from recreate.io import read_dp1
+
+            psf = read_dp1(path).psf
+            if psf is None:
+                return float("nan")
+            science = gaussian_psf_grid(psf.fwhm, (1, 1)).images.astype(float)
+    j, i = actual.shape[0] // 2, actual.shape[1] // 2
+    a, b = science[j, i], actual[j, i]
+    return float((a * b).sum() / (a * a).sum())
 
 
 def _cli(
@@ -216,6 +284,7 @@ def main() -> None:
         out = work / "diff.fits"
         rows = variance_figures(science, template, model)
         real = real_pair_z(work) if REALDATA.is_dir() else {}
+        depths = bias_by_depth(work)
         walls = cli_walls(science, template, out)
         packed = cli_walls(science, template, out, "--compress")
         imports = import_walls()
@@ -229,9 +298,14 @@ def main() -> None:
     for detect, f_sci, f_tmpl, z in rows:
         print(f"{detect:<16} {f_sci:10.4f} {f_tmpl:11.4f} {z:11.4f}")
     if real:
-        print("\nreal pairs (../shared/realdata), z of the difference")
-        for name, z in real.items():
-            print(f"  {name:<44} {z:.4f}")
+        print("\nreal pairs (../shared/realdata): z of the difference, and")
+        print("the flux a fit of the attached (science) PSF reads")
+        for name, (z, bias) in real.items():
+            print(f"  {name:<44} z {z:.4f}  flux x {bias:.3f}")
+    print("\nflux a fit of the attached PSF reads on the decorrelated")
+    print(f"difference, {DEPTH_SIDE}x{DEPTH_SIDE} pairs, by template depth")
+    for depth, bias in depths:
+        print(f"  template of {depth:>2} visit(s): flux x {bias:.4f}")
     print(
         f"\nrecreate subtract, {SIDE}x{SIDE}, fresh process (wall s, "
         f"min / median of {REPEATS})"

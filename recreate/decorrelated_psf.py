@@ -55,7 +55,7 @@ def decorrelated_psf_grid(result: DifferenceResult) -> PsfGrid | None:
         return None
     height, width = result.exposure.shape
     kernel = result.kernel.kernel_image(width / 2.0, height / 2.0)
-    grid = psf.grid or _gaussian_grid(psf.fwhm, (height, width))
+    grid = psf.grid or gaussian_psf_grid(psf.fwhm, (height, width))
     images = np.empty_like(grid.images)
     for j in range(len(grid.ys)):
         for i in range(len(grid.xs)):
@@ -64,7 +64,7 @@ def decorrelated_psf_grid(result: DifferenceResult) -> PsfGrid | None:
     return PsfGrid(xs=grid.xs, ys=grid.ys, images=images)
 
 
-def _gaussian_grid(fwhm: float, shape: tuple[int, int]) -> PsfGrid:
+def gaussian_psf_grid(fwhm: float, shape: tuple[int, int]) -> PsfGrid:
     """Return a one-node grid holding a unit-sum Gaussian of ``fwhm``."""
     sigma = fwhm / FWHM_PER_SIGMA
     half = max(3, math.ceil(_GAUSSIAN_SIDE_FWHMS * fwhm / 2.0))

@@ -127,12 +127,15 @@ def looks_noiseless(exposure: Exposure) -> bool:
     that is zero away from its sources) or the median variance is not
     positive. Such an image has no noise for ScaleVariance to measure.
     """
-    finite = np.isfinite(exposure.image) & np.isfinite(exposure.variance)
+    # Every third pixel each way: as good for a median, 9x cheaper.
+    image = exposure.image[::3, ::3]
+    variance = exposure.variance[::3, ::3]
+    finite = np.isfinite(image) & np.isfinite(variance)
     if not np.any(finite):
         return False
-    values = exposure.image[finite].astype(np.float64)
+    values = image[finite].astype(np.float64)
     mad = float(np.median(np.abs(values - np.median(values))))
-    return mad == 0.0 or float(np.median(exposure.variance[finite])) <= 0.0
+    return mad == 0.0 or float(np.median(variance[finite])) <= 0.0
 
 
 def _set_template_variance(

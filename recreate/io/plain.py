@@ -299,9 +299,13 @@ def _effective_header(hdulist: fits.HDUList, hdu: AnyImageHDU) -> fits.Header:
 
 
 def _as_float32(data: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    """Return a float32 copy; values beyond float32 become inf."""
+    """Return the pixels as float32; values beyond float32 become inf.
+
+    ``data`` is `read_array`'s own fresh copy, so float32 pixels are
+    used as they are rather than copied again.
+    """
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.array(data, dtype=np.float32)
+        return np.asarray(data, dtype=np.float32)
 
 
 def _missing_variance(

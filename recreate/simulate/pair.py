@@ -66,6 +66,7 @@ def simulate_pair(
     template_fwhm: float = 0.7,
     stars_per_mpix: float = 600.0,
     galaxies_per_mpix: float = 1000.0,
+    template_depth: int = TEMPLATE_DEPTH,
 ) -> SimulatedPair:
     """Render a square science image and a larger, deeper template.
 
@@ -79,6 +80,8 @@ def simulate_pair(
         PSF FWHMs, arcsec.
     stars_per_mpix, galaxies_per_mpix
         Source densities per million science pixels.
+    template_depth
+        The template's noise is that of this many visits coadded.
 
     Returns
     -------
@@ -104,9 +107,9 @@ def simulate_pair(
         seed=seed,
     )
     deep = NoiseModel(
-        sky_electrons=VISIT_NOISE.sky_electrons * TEMPLATE_DEPTH,
-        njy_per_electron=VISIT_NOISE.njy_per_electron / TEMPLATE_DEPTH,
-        read_noise=VISIT_NOISE.read_noise * math.sqrt(TEMPLATE_DEPTH),
+        sky_electrons=VISIT_NOISE.sky_electrons * template_depth,
+        njy_per_electron=VISIT_NOISE.njy_per_electron / template_depth,
+        read_noise=VISIT_NOISE.read_noise * math.sqrt(template_depth),
         saturation_electrons=None,
     )
     template = render_image(
