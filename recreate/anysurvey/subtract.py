@@ -23,10 +23,12 @@ say what was done. Butler recreations never come here.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,6 +47,8 @@ from recreate.pipeline.provenance import PREFIX, InputRef
 from recreate.pipeline.subtract import DifferenceResult, subtract
 from recreate.pipeline.template import WarpedTemplate, build_template
 
+#: The logger of v29's spatial-fit conditioning warning.
+_SPATIAL_FIT_LOGGER = "recreate.pipeline.kernel.spatial_fit"
 #: Words of a ProcessingError that mean "too few kernel candidates" (the
 #: selection's and the fit's messages both say it).
 _TOO_FEW_CANDIDATES = "kernel candidates"
@@ -258,15 +262,16 @@ def _subtract_with_fallbacks(
     """Run the recipe, with the fallbacks of the module notes."""
     while True:
         try:
-            result = subtract(
-                science,
-                templates,
-                config=run.config,
-                inputs=refs,
-                kernel=kernel,
-                notes=run.notes,
-                warped=warped,
-            )
+            with _conditioning_warnings_recorded_instead():
+                result = subtract(
+                    science,
+                    templates,
+                    config=run.config,
+                    inputs=refs,
+                    kernel=kernel,
+                    notes=run.notes,
+                    warped=warped,
+                )
         except ProcessingError as error:
             if not _relax_candidates(error, options, run):
                 raise
@@ -283,6 +288,24 @@ def _subtract_with_fallbacks(
         raise UnreliableKernelError(
             f"{problem}; pass --allow-ill-conditioned to write it anyway"
         )
+
+
+@contextmanager
+def _conditioning_warnings_recorded_instead() -> Iterator[None]:
+    """Drop v29's conditioning warning while this mode handles it.
+
+    The spatial fit logs "singular" or "exceeds the condition number
+    limit" as v29 does; here `kernel_problem` judges the same numbers,
+    falls back or fails, and records what it did, so the warning of an
+    attempt that was then refitted would only mislead.
+    """
+    logger = logging.getLogger(_SPATIAL_FIT_LOGGER)
+    dropped = logging.Filter(f"{_SPATIAL_FIT_LOGGER}.none")
+    logger.addFilter(dropped)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropped)
 
 
 def _relax_candidates(

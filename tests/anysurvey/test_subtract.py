@@ -39,6 +39,10 @@ def test_clean_pair_records_detection_and_needs_no_fallback(tmp_path):
     z, pixels = robust_z(result.exposure)
     assert pixels > 30_000
     assert z == pytest.approx(1.0, abs=0.05)
+    # Deterministic: the same files give the same planes and cards.
+    again = subtract_files(science, [template])
+    assert again.exposure.plane_hash() == result.exposure.plane_hash()
+    assert again.exposure.metadata == result.exposure.metadata
 
 
 def test_unsubtracted_inputs_get_their_sky_fitted(tmp_path):
