@@ -58,9 +58,12 @@ def _copy_new(source: Path, destination: Path) -> int:
     if destination.exists():
         return 0
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        dir=destination.parent, prefix=".seed-", delete=False
-    ) as scratch, source.open("rb") as stream:
+    with (
+        tempfile.NamedTemporaryFile(
+            dir=destination.parent, prefix=".seed-", delete=False
+        ) as scratch,
+        source.open("rb") as stream,
+    ):
         shutil.copyfileobj(stream, scratch)
     Path(scratch.name).replace(destination)
     return 1
