@@ -43,7 +43,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
-	$(PY) bench/diffim.py
+	$(PY) bench/diffim.py --recipe dp1
+	$(PY) bench/diffim.py --recipe dp2
 	$(PY) bench/anysurvey.py
 	$(PY) bench/service.py
 

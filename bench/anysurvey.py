@@ -11,7 +11,7 @@ image extension (`recreate.simulate.pair`). Printed:
 * z on every real pair in ``../shared/realdata`` (unflagged, undetected
   pixels of the difference);
 * command-line cost: ``recreate subtract`` in a fresh process, its
-  imports alone, and with ``--compress``; target <= 3 s wall;
+  imports alone, and with ``--format dp1-compressed``; target <= 3 s wall;
 * cold start: the first ``recreate subtract`` of a fresh install (empty
   numba cache) against one after set-up (``make init`` compiles it); a
   worker's first request after its warm-up is ``bench/diffim.py``'s.
@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from recreate.anysurvey import AnySurveyOptions, subtract_files
+from recreate.anysurvey.options import AnySurveyOptions
 from recreate.anysurvey.prepare import prepare_input
 from recreate.anysurvey.read import read_file_inputs
+from recreate.anysurvey.subtract import subtract_files
 from recreate.decorrelated_psf import decorrelated_psf_grid, gaussian_psf_grid
 from recreate.exposure import Exposure
 from recreate.pipeline.config import DEFAULT_CONFIG
@@ -222,7 +223,9 @@ def cli_walls(
 def import_walls() -> list[float]:
     """Return the wall times of importing what the subtract command uses."""
     walls = []
-    code = "import workers.cli, recreate.anysurvey, recreate.recreation"
+    code = (
+        "import workers.cli, recreate.anysurvey.subtract, recreate.recreation"
+    )
     for _ in range(REPEATS):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
@@ -255,7 +258,9 @@ def main() -> None:
         real = real_pair_z(work) if REALDATA.is_dir() else {}
         depths = bias_by_depth(work)
         walls = cli_walls(science, template, out)
-        packed = cli_walls(science, template, out, "--compress")
+        packed = cli_walls(
+            science, template, out, "--format", "dp1-compressed"
+        )
         imports = import_walls()
         cold = cold_start(science, template, out)
     print(f"\nvariance, {SIDE}x{SIDE} pair with true variance planes")
@@ -279,8 +284,8 @@ def main() -> None:
         f"min / median of {REPEATS})"
     )
     for label, values in (
-        ("uncompressed (default)", walls),
-        ("--compress", packed),
+        ("dp1 (default)", walls),
+        ("dp1-compressed", packed),
         ("imports alone", imports),
     ):
         print(

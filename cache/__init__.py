@@ -1,12 +1,18 @@
-"""Redis layer of the service: value codec, result store, locks, jobs.
+"""The cache of the service: Redis behind declared interfaces.
 
-Two Redis instances back it: the blob cache (``maxmemory`` with
-``allkeys-lru``: any key may vanish) holds chunked results and kernels
-through :class:`ResultStore`; the control store (``noeviction``) holds
-single-flight locks (:class:`SingleFlight`), job records
-(:class:`JobStore`) and prewarm campaigns (:class:`CampaignStore`).
-:class:`RedisServer` starts a local ``redis-server`` for the embedded
-default and the tests.
+Two Redis instances back it. The blob cache (``maxmemory`` with
+``allkeys-lru``: any key may vanish) holds chunked, checksummed products
+(:class:`ResultStore`) and solved kernels (:class:`KernelStore`); the
+control store (``noeviction``) holds single-flight locks
+(:class:`SingleFlight`), job records (:class:`JobStore`), the short-lived
+request -> product key index (:class:`RecipeIndex`) and prewarm
+campaigns (:class:`CampaignStore`).
+
+The service sees them through the Protocols of :mod:`cache.interface`,
+built by :meth:`CacheStores.connect` from a :class:`RedisConfig`, and
+through :class:`ResilientCache`, the one place where "Redis down:
+recompute and serve, marked degraded" is written. :class:`RedisServer`
+starts a local ``redis-server`` for the embedded default and the tests.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from cache.codec import (
     decode,
     encode,
 )
+from cache.connect import CacheStores, RedisConfig, redis_client
 from cache.errors import (
     CacheUnavailableError,
     CorruptValueError,
@@ -28,32 +35,58 @@ from cache.errors import (
     RedisServerError,
     RedisServerNotFoundError,
 )
+from cache.interface import (
+    CampaignRecords,
+    JobRecords,
+    KernelCache,
+    LockService,
+    ProductCache,
+    RecipeLookup,
+)
 from cache.jobs import JobStore
+from cache.kernels import KernelStore
 from cache.locks import Lock, SingleFlight
+from cache.recipes import RecipeIndex
+from cache.resilient import OpenedValue, ResilientCache, required
 from cache.server import RedisServer, find_redis_server, free_port
-from cache.store import CachedValue, ResultStore
+from cache.store import CachedValue, ResultStore, StoredValue
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
+    "CacheStores",
     "CacheUnavailableError",
     "CachedValue",
     "CampaignRecord",
+    "CampaignRecords",
     "CampaignStore",
     "ChunkInfo",
     "CorruptValueError",
     "EncodedValue",
     "JobNotFoundError",
+    "JobRecords",
     "JobStore",
+    "KernelCache",
+    "KernelStore",
     "Lock",
+    "LockService",
     "Manifest",
+    "OpenedValue",
+    "ProductCache",
+    "RecipeIndex",
+    "RecipeLookup",
+    "RedisConfig",
     "RedisServer",
     "RedisServerError",
     "RedisServerNotFoundError",
+    "ResilientCache",
     "ResultStore",
     "SingleFlight",
+    "StoredValue",
     "decode",
     "encode",
     "find_redis_server",
     "free_port",
     "quick_retry",
+    "redis_client",
+    "required",
 ]

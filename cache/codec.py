@@ -32,6 +32,7 @@ __all__ = [
     "EncodedValue",
     "Manifest",
     "decode",
+    "decode_chunk",
     "encode",
 ]
 
@@ -273,6 +274,32 @@ def decode(manifest: Manifest, chunks: Sequence[bytes]) -> bytes:
     if hashlib.sha256(data).hexdigest() != manifest.sha256:
         raise CorruptValueError("value fails its SHA-256 checksum")
     return data
+
+
+def decode_chunk(index: int, info: ChunkInfo, stored: bytes | None) -> bytes:
+    """Verify one stored chunk and return its raw bytes.
+
+    For a value read chunk by chunk (streamed): each chunk is checked
+    against its length and checksum before it is used.
+
+    Parameters
+    ----------
+    index
+        The chunk's position (named in errors).
+    info
+        Its entry in the manifest.
+    stored
+        The stored bytes, or None when the chunk is missing.
+
+    Raises
+    ------
+    CorruptValueError
+        If the chunk is missing, fails its checksum, or does not decode
+        to its recorded length.
+    """
+    if stored is None:
+        raise CorruptValueError(f"chunk {index} is missing")
+    return _decode_chunk(zstandard.ZstdDecompressor(), index, info, stored)
 
 
 def _encode_chunk(

@@ -14,8 +14,14 @@ Keys, for a store with prefix ``P``:
 ``P:blob:{key}:{token}:{i}``
     Chunk ``i`` of that write. A fresh random token per write means a
     concurrent rewrite of the same key never mixes chunks.
-``P:kernel:{recipe_hash}``
-    A solved PSF-matching kernel (small JSON) with its checksum.
+
+Solved kernels live beside them (`cache.kernels.KernelStore`).
+
+A value is read whole (`ResultStore.get`) or streamed (`ResultStore.open`
+then `ResultStore.read_chunks`): opening checks the manifest and the
+length of every chunk in one round trip, so an evicted chunk is found
+before a byte is sent; each chunk's checksum is then verified as it is
+read, and a chunk that fails drops the entry and stops the stream.
 
 Needs Redis 6.2 or later (``SET ... GET`` and ``GETDEL``). Every key
 carries a TTL. Chunks are written one SET each, a few per round
@@ -25,11 +31,8 @@ for every other client, which is what chunking avoids.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import secrets
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -37,7 +40,6 @@ from typing import Any
 import redis
 
 from cache._redis import (
-    UNLINK_IF_EQUAL,
     as_bytes,
     check_part,
     check_positive,
@@ -45,10 +47,17 @@ from cache._redis import (
     require_bytes,
     unavailable_on_error,
 )
-from cache.codec import DEFAULT_CHUNK_BYTES, Manifest, decode, encode
+from cache.codec import (
+    DEFAULT_CHUNK_BYTES,
+    Manifest,
+    decode,
+    decode_chunk,
+    encode,
+)
+from cache.entries import Entries
 from cache.errors import CorruptValueError
 
-__all__ = ["CachedValue", "ResultStore"]
+__all__ = ["CachedValue", "ResultStore", "StoredValue"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +65,6 @@ logger = logging.getLogger(__name__)
 #: busy, little enough that a client never buffers a whole 200 MB value
 #: twice.
 _BYTES_PER_ROUND_TRIP = 16 * 1024 * 1024
-
-#: Most chunk keys recovered from a malformed manifest (a Redis string
-#: holds at most 512 MB, so a real value has far fewer chunks).
-_MAX_CHUNKS = 1 << 17
-
-#: Separates a kernel's checksum from its JSON in the stored value.
-_KERNEL_SEPARATOR = b":"
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,32 @@ class CachedValue:
     manifest: Manifest
 
 
+@dataclass(frozen=True)
+class StoredValue:
+    """A value found complete in the store, to be read chunk by chunk.
+
+    Made by `ResultStore.open`; read with `ResultStore.read_chunks`.
+
+    Attributes
+    ----------
+    key
+        The cache key.
+    manifest
+        The value's manifest (``sha256``, ``size``, ``meta``).
+    raw_manifest
+        The manifest as stored (a drop removes it only if unchanged).
+    chunk_keys
+        The Redis keys of its chunks, in order.
+    """
+
+    key: str
+    manifest: Manifest
+    raw_manifest: bytes
+    chunk_keys: tuple[str, ...]
+
+
 class ResultStore:
-    """Chunked result values and solved kernels in the blob-cache Redis.
+    """Chunked result values in the blob-cache Redis.
 
     Parameters
     ----------
@@ -92,8 +118,6 @@ class ResultStore:
         Prefix of every key this store writes.
     ttl_seconds
         Lifetime of result values.
-    kernel_ttl_seconds
-        Lifetime of solved kernels (small and reused: kept longer).
     chunk_bytes
         Raw length of each stored chunk.
 
@@ -110,25 +134,22 @@ class ResultStore:
         *,
         prefix: str = "recreate",
         ttl_seconds: int = 7 * 86400,
-        kernel_ttl_seconds: int = 30 * 86400,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> None:
         check_part("prefix", prefix)
         require_bytes(redis_client)
-        for name, value in (
-            ("ttl_seconds", ttl_seconds),
-            ("kernel_ttl_seconds", kernel_ttl_seconds),
-            ("chunk_bytes", chunk_bytes),
-        ):
-            check_positive(name, value)
+        check_positive("ttl_seconds", ttl_seconds)
+        check_positive("chunk_bytes", chunk_bytes)
         self._redis = redis_client
         self._prefix = prefix
         self._ttl = ttl_seconds
-        self._kernel_ttl = kernel_ttl_seconds
         self._chunk_bytes = chunk_bytes
-        self._unlink_if_equal = redis_client.register_script(UNLINK_IF_EQUAL)
-        self._counter_lock = threading.Lock()
-        self.corrupt_dropped = 0
+        self._entries = Entries(redis_client, prefix)
+
+    @property
+    def corrupt_dropped(self) -> int:
+        """How many broken entries this store has dropped."""
+        return self._entries.corrupt_dropped
 
     # Results.
 
@@ -176,10 +197,10 @@ class ResultStore:
                     )
                 )
             except BaseException:
-                self._unlink_quietly(chunk_keys, f"the chunks of {key}")
+                self._entries.unlink_quietly(chunk_keys, f"chunks of {key}")
                 raise
         if previous is not None:
-            self._unlink_replaced(key, previous)
+            self._entries.unlink_replaced(key, previous)
         return manifest
 
     def get(self, key: str) -> CachedValue | None:
@@ -252,6 +273,75 @@ class ResultStore:
                 return None
             return self._parse_or_drop(key, raw)
 
+    def open(self, key: str) -> StoredValue | None:
+        """Find a value whose every chunk is there, without reading any.
+
+        Two round trips: the manifest, then the length of every chunk.
+        An entry with a malformed manifest or a chunk missing (evicted)
+        or of the wrong length is dropped here, before the caller has
+        sent anything; a chunk's checksum is verified when it is read
+        (`read_chunks`).
+
+        Returns
+        -------
+        StoredValue or None
+            The value, or ``None`` when there is none.
+
+        Raises
+        ------
+        CorruptValueError
+            If the entry was there but broken (it has been dropped).
+        CacheUnavailableError
+            If Redis cannot be reached.
+        """
+        check_part("key", key)
+        with unavailable_on_error(self._redis, f"reading {key}"):
+            raw = self._get(self._result_key(key))
+            if raw is None:
+                return None
+            manifest = self._parse_or_drop(key, raw)
+            if manifest is None:
+                raise CorruptValueError(f"the manifest of {key} is malformed")
+            names = self._chunk_keys(key, manifest)
+            pipe = self._redis.pipeline(transaction=False)
+            for name in names:
+                pipe.strlen(name)
+            lengths = pipe.execute() if names else []
+            for index, (info, length) in enumerate(
+                zip(manifest.chunks, lengths, strict=True)
+            ):
+                if length != info.stored_length:
+                    reason = f"chunk {index} is missing or truncated"
+                    self._drop(key, raw, manifest, reason)
+                    raise CorruptValueError(f"cached {key}: {reason}")
+        return StoredValue(key, manifest, raw, tuple(names))
+
+    def read_chunks(self, value: StoredValue) -> Iterator[bytes]:
+        """Yield an opened value's raw chunks, verified one by one.
+
+        Each chunk is fetched when the caller asks for it, so a reader
+        holds one chunk at a time, never the whole value.
+
+        Raises
+        ------
+        CorruptValueError
+            When a chunk is missing or fails its checksum: the entry is
+            dropped first, so the next reader finds a miss.
+        CacheUnavailableError
+            If Redis cannot be reached.
+        """
+        chunks = zip(value.chunk_keys, value.manifest.chunks, strict=True)
+        for index, (name, info) in enumerate(chunks):
+            with unavailable_on_error(self._redis, f"reading {value.key}"):
+                try:
+                    piece = decode_chunk(index, info, self._get(name))
+                except CorruptValueError as exc:
+                    self._drop(
+                        value.key, value.raw_manifest, value.manifest, str(exc)
+                    )
+                    raise
+            yield piece
+
     def delete(self, key: str) -> bool:
         """Remove the value under ``key`` and its chunks.
 
@@ -275,7 +365,7 @@ class ResultStore:
             raw = as_bytes(self._redis.getdel(self._result_key(key)))
             if raw is None:
                 return False
-            self._redis.unlink(*self._chunk_keys_of_raw(key, raw))
+            self._redis.unlink(*self._entries.chunk_keys_of_raw(key, raw))
         return True
 
     def keys(self) -> list[str]:
@@ -295,71 +385,6 @@ class ResultStore:
             }
         return sorted(found)
 
-    # Kernels.
-
-    def put_kernel(self, recipe_hash: str, kernel_json: str) -> None:
-        """Store a solved kernel, guarded by a checksum.
-
-        Parameters
-        ----------
-        recipe_hash
-            The hash of the recipe that solved it.
-        kernel_json
-            The kernel, serialised as JSON.
-
-        Raises
-        ------
-        CacheUnavailableError
-            If Redis cannot be reached.
-        """
-        check_part("recipe_hash", recipe_hash)
-        body = kernel_json.encode()
-        value = _kernel_checksum(body) + _KERNEL_SEPARATOR + body
-        with unavailable_on_error(
-            self._redis, f"storing kernel {recipe_hash}"
-        ):
-            self._redis.set(
-                self._kernel_key(recipe_hash), value, ex=self._kernel_ttl
-            )
-
-    def get_kernel(self, recipe_hash: str) -> str | None:
-        """Return the kernel solved for ``recipe_hash``, or ``None``.
-
-        A kernel that fails its checksum is dropped and reads as ``None``.
-
-        Parameters
-        ----------
-        recipe_hash
-            The hash of the recipe that solved it.
-
-        Returns
-        -------
-        str or None
-            The kernel JSON.
-
-        Raises
-        ------
-        CacheUnavailableError
-            If Redis cannot be reached.
-        """
-        check_part("recipe_hash", recipe_hash)
-        name = self._kernel_key(recipe_hash)
-        with unavailable_on_error(
-            self._redis, f"reading kernel {recipe_hash}"
-        ):
-            value = self._get(name)
-            if value is None:
-                return None
-            checksum, _, body = value.partition(_KERNEL_SEPARATOR)
-            if checksum == _kernel_checksum(body):
-                try:
-                    return body.decode()
-                except UnicodeDecodeError:
-                    pass
-            self._unlink_if_equal(keys=[name], args=[value])
-        self._count_drop(f"kernel {recipe_hash}", "fails its checksum")
-        return None
-
     # Health.
 
     def ping(self) -> bool:
@@ -369,22 +394,16 @@ class ResultStore:
         except (redis.exceptions.RedisError, OSError):
             return False
 
-    # Key names and plain reads.
+    # Key names, plain reads and chunk transfer.
 
     def _get(self, name: str) -> bytes | None:
         return as_bytes(self._redis.get(name))
 
     def _result_key(self, key: str) -> str:
-        return f"{self._prefix}:result:{key}"
+        return self._entries.result_key(key)
 
     def _chunk_keys(self, key: str, manifest: Manifest) -> list[str]:
-        base = f"{self._prefix}:blob:{key}:{manifest.token}"
-        return [f"{base}:{i}" for i in range(len(manifest.chunks))]
-
-    def _kernel_key(self, recipe_hash: str) -> str:
-        return f"{self._prefix}:kernel:{recipe_hash}"
-
-    # Chunk transfer.
+        return self._entries.chunk_keys(key, manifest)
 
     def _batches(self, chunk_keys: Sequence[str]) -> Iterator[Sequence[str]]:
         """Split chunk keys into groups moved in one round trip each."""
@@ -411,8 +430,6 @@ class ResultStore:
             chunks.extend(as_bytes(c) for c in self._redis.mget(batch))
         return chunks
 
-    # Dropping entries.
-
     def _parse_or_drop(self, key: str, raw: bytes) -> Manifest | None:
         """Parse a stored manifest; drop the entry if it is malformed."""
         try:
@@ -428,68 +445,4 @@ class ResultStore:
     def _drop(
         self, key: str, raw: bytes, manifest: Manifest | None, reason: str
     ) -> None:
-        """Remove a broken entry: its manifest (if unchanged) and chunks.
-
-        The manifest goes only if it still holds what was read, so a value
-        rewritten meanwhile by another writer survives; chunks are keyed
-        by the broken write's token and belong to it alone.
-        """
-        self._unlink_if_equal(keys=[self._result_key(key)], args=[raw])
-        if manifest is None:
-            chunk_keys = self._chunk_keys_of_raw(key, raw)
-        else:
-            chunk_keys = self._chunk_keys(key, manifest)
-        if chunk_keys:
-            self._redis.unlink(*chunk_keys)
-        self._count_drop(key, reason)
-
-    def _count_drop(self, what: str, reason: str) -> None:
-        with self._counter_lock:
-            self.corrupt_dropped += 1
-        logger.warning("dropped cache entry %s: %s", what, reason)
-
-    def _chunk_keys_of_raw(self, key: str, raw: bytes) -> list[str]:
-        """Best-effort chunk keys of a manifest that may be malformed.
-
-        Recovers the token and chunk count when the JSON still parses;
-        otherwise the orphaned chunks are left to their TTL.
-        """
-        try:
-            document = json.loads(raw)
-        except ValueError:
-            return []
-        if not isinstance(document, dict):
-            return []
-        token, count = document.get("token"), document.get("nchunks")
-        if not isinstance(token, str) or type(count) is not int:
-            return []
-        base = f"{self._prefix}:blob:{key}:{token}"
-        return [f"{base}:{i}" for i in range(min(max(count, 0), _MAX_CHUNKS))]
-
-    def _unlink_replaced(self, key: str, previous: bytes) -> None:
-        """Free the chunks of the manifest that a put just replaced.
-
-        Tokens are fresh per write, so these never include the new chunks.
-        """
-        self._unlink_quietly(
-            self._chunk_keys_of_raw(key, previous),
-            f"the replaced chunks of {key}",
-        )
-
-    def _unlink_quietly(self, chunk_keys: Sequence[str], what: str) -> None:
-        """Remove chunks nobody will read again; never raises."""
-        if not chunk_keys:
-            return
-        try:
-            self._redis.unlink(*chunk_keys)
-        except redis.exceptions.RedisError as exc:
-            logger.warning(
-                "could not remove %s (they expire with their TTL): %s",
-                what,
-                exc,
-            )
-
-
-def _kernel_checksum(body: bytes) -> bytes:
-    """Return the hex BLAKE2b digest that guards a stored kernel."""
-    return hashlib.blake2b(body, digest_size=16).hexdigest().encode()
+        self._entries.drop(key, raw, manifest, reason)

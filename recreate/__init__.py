@@ -1,8 +1,9 @@
 """recreate: on-the-fly recreation of Rubin LSST difference images.
 
 The ``recreate`` package holds the science and the data: the exposure
-model, FITS I/O, Butler input lookup, the simulator and (later) the
-difference-imaging pipeline. It never imports Redis, Dask or web code.
+model, FITS I/O, Butler input lookup, the difference-imaging pipeline,
+the registry of output formats, the simulator and the HTTP client. It
+never imports Redis, Dask, the cache or the service.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -42,6 +42,7 @@ class DatasetHandle:
     run: str
     data_id: dict[str, int | str]
     uri: str
+    storage_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -353,4 +354,5 @@ def _handle(butler: Any, ref: Any) -> DatasetHandle:
         run=ref.run,
         data_id={k: ref.dataId[k] for k in ref.dataId.mapping},
         uri=str(butler.getURI(ref)),
+        storage_class=ref.datasetType.storageClass_name,
     )

@@ -9,6 +9,12 @@ A recreation that outlives the server's sync timeout answers 202 with a
 job; the client polls the job and fetches the image when it is done, up
 to its own ``timeout``. Errors come back as the project's error classes
 (`DataNotFoundError`, `NoOverlapError`, ...), with the server's message.
+
+``output_format`` is a name of `recreate.formats` (``dp1``, the default;
+``dp1-compressed``, lossless tile-compressed FITS of about half the
+bytes; ``lsst-images``). A body cut short by the server (a cached chunk
+found corrupt while it streamed; the server has dropped it) is asked
+for once more.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import httpx
 from astropy.io import fits
 
 from recreate import errors
+from recreate.formats import DEFAULT_FORMAT
 from recreate.io.fitsfile import atomic_destination
 
 #: Error classes by the stable code the API sends in ``type``.
@@ -105,7 +112,7 @@ class Client:
         detector: int,
         *,
         instrument: str | None = None,
-        output_format: str = "dp1",
+        output_format: str = DEFAULT_FORMAT,
     ) -> fits.HDUList:
         """Return the difference image as an astropy HDUList.
 
@@ -126,7 +133,7 @@ class Client:
         path: str | os.PathLike[str],
         *,
         instrument: str | None = None,
-        output_format: str = "dp1",
+        output_format: str = DEFAULT_FORMAT,
         overwrite: bool = False,
     ) -> Product:
         """Write the difference image to ``path`` (atomically).
@@ -154,7 +161,7 @@ class Client:
         detector: int,
         *,
         instrument: str | None = None,
-        output_format: str = "dp1",
+        output_format: str = DEFAULT_FORMAT,
     ) -> Product:
         """Return the image's bytes and headers, polling a job if needed.
 
@@ -171,7 +178,7 @@ class Client:
         path = f"/api/v1/diffims/{visit}/{detector}"
         deadline = time.monotonic() + self.timeout
         while True:
-            response = self._http.get(path, params=params)
+            response = self._get_whole(path, params)
             if response.status_code == 200:
                 return Product(
                     data=response.content,
@@ -182,6 +189,15 @@ class Client:
             if response.status_code != 202:
                 raise _error(response)
             self._wait_for_job(response.json()["id"], deadline)
+
+    def _get_whole(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        """GET, asking once more when the body is cut short."""
+        try:
+            return self._http.get(path, params=params)
+        except httpx.RemoteProtocolError:
+            # The server dropped a corrupt cached chunk mid-stream; the
+            # next request recomputes the product.
+            return self._http.get(path, params=params)
 
     def prewarm(
         self,

@@ -32,6 +32,9 @@ from recreate.pipeline.provenance import InputRef
 from recreate.pipeline.template.patches import PatchCutout, PatchFrame
 from recreate.pipeline.template.tracts import patch_read_box
 
+#: The primary-header card of an ``lsst.images`` file (DP2's types).
+LSST_IMAGES_MODEL_KEY = "DATAMODL"
+
 
 @dataclass(frozen=True)
 class ReadInputs:
@@ -75,10 +78,20 @@ def read_butler_inputs(
 
 
 def _read_handle(handle: DatasetHandle) -> Exposure:
-    """Read a dataset through its URI (local, S3, HTTP: lsst.resources)."""
+    """Read a dataset through its URI (local, S3, HTTP: lsst.resources).
+
+    An ``lsst.images`` file (DP2's VisitImage) is read with
+    ``lsst.images``, anything else as DP1's afw layout.
+    """
     from lsst.resources import ResourcePath
 
     with ResourcePath(handle.uri).as_local() as local:
+        if LSST_IMAGES_MODEL_KEY in fits.getheader(local.ospath, 0):
+            # Imported here: lsst.images is slow to import and only
+            # DP2-like repositories need it.
+            from recreate.io.lsst_images.read import read_visit_image
+
+            return read_visit_image(local.ospath)
         return read_dp1(local.ospath)
 
 

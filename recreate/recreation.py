@@ -8,47 +8,47 @@ The two ways in that users have, without the service:
   provenance by dataset id and run.
 * `recreate_from_files`: a science image and one or more templates from
   any survey, in Rubin's layout or as plain FITS images with a WCS and
-  optional variance and mask; named in the provenance by SHA-256.
+  optional variance and mask; named in the provenance by SHA-256. This
+  is the any-survey mode (`recreate.anysurvey`): DP1's recipe, adapted
+  and with recorded fallbacks, unless another recipe is named.
 
-The inputs are read by `recreate.inputs` (template patches only where
-the warped template can depend on them).
+The inputs are read by `recreate.inputs` and `recreate.anysurvey.read`
+(template patches only where the warped template can depend on them).
 
-`write_result` writes either in the DP1 layout (with the solved kernel)
-or as Rubin's DP2-style ``lsst.images.DifferenceImage``.
+`write_result` writes a result in any format of `recreate.formats` (the
+DP1 layout with the solved kernel, tile-compressed or not, optionally
+with the decorrelated PSF, or Rubin's DP2-style
+``lsst.images.DifferenceImage``, optionally lossy16); the writers are
+imported only for the format asked for.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from recreate import __version__
 from recreate.anysurvey.options import AnySurveyOptions
 from recreate.butler import DiffimInputs, find_inputs
-from recreate.errors import InvalidRequestError
+from recreate.formats import (
+    DEFAULT_FORMAT,
+    OutputFormat,
+    check_write_options,
+    get_format,
+)
 from recreate.inputs import butler_refs, read_butler_inputs
-from recreate.io.difference import (
-    difference_bytes,
-    read_kernel,
-    write_difference,
-)
-from recreate.io.lsst_images import (
-    KernelModel,
-    TemplateProvenance,
-    write_lsst_images,
-)
-from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
+from recreate.io.difference import read_kernel
+from recreate.pipeline.config import PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.provenance import recipe, recipe_hash
-from recreate.pipeline.sources.measure import FWHM_PER_SIGMA
+from recreate.pipeline.provenance import recipe as _recipe_of
+from recreate.pipeline.provenance import recipe_hash
+from recreate.pipeline.recipes import (
+    DEFAULT_RECIPE,
+    get_recipe,
+    release_recipe,
+)
 from recreate.pipeline.subtract import DifferenceResult, subtract
-
-OutputFormat = Literal["dp1", "lsst-images"]
-FORMATS: tuple[str, ...] = get_args(OutputFormat)
 
 
 def recreate_from_butler(
@@ -57,7 +57,8 @@ def recreate_from_butler(
     detector: int,
     *,
     instrument: str | None = None,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
 ) -> DifferenceResult:
@@ -71,8 +72,11 @@ def recreate_from_butler(
         The key.
     instrument
         Instrument name, when the repository holds several.
+    recipe
+        The recipe's name; by default the repository release's
+        (`recipe_config`).
     config
-        The recipe.
+        An explicit configuration instead (overrides ``recipe``).
     kernel
         A stored kernel to reuse instead of fitting one.
     whole_patches
@@ -90,14 +94,19 @@ def recreate_from_butler(
     """
     found = find_inputs(butler, visit, detector, instrument=instrument)
     return recreate_from_inputs(
-        found, config=config, kernel=kernel, whole_patches=whole_patches
+        found,
+        recipe=recipe,
+        config=config,
+        kernel=kernel,
+        whole_patches=whole_patches,
     )
 
 
 def recreate_from_inputs(
     found: DiffimInputs,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
 ) -> DifferenceResult:
@@ -110,8 +119,11 @@ def recreate_from_inputs(
     ----------
     found
         What `recreate.butler.find_inputs` returned.
+    recipe
+        The recipe's name; by default the repository release's
+        (`recipe_config`).
     config
-        The recipe.
+        An explicit configuration instead (overrides ``recipe``).
     kernel
         A stored kernel to reuse instead of fitting one.
     whole_patches
@@ -120,11 +132,15 @@ def recreate_from_inputs(
 
     Raises
     ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
     NoOverlapError
         If no template covers enough of the detector.
     ProcessingError
         If the kernel cannot be solved.
     """
+    if config is None:
+        config = recipe_config(found, recipe)
     inputs = read_butler_inputs(
         found, config=config, whole_patches=whole_patches
     )
@@ -144,7 +160,8 @@ def recreate_from_files(
     science_variance: str | None = None,
     science_mask: str | None = None,
     gain: float | None = None,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str = DEFAULT_RECIPE,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
     options: AnySurveyOptions | None = None,
@@ -157,18 +174,21 @@ def recreate_from_files(
     variance plane gets one estimated from its noise (and the gain, when
     known). The inputs are then prepared as ``options`` say (sky,
     DETECTED, template variance) and subtracted with the recorded
-    fallbacks; the provenance says what was done.
+    fallbacks; the provenance says what was done. The recipe is DP1's
+    (v29), whose cuts the fallbacks relax, unless ``recipe`` names
+    another (`recreate.pipeline.recipes`) or ``config`` is given.
 
     Raises
     ------
     InvalidRequestError
-        If no template is given.
+        If no template is given, or ``recipe`` names no recipe.
     FormatError
         If a file cannot be read, or has no celestial WCS.
     UnreliableKernelError
         If the kernel solution is ill-conditioned or too thin.
     """
-    from recreate.anysurvey import PlaneSources, subtract_files
+    from recreate.anysurvey.read import PlaneSources
+    from recreate.anysurvey.subtract import subtract_files
 
     return subtract_files(
         science_path,
@@ -177,7 +197,7 @@ def recreate_from_files(
             variance=science_variance, mask=science_mask, gain=gain
         ),
         options=options or AnySurveyOptions(),
-        config=config,
+        config=config if config is not None else get_recipe(recipe),
         kernel=kernel,
         whole_patches=whole_patches,
     )
@@ -187,9 +207,9 @@ def write_result(
     result: DifferenceResult,
     path: str | os.PathLike[str],
     *,
-    output_format: str = "dp1",
+    output_format: str = DEFAULT_FORMAT,
     overwrite: bool = False,
-    compress: bool = True,
+    lossy16: bool = False,
     decorrelated_psf: bool = False,
 ) -> None:
     """Write a recreated difference image.
@@ -201,163 +221,122 @@ def write_result(
     path
         Output file.
     output_format
-        ``dp1`` (afw ExposureF layout plus the kernel) or ``lsst-images``
-        (Rubin's DP2-style DifferenceImage).
+        The name of a format of `recreate.formats` (``dp1``: afw
+        ExposureF layout plus the kernel; ``lsst-images``: Rubin's
+        DP2-style DifferenceImage...).
     overwrite
         Replace an existing file.
-    compress
-        Tile-compress the DP1 layout's planes (lossless GZIP): smaller,
-        and slower to write and read.
+    lossy16
+        Quantise the image and variance as DP2's published files are
+        (``lsst-images`` only; `recreate.io.lsst_images.lossy16`).
     decorrelated_psf
         Add the ``DECORRELATED_PSF`` extension beside the release's PSF
-        (`recreate.decorrelated_psf`); DP1 layout only.
+        (`recreate.decorrelated_psf`; ``dp1`` formats only).
 
     Raises
     ------
     InvalidRequestError
-        If the format is unknown, or the decorrelated PSF is asked of the
-        lsst-images format.
+        If the format is unknown, or an option does not fit it
+        (`check_write_options`).
+    FormatError
+        With ``lossy16``, if the image has no data ID for the seed.
     """
-    check_format(output_format)
-    if output_format == "dp1":
-        extra = _decorrelated_psf_hdus(result) if decorrelated_psf else []
-        write_difference(
-            result.exposure,
-            result.kernel.to_dict(),
-            path,
-            overwrite=overwrite,
-            compress=compress,
-            extra_hdus=extra,
-        )
+    chosen = check_write_options(
+        output_format, lossy16=lossy16, decorrelated_psf=decorrelated_psf
+    )
+    if lossy16:
+        from recreate.writers import write_lsst_images_file
+
+        write_lsst_images_file(result, path, overwrite=overwrite, lossy16=True)
     elif decorrelated_psf:
-        raise InvalidRequestError(
-            "the decorrelated PSF is written in the dp1 format only"
+        from recreate.writers import write_dp1_file
+
+        write_dp1_file(
+            result,
+            path,
+            compress=chosen.name == "dp1-compressed",
+            overwrite=overwrite,
+            decorrelated_psf=True,
         )
     else:
-        write_lsst_images(
-            result.exposure,
-            kernel_model(result.kernel),
-            template_provenance(result),
-            path,
-            overwrite=overwrite,
-        )
-
-
-def _decorrelated_psf_hdus(result: DifferenceResult) -> list[Any]:
-    """Return the ``DECORRELATED_PSF`` extension of a result, if it has one."""
-    from recreate.decorrelated_psf import decorrelated_psf_hdu
-
-    hdu = decorrelated_psf_hdu(result)
-    return [] if hdu is None else [hdu]
+        chosen.write(result, path, overwrite=overwrite)
 
 
 def request_recipe(
     found: DiffimInputs,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     code_version: str = __version__,
 ) -> dict[str, Any]:
     """Return the recipe of a (visit, detector) request.
 
     Everything the pixels depend on: the input dataset ids and runs, with
     their data ids (so the key, instrument, visit and detector, is in
-    it), the configuration hash and the code version. A new template or
-    code version changes it, so a cache keyed by its hash never serves a
-    stale product.
+    it), the recipe's name and configuration hash and the code version.
+    A new template, recipe or code version changes it, so a cache keyed
+    by its hash never serves a stale product.
+
+    Parameters
+    ----------
+    found
+        The request's inputs.
+    recipe
+        The recipe the request names (``dp1``, ``dp2``); by default the
+        repository's release's (`recipe_config`).
+    config
+        An explicit configuration instead (overrides ``recipe``).
+    code_version
+        Version of this package.
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
     """
-    return recipe(butler_refs(found), config.config_hash(), code_version)
+    chosen = config if config is not None else recipe_config(found, recipe)
+    return _recipe_of(
+        butler_refs(found),
+        chosen.config_hash(),
+        code_version,
+        chosen.recipe,
+    )
 
 
-def product_key(recipe_dict: dict[str, Any], output_format: str) -> str:
+def recipe_config(
+    found: DiffimInputs, recipe: str | None = None
+) -> PipelineConfig:
+    """Return the configuration a request recreates with.
+
+    The recipe the request names, else the one of the repository's
+    release: ``dp2`` where visit images are ``lsst.images`` VisitImages
+    (as in DP2), ``dp1`` otherwise (`recreate.pipeline.recipes`).
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
+    """
+    name = recipe or release_recipe(found.visit_image.storage_class)
+    return get_recipe(name)
+
+
+def product_key(
+    recipe_dict: dict[str, Any], output_format: OutputFormat
+) -> str:
     """Return the SHA-256 naming one product: a recipe in one format."""
-    check_format(output_format)
-    return recipe_hash({"recipe": recipe_dict, "format": output_format})
-
-
-def check_format(output_format: str) -> None:
-    """Raise `InvalidRequestError` unless the format is one we write."""
-    if output_format not in FORMATS:
-        raise InvalidRequestError(
-            f"unknown format {output_format!r}; choose one of "
-            f"{', '.join(FORMATS)}"
-        )
+    return recipe_hash({"recipe": recipe_dict, "format": output_format.name})
 
 
 def result_bytes(result: DifferenceResult, output_format: str) -> bytes:
-    """Return the bytes of a result as `write_result` would write them.
-
-    The DP1 layout is written with uncompressed planes: a served file is
-    compressed by the transport and the cache, and FITS tile compression
-    would triple the time to encode it.
+    """Return the bytes of a result in a format, as the service caches them.
 
     Raises
     ------
     InvalidRequestError
         If the format is unknown.
     """
-    check_format(output_format)
-    if output_format == "dp1":
-        return difference_bytes(
-            result.exposure, result.kernel.to_dict(), compress=False
-        )
-    with tempfile.TemporaryDirectory(prefix="recreate-") as scratch:
-        path = Path(scratch) / "diffim.fits"
-        write_result(result, path, output_format=output_format)
-        return path.read_bytes()
-
-
-def kernel_model(kernel: SolvedKernel) -> KernelModel:
-    """Return the solved kernel in the neutral form lsst.images stores.
-
-    Both use afw's Chebyshev1Function2 terms (1, x, y, ...) normalised to
-    the science bbox's pixel edges, and afw's kernel orientation.
-    """
-    return KernelModel(
-        basis=kernel.basis.images(),
-        coefficients=kernel.coefficients,
-        bbox=kernel.bbox,
-        order=kernel.spatial_kernel_order,
-    )
-
-
-def template_provenance(
-    result: DifferenceResult,
-) -> list[TemplateProvenance]:
-    """Return one DP2-style template record per patch used.
-
-    Butler inputs carry their skymap, tract and patch; files given on the
-    command line have none (skymap "none", tract and patch -1) and are
-    named by a UUID derived from their SHA-256.
-    """
-    sigma2 = (result.provenance.template_fwhm / FWHM_PER_SIGMA) ** 2
-    templates = [i for i in result.provenance.inputs if i.role == "template"]
-    records = []
-    for ref, bounds in zip(
-        templates, result.template.patch_bounds, strict=True
-    ):
-        data_id = ref.data_id
-        records.append(
-            TemplateProvenance(
-                skymap=str(data_id.get("skymap", "none")),
-                tract=int(data_id.get("tract", -1)),
-                patch=int(data_id.get("patch", -1)),
-                dataset_id=_as_uuid(ref.dataset_id),
-                dataset_run=ref.run,
-                bounds_xy=bounds,
-                psf_shape_xx=sigma2,
-                psf_shape_yy=sigma2,
-                psf_shape_xy=0.0,
-            )
-        )
-    return records
-
-
-def _as_uuid(dataset_id: str) -> str:
-    """Return a UUID string: Butler ids as they are, hashes folded."""
-    try:
-        return str(uuid.UUID(dataset_id))
-    except ValueError:
-        return str(uuid.UUID(hex=dataset_id[:32]))
+    return get_format(output_format).to_bytes(result)
 
 
 def load_kernel(path: str | os.PathLike[str]) -> SolvedKernel:

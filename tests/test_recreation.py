@@ -21,9 +21,9 @@ from recreate.recreation import (
     load_kernel,
     recreate_from_butler,
     recreate_from_files,
-    template_provenance,
     write_result,
 )
+from recreate.writers import template_provenance
 from tests.support.service import key_with_coverage
 from workers.cli import main
 

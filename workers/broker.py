@@ -30,8 +30,9 @@ from recreate.errors import (
     RecreateError,
     ServiceUnavailableError,
 )
-from workers.settings import Settings
-from workers.tasks import TaskResult, TaskSpec, recreate_task
+from workers.models import TaskResult, TaskSpec
+from workers.state import RecreateWorkerPlugin, WorkerNotReadyError
+from workers.tasks import recreate_task
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,9 @@ class Broker:
     connect
         Coroutine function returning a connected asynchronous
         `distributed.Client` (called again after the scheduler is lost).
-    settings
-        Sent with every task: the workers' repository and Redis.
+    plugin
+        The worker plugin carrying the cache configuration: registered
+        on every connection, and again when a worker has not got it.
     max_inflight
         Products in flight before new ones are refused (503).
     retries
@@ -76,7 +78,7 @@ class Broker:
     """
 
     connect: Connect
-    settings: Settings | None = None
+    plugin: RecreateWorkerPlugin | None = None
     max_inflight: int = 64
     retries: int = 2
     on_done: Callable[[TaskSpec, Outcome], None] | None = None
@@ -156,11 +158,17 @@ class Broker:
                 self._client = None
             try:
                 self._client = await self.connect()
+                await self._register_plugin(self._client)
             except (OSError, TimeoutError) as error:
                 raise ServiceUnavailableError(
                     f"the Dask scheduler cannot be reached: {error}"
                 ) from None
             return self._client
+
+    async def _register_plugin(self, client: Any) -> None:
+        """Give every worker (and every later one) the cache config."""
+        if self.plugin is not None:
+            await client.register_plugin(self.plugin)
 
     async def scheduler_info(self) -> dict[str, Any]:
         """Return the scheduler's worker count and desired worker count."""
@@ -215,6 +223,11 @@ class Broker:
                     spec.describe(),
                     error,
                 )
+                if isinstance(error, WorkerNotReadyError):
+                    # The scheduler came back without our plugin (the
+                    # client reconnected by itself): register it again.
+                    with contextlib.suppress(OSError, TimeoutError):
+                        await self._register_plugin(client)
                 await asyncio.sleep(min(2.0**attempt, 10.0) * 0.25)
         msg = "unreachable: the loop returns or raises"
         raise AssertionError(msg)
@@ -229,7 +242,6 @@ class Broker:
             future = client.submit(
                 recreate_task,
                 spec,
-                self.settings or Settings(),
                 key=key,
                 priority=priority,
                 pure=False,

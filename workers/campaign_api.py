@@ -1,16 +1,21 @@
-"""HTTP routes of prewarm campaigns: create, list, inspect, cancel."""
+"""HTTP routes of prewarm campaigns: create, list, inspect, cancel.
+
+Campaigns live in the control store and cannot work without it: a
+route that finds it down answers 503 naming it (`cache.required`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cache import CacheUnavailableError, CampaignRecord, CampaignStore
+from cache import CampaignRecord, CampaignRecords, required
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.errors import (
     DataNotFoundError,
@@ -18,9 +23,17 @@ from recreate.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
-from recreate.recreation import OutputFormat
+from recreate.formats import format_names
 from recreate.selection import Selection
 from workers.campaigns import CampaignRunner
+
+if TYPE_CHECKING:
+    # Services import this router's module (through the app): no cycle
+    # at run time.
+    from workers.services import Services
+
+#: The store a campaign route cannot work without.
+CONTROL_STORE = "the control store"
 
 router = APIRouter(prefix="/api/v1/campaigns")
 
@@ -62,7 +75,18 @@ class CampaignRequest(BaseModel):
         description="Order among campaigns; always below interactive work.",
     )
     instrument: str | None = None
-    format: OutputFormat | None = None
+    format: str | None = Field(
+        None, description=f"Output format: {', '.join(format_names())}."
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, name: str | None) -> str | None:
+        """Accept only a format of the registry."""
+        if name is not None and name not in format_names():
+            msg = f"unknown format {name!r}; choose one of {format_names()}"
+            raise ValueError(msg)
+        return name
 
 
 class CampaignCreated(BaseModel):
@@ -96,9 +120,15 @@ class CampaignModel(BaseModel):
     eta_seconds: float | None
 
 
+def _services(request: Request) -> Services:
+    """Return the app's services."""
+    services: Services = request.app.state.services
+    return services
+
+
 def _runner(request: Request) -> CampaignRunner:
     """Return the campaign runner, or 503 when there is no control store."""
-    runner: CampaignRunner | None = request.app.state.services.campaigns
+    runner = _services(request).campaigns
     if runner is None:
         raise ServiceUnavailableError(
             "campaigns need the control store (Redis), which is not set up"
@@ -118,16 +148,12 @@ def _model(record: CampaignRecord) -> CampaignModel:
     return CampaignModel(**record.__dict__)
 
 
-async def _store_call(
-    store: CampaignStore, method: str, *args: Any, **kwargs: Any
-) -> Any:
-    """Call the campaign store off the loop; 503 when Redis is down."""
-    try:
-        return await asyncio.to_thread(getattr(store, method), *args, **kwargs)
-    except CacheUnavailableError as error:
-        raise ServiceUnavailableError(
-            f"the control store is unavailable: {error}"
-        ) from None
+async def _in_store[T](
+    store: CampaignRecords, call: Callable[[CampaignRecords], T]
+) -> T:
+    """Run a campaign store call off the loop; 503 when Redis is down."""
+    with required(CONTROL_STORE):
+        return await asyncio.to_thread(call, store)
 
 
 @router.post(
@@ -146,18 +172,19 @@ async def create_campaign(
 ) -> JSONResponse:
     """Create a campaign and start it."""
     runner = _runner(request)
-    services = request.app.state.services
+    services = _services(request)
     limit = services.settings.campaign_max_keys
     keys, selection = await _resolve_keys(services, body, limit)
-    campaign_id = await _store_call(
+    campaign_id = await _in_store(
         runner.store,
-        "create",
-        body.name,
-        keys,
-        priority=body.priority,
-        instrument=body.instrument or services.settings.instrument,
-        output_format=body.format,
-        selection=selection,
+        lambda store: store.create(
+            body.name,
+            keys,
+            priority=body.priority,
+            instrument=body.instrument or services.settings.instrument,
+            output_format=body.format,
+            selection=selection,
+        ),
     )
     runner.launch(campaign_id)
     url = str(request.url_for("get_campaign", campaign_id=campaign_id))
@@ -169,7 +196,7 @@ async def create_campaign(
 
 
 async def _resolve_keys(
-    services: Any, body: CampaignRequest, limit: int
+    services: Services, body: CampaignRequest, limit: int
 ) -> tuple[list[tuple[int, int]], dict[str, Any] | None]:
     """Return the campaign's keys (deduplicated) and its selection."""
     if (body.keys is None) == (body.selection is None):
@@ -207,7 +234,7 @@ async def _resolve_keys(
 )
 async def list_campaigns(request: Request) -> list[CampaignModel]:
     """Return every campaign."""
-    records = await _store_call(_runner(request).store, "all")
+    records = await _in_store(_runner(request).store, lambda s: s.all())
     return [_model(record) for record in records]
 
 
@@ -221,8 +248,8 @@ async def list_campaigns(request: Request) -> list[CampaignModel]:
 )
 async def get_campaign(request: Request, campaign_id: str) -> CampaignModel:
     """Return one campaign, or 404 naming the id."""
-    store = _runner(request).store
-    record = await _store_call(store, "get", _known(campaign_id))
+    known = _known(campaign_id)
+    record = await _in_store(_runner(request).store, lambda s: s.get(known))
     if record is None:
         raise DataNotFoundError(f"no campaign {campaign_id!r}")
     return _model(record)
@@ -239,9 +266,18 @@ async def get_campaign(request: Request, campaign_id: str) -> CampaignModel:
 )
 async def cancel_campaign(request: Request, campaign_id: str) -> CampaignModel:
     """Cancel what has not started; return the campaign."""
-    store = _runner(request).store
-    if await _store_call(store, "meta", _known(campaign_id)) is None:
+    known = _known(campaign_id)
+    record = await _in_store(
+        _runner(request).store, lambda s: _cancel(s, known)
+    )
+    if record is None:
         raise DataNotFoundError(f"no campaign {campaign_id!r}")
-    await _store_call(store, "cancel", campaign_id)
-    record = await _store_call(store, "get", campaign_id)
     return _model(record)
+
+
+def _cancel(store: CampaignRecords, campaign_id: str) -> CampaignRecord | None:
+    """Cancel a campaign's queued keys; return it (None if unknown)."""
+    if store.meta(campaign_id) is None:
+        return None
+    store.cancel(campaign_id)
+    return store.get(campaign_id)

@@ -20,6 +20,11 @@ through them:
   ``running`` ones back in the queue and resumes. A transient failure
   (scheduler lost, worker gone) requeues the key; the cache and the lock
   make a resubmission cheap and never a duplicate recompute.
+
+Each key goes through the product service (`ProductMaker.ensure`), the
+same walk as an HTTP request: recipe index or Butler, cache, broker.
+Campaigns need the control store: while it is down they pause (their
+state is there), and resume when it answers again or on restart.
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from cache import CacheUnavailableError, CampaignStore
+from cache import CacheUnavailableError, CampaignRecords
 from recreate.errors import RecreateError, ServiceUnavailableError
-from recreate.recreation import product_key, request_recipe
+from recreate.formats import get_format
 from workers.broker import BACKGROUND
-from workers.tasks import TaskSpec
+from workers.models import ProductRequest
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +52,42 @@ POLL_SECONDS = 0.5
 OUTAGE_PAUSE_SECONDS = 5.0
 
 
+class ProductMaker(Protocol):
+    """What the runner needs of the product service."""
+
+    async def ensure(self, request: ProductRequest, *, priority: int) -> bool:
+        """Make sure a product is cached; tell whether it was recomputed."""
+
+
+class Scheduler(Protocol):
+    """What the runner needs of the broker: the scheduler's size."""
+
+    async def scheduler_info(self) -> dict[str, Any]:
+        """Return the scheduler's ``workers``, ``threads``, ``desired``."""
+
+
 @dataclass
 class CampaignRunner:
-    """Run campaigns from the control store through the broker.
+    """Run campaigns from the control store through the product service.
 
     Parameters
     ----------
-    services
-        The API's services (Butler, cache, broker).
+    products
+        The product service (`workers.products.ProductService`).
+    scheduler
+        The broker: how many worker threads there are (the throttle).
     store
-        The campaign store in the control Redis.
+        The campaign records in the control Redis.
+    default_format
+        The format of a campaign that names none.
     max_inflight
         Campaign products in Dask at once; 0: one per worker thread.
     """
 
-    services: Any
-    store: CampaignStore
+    products: ProductMaker
+    scheduler: Scheduler
+    store: CampaignRecords
+    default_format: str
     max_inflight: int = 0
     _loops: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _busy: int = 0
@@ -71,9 +96,18 @@ class CampaignRunner:
     _paused_until: float = 0.0
 
     def resume(self) -> list[str]:
-        """Resume every campaign left unfinished (broker restart)."""
-        resumed = []
-        for campaign_id in self.store.active():
+        """Resume every campaign left unfinished (broker restart).
+
+        With the control store down nothing resumes now; the campaigns
+        stay in it, and resume at the next start.
+        """
+        resumed: list[str] = []
+        try:
+            active = self.store.active()
+        except CacheUnavailableError as error:
+            log.warning("campaigns not resumed: %s", error)
+            return resumed
+        for campaign_id in active:
             requeued = self.store.requeue_running(campaign_id)
             log.info(
                 "resuming campaign %s (%d keys back in the queue)",
@@ -195,7 +229,7 @@ class CampaignRunner:
         if self.max_inflight > 0:
             return self.max_inflight
         try:
-            info = await self.services.broker.scheduler_info()
+            info = await self.scheduler.scheduler_info()
         except (RecreateError, OSError, TimeoutError):
             return 1
         # A queue as deep as the workers again: the adaptive target (and
@@ -223,21 +257,18 @@ class CampaignRunner:
         self, meta: dict[str, Any], key: tuple[int, int]
     ) -> str:
         """Return ``cached`` or ``done`` once the key's product exists."""
-        services = self.services
         visit, detector = key
-        found = await services.find_inputs(
-            visit, detector, meta.get("instrument")
+        request = ProductRequest(
+            visit=visit,
+            detector=detector,
+            instrument=meta.get("instrument"),
+            output_format=get_format(
+                meta.get("format") or self.default_format
+            ),
         )
-        output_format = meta.get("format") or services.settings.default_format
-        pkey = product_key(request_recipe(found), output_format)
-        if services.store is not None:
-            with contextlib.suppress(CacheUnavailableError):
-                if await asyncio.to_thread(services.store.head, pkey):
-                    return "cached"
-        spec = TaskSpec(found.instrument, visit, detector, output_format, pkey)
         priority = BACKGROUND + max(-5, min(5, int(meta.get("priority", 0))))
-        result = await services.broker.start(spec, priority=priority)
-        return "done" if result.computed else "cached"
+        computed = await self.products.ensure(request, priority=priority)
+        return "done" if computed else "cached"
 
     def _failed(
         self,

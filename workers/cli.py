@@ -38,23 +38,26 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from recreate.errors import RecreateError
-from workers.cli_output import (
-    add_output_options,
-    check_output,
-    stored_kernel,
-    write_output,
+from recreate.pipeline.recipes import RECIPE_NAMES
+from recreate.simulate import PRESET_NAMES
+from workers.cli_subtract import SUBTRACT
+from workers.commands import (
+    REPO_HELP,
+    Command,
+    Handler,
+    add_key_arguments,
+    add_repo_option,
+    non_negative_int,
+    positive_int,
+    repo_of,
 )
 from workers.numba_cache import seed_numba_cache
-
-DEFAULT_REPO_ENV = "RECREATE_BUTLER_REPO"
-DEFAULT_REPO = "data/demo-repo"
-
-Handler = Callable[[argparse.Namespace], int]
+from workers.recreating import GET
+from workers.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,109 +83,102 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every subcommand."""
+    """Return the parser with every subcommand (see `_commands`)."""
     parser = argparse.ArgumentParser(
         prog="recreate",
         description="Recreate Rubin LSST difference images on demand.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for command in _commands():
+        command.add_to(sub)
+    return parser
 
-    simulate = sub.add_parser(
-        "simulate", help="write a simulated LSST-like Butler repository"
+
+def _commands() -> tuple[Command, ...]:
+    """Return every subcommand, in the order ``--help`` lists them."""
+    from workers.prewarm import PREWARM
+
+    return (
+        Command(
+            "simulate",
+            "write a simulated LSST-like Butler repository",
+            _configure_simulate,
+            _simulate,
+        ),
+        Command(
+            "info", "summarise a Butler repository", add_repo_option, _info
+        ),
+        Command(
+            "inputs",
+            "show the inputs of one difference image",
+            _configure_inputs,
+            _inputs,
+        ),
+        GET,
+        SUBTRACT,
+        Command("serve", "serve the HTTP API", _add_serve_options, _serve),
+        Command(
+            "worker",
+            "run a Dask worker for a remote scheduler",
+            _configure_worker,
+            _worker,
+        ),
+        PREWARM,
+        Command(
+            "run",
+            "the main job on embedded defaults (see README)",
+            _configure_run,
+            _run,
+        ),
     )
-    simulate.add_argument("--repo", required=True, help="new repository path")
-    _add_simulation_options(simulate)
-    simulate.set_defaults(handler=_simulate)
 
-    info = sub.add_parser("info", help="summarise a Butler repository")
-    _add_repo_option(info)
-    info.set_defaults(handler=_info)
 
-    inputs = sub.add_parser(
-        "inputs", help="show the inputs of one difference image"
+def _configure_simulate(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate simulate``."""
+    parser.add_argument("--repo", required=True, help="new repository path")
+    _add_simulation_options(parser)
+
+
+def _configure_inputs(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate inputs``."""
+    add_key_arguments(parser)
+    add_repo_option(parser)
+    parser.add_argument("--instrument", help="instrument (if several)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _configure_worker(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate worker``."""
+    parser.add_argument("scheduler", help="scheduler address (tcp://...)")
+    parser.add_argument(
+        "--nthreads", type=positive_int, default=1, help="task threads"
     )
-    inputs.add_argument("visit", type=_non_negative_int, help="visit id")
-    inputs.add_argument("detector", type=_non_negative_int, help="detector")
-    _add_repo_option(inputs)
-    inputs.add_argument("--instrument", help="instrument (if several)")
-    inputs.add_argument("--json", action="store_true", help="print JSON")
-    inputs.set_defaults(handler=_inputs)
-
-    get = sub.add_parser(
-        "get", help="recreate one difference image from a Butler repository"
-    )
-    get.add_argument("visit", type=_non_negative_int, help="visit id")
-    get.add_argument("detector", type=_non_negative_int, help="detector")
-    _add_repo_option(get)
-    get.add_argument(
-        "--url", help="fetch from the service at this URL instead of --repo"
-    )
-    get.add_argument("--instrument", help="instrument (if several)")
-    add_output_options(get)
-    get.set_defaults(handler=_get)
-
-    from workers.cli_subtract import add_subtract_parser
-
-    add_subtract_parser(sub)
-
-    serve = sub.add_parser("serve", help="serve the HTTP API")
-    _add_serve_options(serve)
-    serve.set_defaults(handler=_serve)
-
-    worker = sub.add_parser(
-        "worker", help="run a Dask worker for a remote scheduler"
-    )
-    worker.add_argument("scheduler", help="scheduler address (tcp://...)")
-    worker.add_argument(
-        "--nthreads", type=_positive_int, default=1, help="task threads"
-    )
-    worker.add_argument(
+    parser.add_argument(
         "--memory-limit",
         default="auto",
         help="memory limit Dask enforces (e.g. 4GiB; default: auto)",
     )
-    worker.add_argument(
+    parser.add_argument(
         "--resources", help='abstract resources, e.g. "RECOMPUTE=1"'
     )
-    worker.add_argument("--name", help="worker name (e.g. the pod name)")
-    worker.add_argument("--local-directory", help="scratch directory")
-    worker.set_defaults(handler=_worker)
+    parser.add_argument("--name", help="worker name (e.g. the pod name)")
+    parser.add_argument("--local-directory", help="scratch directory")
 
-    from workers.prewarm import add_prewarm_parser
 
-    add_prewarm_parser(sub, _non_negative_int)
-
-    run = sub.add_parser(
-        "run", help="the main job on embedded defaults (see README)"
-    )
-    _add_serve_options(run)
-    _add_simulation_options(run, default_preset="demo")
-    run.set_defaults(handler=_run)
-    return parser
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate run``."""
+    _add_serve_options(parser)
+    _add_simulation_options(parser, default_preset="demo")
 
 
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--repo``, ``--host`` and ``--port`` (defaults: settings)."""
-    parser.add_argument(
-        "--repo",
-        help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
-        f"{DEFAULT_REPO})",
-    )
+    parser.add_argument("--repo", help=REPO_HELP)
     parser.add_argument(
         "--host", help="address to bind (default: $RECREATE_HOST)"
     )
     parser.add_argument(
-        "--port", type=_non_negative_int, help="port (default: $RECREATE_PORT)"
-    )
-
-
-def _add_repo_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--repo``, defaulting to $RECREATE_BUTLER_REPO or data/."""
-    parser.add_argument(
-        "--repo",
-        default=os.environ.get(DEFAULT_REPO_ENV, DEFAULT_REPO),
-        help=f"Butler repository (default: ${DEFAULT_REPO_ENV} or "
-        f"{DEFAULT_REPO})",
+        "--port", type=non_negative_int, help="port (default: $RECREATE_PORT)"
     )
 
 
@@ -190,44 +186,28 @@ def _add_simulation_options(
     parser: argparse.ArgumentParser, default_preset: str = "ci"
 ) -> None:
     """Add the simulator's ``--preset``, ``--seed`` and ``--jobs``."""
-    from recreate.simulate.presets import PRESETS
-
     parser.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
+        choices=PRESET_NAMES,
         default=default_preset,
         help=f"repository size (default: {default_preset})",
     )
     parser.add_argument(
-        "--seed", type=_non_negative_int, default=1, help="master seed"
+        "--seed", type=non_negative_int, default=1, help="master seed"
+    )
+    parser.add_argument(
+        "--release",
+        choices=RECIPE_NAMES,
+        default="dp1",
+        help="dp1: visit images as afw ExposureF (default); dp2: as "
+        "lsst.images VisitImages, DP2's storage classes",
     )
     parser.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=min(2, os.cpu_count() or 1),
         help="rendering processes (results do not depend on it)",
     )
-
-
-def _non_negative_int(text: str) -> int:
-    """Parse a non-negative integer for argparse, naming a bad value."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an integer"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    """Parse a positive integer for argparse."""
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -236,7 +216,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = simulate_repository(
-        args.repo, args.preset, args.seed, jobs=args.jobs, log=print
+        args.repo,
+        args.preset,
+        args.seed,
+        jobs=args.jobs,
+        log=print,
+        release=args.release,
     )
     print(
         f"wrote {result.visit_images} visit images, "
@@ -252,8 +237,9 @@ def _info(args: argparse.Namespace) -> int:
     from recreate.butler import open_butler
     from recreate.summary import summarize_repository
 
-    summary = summarize_repository(open_butler(args.repo))
-    print(f"repository:       {args.repo}")
+    repo = repo_of(args)
+    summary = summarize_repository(open_butler(repo))
+    print(f"repository:       {repo}")
     for line in summary.lines():
         print(line)
     return 0
@@ -266,7 +252,7 @@ def _inputs(args: argparse.Namespace) -> int:
     from recreate.butler import find_inputs, open_butler
 
     found = find_inputs(
-        open_butler(args.repo),
+        open_butler(repo_of(args)),
         args.visit,
         args.detector,
         instrument=args.instrument,
@@ -288,53 +274,8 @@ def _inputs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _get(args: argparse.Namespace) -> int:
-    """Recreate one difference image through the Butler and write it."""
-    from recreate.butler import open_butler
-    from recreate.memory import retain_freed_memory
-    from recreate.recreation import recreate_from_butler
-
-    check_output(args)
-    if args.url:
-        return _get_remote(args)
-    retain_freed_memory()
-    result = recreate_from_butler(
-        open_butler(args.repo),
-        args.visit,
-        args.detector,
-        instrument=args.instrument,
-        kernel=stored_kernel(args),
-    )
-    return write_output(args, result)
-
-
-def _get_remote(args: argparse.Namespace) -> int:
-    """Fetch one difference image from a running service."""
-    from recreate.client import Client
-    from recreate.errors import InvalidRequestError
-
-    if args.kernel:
-        raise InvalidRequestError("--kernel works with --repo, not --url")
-    with Client(args.url) as client:
-        product = client.to_file(
-            args.visit,
-            args.detector,
-            args.output,
-            instrument=args.instrument,
-            output_format=args.format,
-            overwrite=args.overwrite,
-        )
-    print(
-        f"wrote {args.output} ({args.format}, {len(product.data)} bytes, "
-        f"cache {product.cache or 'n/a'}, sha256 {product.etag[:16]})"
-    )
-    return 0
-
-
-def _service_settings(args: argparse.Namespace) -> Any:
+def _service_settings(args: argparse.Namespace) -> Settings:
     """Return the settings, with the command line's overrides."""
-    from workers.settings import Settings
-
     overrides = {
         name: value
         for name, value in (

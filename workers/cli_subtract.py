@@ -1,34 +1,37 @@
 """``recreate subtract``: the any-survey mode on the command line.
 
 A science image and its template(s) from any survey, in Rubin's layout
-or as plain FITS, become a difference image made with the v29 recipe,
-adapted as `recreate.anysurvey.AnySurveyOptions` allows: sky subtracted
+or as plain FITS, become a difference image made with DP1's recipe
+(v29; ``--recipe dp2`` for v30's), adapted as
+`recreate.anysurvey.options.AnySurveyOptions` allows: sky subtracted
 from unsubtracted inputs, DETECTED planes before ScaleVariance, a
 template variance for model templates, pixel-aligned pairs without a
 sky WCS, and the recorded fallbacks for thin kernel solutions. An
 ill-conditioned or too-thin kernel solution is an error (exit status
 2, one line) unless ``--allow-ill-conditioned``.
 
-Only what a file-to-file subtraction needs is imported: no Butler.
+Only what a file-to-file subtraction needs is imported: no Butler, and
+nothing heavy until the command runs (``--help`` loads no numba).
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from workers.cli_output import add_output_options
+from recreate.anysurvey.options import SWITCHES
+from recreate.pipeline.recipes import DEFAULT_RECIPE, RECIPE_NAMES
+from workers.commands import Command
+from workers.recreating import (
+    add_output_options,
+    check_output,
+    stored_kernel,
+    write_output,
+)
 
 
-def add_subtract_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add the ``subtract`` subcommand to the ``recreate`` parser."""
-    from recreate.anysurvey.options import SWITCHES
-
-    parser: argparse.ArgumentParser = sub.add_parser(
-        "subtract",
-        help="difference of a science and template FITS image (any survey)",
-        description=__doc__.split("\n\n")[1],
-    )
+def _configure_subtract(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``recreate subtract``."""
+    parser.description = __doc__.split("\n\n")[1]
     parser.add_argument("science", help="science image (FITS)")
     parser.add_argument("template", nargs="+", help="template image(s) (FITS)")
     inputs = parser.add_argument_group("inputs")
@@ -57,7 +60,20 @@ def add_subtract_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="the inputs share one pixel grid: no sky WCS needed, no warp",
     )
-    adapt = parser.add_argument_group("adapting the v29 recipe")
+    _add_adapting_options(parser)
+    add_output_options(parser)
+
+
+def _add_adapting_options(parser: argparse.ArgumentParser) -> None:
+    """Add the recipe and how the any-survey mode adapts it."""
+    adapt = parser.add_argument_group("adapting the recipe")
+    adapt.add_argument(
+        "--recipe",
+        choices=RECIPE_NAMES,
+        default=DEFAULT_RECIPE,
+        help="dp1 (pipelines v29, default: the cuts the fallbacks relax) "
+        "or dp2 (v30.0.6)",
+    )
     adapt.add_argument(
         "--background",
         choices=SWITCHES,
@@ -104,18 +120,18 @@ def add_subtract_parser(sub: Any) -> argparse.ArgumentParser:
         help="write the difference even if the kernel solution is "
         "ill-conditioned or too thin (default: exit status 2)",
     )
-    add_output_options(parser)
-    parser.set_defaults(handler=run_subtract)
-    return parser
 
 
-def run_subtract(args: argparse.Namespace) -> int:
+def _subtract(args: argparse.Namespace) -> int:
     """Recreate a difference image from two or more files and write it."""
-    from recreate.anysurvey import AnySurveyOptions, PlaneSources
-    from recreate.anysurvey.options import parse_template_variance
+    from recreate.anysurvey.options import (
+        AnySurveyOptions,
+        parse_template_variance,
+    )
+    from recreate.anysurvey.read import PlaneSources
     from recreate.anysurvey.subtract import subtract_files
     from recreate.memory import retain_freed_memory
-    from workers.cli_output import check_output, stored_kernel, write_output
+    from recreate.pipeline.recipes import get_recipe
 
     options = AnySurveyOptions(
         background=args.background,
@@ -140,6 +156,15 @@ def run_subtract(args: argparse.Namespace) -> int:
         ),
         template_psf=args.template_psf,
         options=options,
+        config=get_recipe(args.recipe),
         kernel=stored_kernel(args),
     )
     return write_output(args, result)
+
+
+SUBTRACT = Command(
+    "subtract",
+    "difference of a science and template FITS image (any survey)",
+    _configure_subtract,
+    _subtract,
+)

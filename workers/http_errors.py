@@ -1,4 +1,4 @@
-"""One JSON shape for every error of the HTTP API, and request metrics.
+"""One JSON shape for every error of the HTTP API.
 
 FastAPI's own 422 shape, with a stable code in ``type`` and a message
 naming the bad value::
@@ -13,10 +13,8 @@ with no traceback in the body. A 503 carries Retry-After.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -101,22 +99,3 @@ def add_error_handlers(app: FastAPI) -> None:
             ("request",),
             retry_after(request),
         )
-
-
-def add_request_metrics(app: FastAPI) -> None:
-    """Count every request by route template, method and status."""
-
-    @app.middleware("http")
-    async def count(
-        request: Request,
-        call_next: Callable[[Request], Coroutine[Any, Any, Response]],
-    ) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        services = getattr(request.app.state, "services", None)
-        if services is not None:
-            services.metrics.requests.labels(
-                route=path, method=request.method, status=response.status_code
-            ).inc()
-        return response

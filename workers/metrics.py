@@ -1,12 +1,16 @@
-"""Prometheus metrics of the API and the broker.
+"""Prometheus metrics of the API and the broker, and the request counter.
 
 Each app gets its own registry, so several apps in one process (tests)
 never clash, and ``/metrics`` shows exactly this service's series.
+`RequestMetrics` counts every request by route, method and status: a
+plain ASGI middleware, so a streamed body passes through it untouched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -91,3 +95,56 @@ class Metrics:
     def exposition(self) -> bytes:
         """Return the text exposition format of every series."""
         return generate_latest(self.registry)
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestMetrics:
+    """ASGI middleware counting HTTP requests by route and status.
+
+    The route is the matched path template (``/api/v1/diffims/{visit}/
+    {detector}``), or ``unmatched``; the metrics are the app's own
+    (``app.state.services.metrics``), once its lifespan has started them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Pass the request on; count it once its status is known."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_counting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counting)
+        finally:
+            _count(scope, status)
+
+
+def _count(scope: Scope, status: int) -> None:
+    """Count one request in the app's metrics, if they are up."""
+    app = scope.get("app")
+    services = getattr(getattr(app, "state", None), "services", None)
+    if services is None:
+        return
+    route = scope.get("route")
+    services.metrics.requests.labels(
+        route=getattr(route, "path", "unmatched"),
+        method=scope["method"],
+        status=status,
+    ).inc()

@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from recreate.errors import InvalidRequestError
+from workers.commands import Command, add_format_option, non_negative_int
 
 #: Width of the progress bar in characters.
 BAR_WIDTH = 30
 
 
-def add_prewarm_parser(sub: Any, integer: Any) -> None:
-    """Add the ``prewarm`` subcommand to the CLI's subparsers."""
-    parser = sub.add_parser(
-        "prewarm", help="prewarm the cache of a service (a campaign)"
-    )
+def configure_prewarm(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``recreate prewarm``."""
+    integer = non_negative_int
     parser.add_argument("--url", required=True, help="service URL")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--keys", help="file of 'visit detector' lines or JSON")
@@ -56,13 +55,11 @@ def add_prewarm_parser(sub: Any, integer: Any) -> None:
     parser.add_argument(
         "--priority", type=int, default=0, help="-5 to 5 among campaigns"
     )
-    parser.add_argument(
-        "--format", choices=("dp1", "lsst-images"), help="output format"
-    )
+    # No default here: the service's own default format applies.
+    add_format_option(parser, default=None)
     parser.add_argument(
         "--wait", action="store_true", help="show progress until done"
     )
-    parser.set_defaults(handler=prewarm)
 
 
 def prewarm(args: argparse.Namespace) -> int:
@@ -199,3 +196,11 @@ def _duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs:02d}s"
     return f"{secs}s"
+
+
+PREWARM = Command(
+    "prewarm",
+    "prewarm the cache of a service (a campaign)",
+    configure_prewarm,
+    prewarm,
+)

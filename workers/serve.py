@@ -15,12 +15,15 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from cache import free_port
 from recreate.errors import RecreateError, ServiceUnavailableError
 from workers.settings import Settings
+
+if TYPE_CHECKING:
+    from workers.services import Services
 
 # free_port is re-exported: tests and benchmarks pick their ports with it.
 __all__ = [
@@ -119,10 +122,10 @@ def serve_in_thread(
         sock.close()
 
 
-def _announcer(settings: Settings) -> Any:
+def _announcer(settings: Settings) -> Callable[[Services], None]:
     """Return a callback printing a curl command for a real key."""
 
-    def announce(services: Any) -> None:
+    def announce(services: Services) -> None:
         key = example_key(services)
         base = f"http://{_display_host(settings.host)}:{settings.port}"
         print("\nrecreate is serving. Try:", flush=True)
@@ -146,7 +149,7 @@ def _display_host(host: str) -> str:
     return "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
 
 
-def example_key(services: Any) -> tuple[int, int] | None:
+def example_key(services: Services) -> tuple[int, int] | None:
     """Return a (visit, detector) whose templates cover it, if any.
 
     Starts halfway through the keys in data-id order (the first visits of
@@ -177,9 +180,9 @@ def run_worker(
 ) -> int:
     """Run a Dask worker (under a nanny) for ``scheduler`` until stopped.
 
-    The worker plugin arrives from the broker through the scheduler; a
-    worker that joins before any broker builds its state from its own
-    ``RECREATE_*`` environment on its first task.
+    The worker plugin, with the cache's configuration, arrives from the
+    broker through the scheduler; a task that reaches the worker before
+    it is retried once the broker has registered the plugin again.
     """
     import dask
     from distributed.cli.dask_worker import main as dask_worker

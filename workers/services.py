@@ -14,30 +14,27 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from cache import (
-    CacheUnavailableError,
-    CampaignStore,
-    JobNotFoundError,
-    JobStore,
+    CacheStores,
+    RedisConfig,
     RedisServer,
-    ResultStore,
+    ResilientCache,
 )
-from recreate.butler import DiffimInputs
 from recreate.errors import RecreateError
 from recreate.selection import Selection
-from workers.broker import Broker, Outcome
+from workers.broker import Broker
+from workers.butler import LockedButler
 from workers.campaigns import CampaignRunner
+from workers.jobs import JobBook
 from workers.metrics import Metrics
+from workers.products import ProductService
+from workers.regions import RegionService
 from workers.settings import Settings, worker_dask_config
-from workers.state import LockedButler, RecreateWorkerPlugin, RedisStores
-from workers.tasks import TaskSpec
+from workers.state import RecreateWorkerPlugin
 
 log = logging.getLogger(__name__)
 
@@ -47,38 +44,24 @@ CONNECT_TIMEOUT = 5.0
 
 @dataclass
 class Services:
-    """The API's view of the service: Butler, Redis, broker, metrics."""
+    """The service, assembled: its parts and the product service.
+
+    The faces (routes, campaign runner) use `products`; the rest is
+    here for health, metrics and shutdown.
+    """
 
     settings: Settings
     butler: LockedButler
-    stores: RedisStores
+    cache: ResilientCache
     broker: Broker
-    metrics: Metrics = field(default_factory=Metrics)
+    products: ProductService
+    regions: RegionService
+    jobs: JobBook
+    metrics: Metrics
     campaigns: CampaignRunner | None = None
+    # An asynchronous LocalCluster (distributed types it for both modes).
     cluster: Any = None
-    _embedded: list[Any] = field(default_factory=list)
-    _jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def store(self) -> ResultStore | None:
-        """The result store (None without a cache Redis)."""
-        return self.stores.store
-
-    @property
-    def jobs(self) -> JobStore | None:
-        """The job store (None without a control Redis)."""
-        return self.stores.jobs
-
-    async def find_inputs(
-        self, visit: int, detector: int, instrument: str | None
-    ) -> DiffimInputs:
-        """Resolve a key's inputs through the Butler (off the loop)."""
-        return await asyncio.to_thread(
-            self.butler.find_inputs,
-            visit,
-            detector,
-            instrument or self.settings.instrument,
-        )
+    embedded: list[RedisServer] = field(default_factory=list)
 
     async def select_keys(
         self, selection: Selection, limit: int
@@ -88,106 +71,10 @@ class Services:
             self.butler.select_keys, selection, limit
         )
 
-    def open_job(
-        self, spec: TaskSpec, url: str, task: asyncio.Task[Any]
-    ) -> dict[str, Any]:
-        """Record a job for a request that outlived its sync timeout.
-
-        ``task`` is the broker's task for the product: if it finished
-        between the timeout and now, the record says so at once.
-        """
-        # The job store sets id, created and updated itself; the local
-        # copy carries them too.
-        fields: dict[str, Any] = {
-            "state": "running",
-            "instrument": spec.instrument,
-            "visit": spec.visit,
-            "detector": spec.detector,
-            "format": spec.output_format,
-            "url": url,
-        }
-        now = time.time()
-        record = {
-            "id": spec.product_key,
-            **fields,
-            "created": now,
-            "updated": now,
-        }
-        self._forget_expired_jobs(now)
-        self._jobs[spec.product_key] = record
-        if self.jobs is not None:
-            with contextlib.suppress(CacheUnavailableError):
-                self.jobs.create(spec.product_key, fields)
-        if task.done() and not task.cancelled():
-            error = task.exception()
-            self._record_outcome(
-                spec,
-                Outcome(
-                    result=None if error else task.result(),
-                    error=error if isinstance(error, RecreateError) else None,
-                    finished=time.time(),
-                ),
-            )
-        return record
-
-    def _forget_expired_jobs(self, now: float) -> None:
-        """Drop local job records the job store would have expired.
-
-        The local copies answer while the control Redis is away; kept
-        past ``job_ttl_seconds`` they would only grow with every 202.
-        """
-        oldest = now - self.settings.job_ttl_seconds
-        expired = [
-            key
-            for key, record in self._jobs.items()
-            if record["updated"] < oldest
-        ]
-        for key in expired:
-            del self._jobs[key]
-
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        """Return a job record (control store first, then this process)."""
-        if self.jobs is not None:
-            with contextlib.suppress(CacheUnavailableError):
-                record = self.jobs.get(job_id)
-                if record is not None:
-                    return record
-        return self._jobs.get(job_id)
-
-    def finish(self, spec: TaskSpec, outcome: Outcome) -> None:
-        """Record a finished product in its job and in the metrics."""
-        self.metrics.inflight.set(self.broker.inflight)
-        if outcome.result is not None and outcome.result.computed:
-            self.metrics.recomputes.inc()
-            self.metrics.recompute_seconds.observe(outcome.result.seconds)
-        if outcome.error is not None:
-            self.metrics.failures.labels(code=outcome.error.code).inc()
-        self._record_outcome(spec, outcome)
-
-    def _record_outcome(self, spec: TaskSpec, outcome: Outcome) -> None:
-        """Mark a product's job, if it has one, done or failed."""
-        record = self._jobs.get(spec.product_key)
-        if record is None:
-            return
-        update: dict[str, Any] = {}
-        if outcome.error is None:
-            update["state"] = "done"
-        else:
-            update["state"] = "failed"
-            update["error"] = {
-                "code": outcome.error.code,
-                "message": str(outcome.error),
-            }
-        record.update(update, updated=outcome.finished)
-        if self.jobs is not None:
-            with contextlib.suppress(CacheUnavailableError, JobNotFoundError):
-                self.jobs.update(spec.product_key, **update)
-
     def health(self) -> dict[str, str]:
-        """Return each stateful part's status: ok, down or embedded."""
+        """Return each stateful part's status: ok, down or absent."""
         return {
-            "cache": _ping(self.stores.cache_client),
-            "control": _ping(self.stores.control_client),
+            **self.cache.stores.health(),
             "butler": "ok" if self.butler.answers() else "down",
         }
 
@@ -199,20 +86,56 @@ class Services:
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 await self.cluster.close()
-        for server in reversed(self._embedded):
+        for server in reversed(self.embedded):
             with contextlib.suppress(Exception):
                 server.stop()
 
 
-def _ping(client: redis.Redis | None) -> str:
-    """Return ok, down, or absent for one Redis instance."""
-    if client is None:
-        return "absent"
-    try:
-        client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        return "down"
-    return "ok"
+def assemble(
+    settings: Settings,
+    butler: LockedButler,
+    config: RedisConfig,
+    broker: Broker,
+    metrics: Metrics | None = None,
+) -> Services:
+    """Wire the parts together: cache, jobs, product service, campaigns.
+
+    ``broker`` reports finished products to the product service.
+    """
+    metrics = metrics or Metrics()
+    stores = CacheStores.connect(config)
+    cache = ResilientCache(stores, on_corrupt=metrics.corrupt_values.inc)
+    jobs = JobBook(cache, settings.job_ttl_seconds)
+    products = ProductService(
+        settings=settings,
+        butler=butler,
+        cache=cache,
+        broker=broker,
+        jobs=jobs,
+        metrics=metrics,
+        cache_id=config.fingerprint(),
+    )
+    broker.on_done = products.finished
+    campaigns = None
+    if stores.campaigns is not None:
+        campaigns = CampaignRunner(
+            products=products,
+            scheduler=broker,
+            store=stores.campaigns,
+            default_format=settings.default_format,
+            max_inflight=settings.campaign_max_inflight,
+        )
+    return Services(
+        settings=settings,
+        butler=butler,
+        cache=cache,
+        broker=broker,
+        products=products,
+        regions=RegionService(products),
+        jobs=jobs,
+        metrics=metrics,
+        campaigns=campaigns,
+    )
 
 
 async def start_services(settings: Settings) -> Services:
@@ -223,41 +146,28 @@ async def start_services(settings: Settings) -> Services:
     DataNotFoundError
         If there is no Butler repository at ``settings.butler_repo``.
     """
-    embedded: list[Any] = []
+    embedded: list[RedisServer] = []
     cluster = None
     try:
         settings = _with_embedded_redis(settings, embedded)
         butler = await asyncio.to_thread(LockedButler.open, settings)
-        stores = RedisStores.connect(settings)
         if settings.scheduler_address is None:
             cluster = await _start_local_cluster(settings)
+        config = settings.redis_config()
         broker = Broker(
             connect=functools.partial(_connect, settings, cluster),
-            settings=settings,
+            plugin=RecreateWorkerPlugin(config),
             max_inflight=settings.max_inflight,
             retries=settings.task_retries,
         )
-        services = Services(
-            settings=settings,
-            butler=butler,
-            stores=stores,
-            broker=broker,
-            cluster=cluster,
-            _embedded=embedded,
-        )
-        broker.on_done = services.finish
-        if stores.control_client is not None:
-            services.campaigns = CampaignRunner(
-                services,
-                CampaignStore(stores.control_client),
-                max_inflight=settings.campaign_max_inflight,
-            )
+        services = assemble(settings, butler, config, broker)
+        services.cluster = cluster
+        services.embedded = embedded
         with contextlib.suppress(RecreateError):
             # A remote scheduler may come later: the broker reconnects.
             await broker.client()
         if services.campaigns is not None:
-            with contextlib.suppress(CacheUnavailableError):
-                services.campaigns.resume()
+            services.campaigns.resume()
     except BaseException:
         if cluster is not None:
             with contextlib.suppress(Exception):
@@ -270,7 +180,7 @@ async def start_services(settings: Settings) -> Services:
 
 
 async def _connect(settings: Settings, cluster: Any) -> Any:
-    """Connect a Dask client and register the worker plugin.
+    """Connect a Dask client (the broker registers its plugin).
 
     ``cluster`` is the embedded LocalCluster, or None for the scheduler
     at ``settings.scheduler_address``.
@@ -278,9 +188,7 @@ async def _connect(settings: Settings, cluster: Any) -> Any:
     from distributed import Client
 
     address = cluster if cluster is not None else settings.scheduler_address
-    client = await Client(address, asynchronous=True, timeout=CONNECT_TIMEOUT)
-    await client.register_plugin(RecreateWorkerPlugin(settings))
-    return client
+    return await Client(address, asynchronous=True, timeout=CONNECT_TIMEOUT)
 
 
 async def _start_local_cluster(settings: Settings) -> Any:
@@ -316,7 +224,9 @@ async def _local_cluster(settings: Settings) -> Any:
     )
 
 
-def _with_embedded_redis(settings: Settings, started: list[Any]) -> Settings:
+def _with_embedded_redis(
+    settings: Settings, started: list[RedisServer]
+) -> Settings:
     """Start redis-servers for the stores left unset; return new settings."""
     updates: dict[str, str] = {}
     if settings.cache_redis_url is None:

@@ -10,11 +10,21 @@ all).
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import TYPE_CHECKING
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cache import DEFAULT_CHUNK_BYTES
-from recreate.recreation import OutputFormat
+from recreate.formats import DEFAULT_FORMAT, format_names
+from recreate.pipeline.recipes import RECIPE_NAMES
+
+if TYPE_CHECKING:
+    from cache.connect import RedisConfig
+
+#: `cache.DEFAULT_CHUNK_BYTES`, written out: importing the cache here
+#: would load redis for every ``recreate --help`` (a test keeps the two
+#: equal).
+CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def worker_dask_config() -> dict[str, object]:
@@ -84,10 +94,10 @@ class Settings(BaseSettings):
         description="Control store for locks, jobs and campaigns "
         "(noeviction); unset: start an embedded redis-server.",
     )
-    redis_password: str | None = Field(
+    redis_password: SecretStr | None = Field(
         None,
         description="Password for both Redis instances, when their URLs "
-        "carry none.",
+        "carry none (never logged; sent to a worker once, in its plugin).",
     )
     redis_server: str | None = Field(
         None,
@@ -107,7 +117,7 @@ class Settings(BaseSettings):
         "longer than the image it came from).",
     )
     chunk_bytes: int = Field(
-        DEFAULT_CHUNK_BYTES,
+        CHUNK_BYTES,
         ge=64 * 1024,
         description="Size of one cache chunk: bounds how long one Redis "
         "command holds the server.",
@@ -121,6 +131,13 @@ class Settings(BaseSettings):
     )
     job_ttl_seconds: int = Field(
         86400, ge=1, description="How long finished job records are kept."
+    )
+    recipe_index_ttl_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long the request -> product key index answers, "
+        "so a hit needs no Butler lookup; also the longest a new template "
+        "goes unseen while the old product is cached. 0: no index.",
     )
 
     # Dask.
@@ -177,10 +194,52 @@ class Settings(BaseSettings):
         "queue for adaptive scaling to see). They run below interactive "
         "priority, so a user waits for at most one task.",
     )
-    default_format: OutputFormat = Field(
-        "dp1", description="Output format when a request names none."
+    default_format: str = Field(
+        DEFAULT_FORMAT,
+        description="Output format when a request names none: "
+        f"{', '.join(format_names())}.",
+    )
+    recipe: str | None = Field(
+        None,
+        description="Recipe when a request names none: "
+        f"{', '.join(RECIPE_NAMES)}; unset: the repository's release's "
+        "(dp2 where visit images are lsst.images VisitImages, else dp1).",
     )
     log_level: str = Field("INFO", description="Logging level.")
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, name: str | None) -> str | None:
+        """Accept only a recipe of the registry."""
+        if name is not None and name not in RECIPE_NAMES:
+            msg = f"unknown recipe {name!r}; choose one of {RECIPE_NAMES}"
+            raise ValueError(msg)
+        return name
+
+    @field_validator("default_format")
+    @classmethod
+    def _known_format(cls, name: str) -> str:
+        """Accept only a format of the registry."""
+        if name not in format_names():
+            msg = f"unknown format {name!r}; choose one of {format_names()}"
+            raise ValueError(msg)
+        return name
+
+    def redis_config(self) -> RedisConfig:
+        """Return what a process needs to reach the cache."""
+        from cache.connect import RedisConfig
+
+        return RedisConfig(
+            cache_url=self.cache_redis_url,
+            control_url=self.control_redis_url,
+            password=self.redis_password,
+            cache_ttl_seconds=self.cache_ttl_seconds,
+            kernel_ttl_seconds=self.kernel_ttl_seconds,
+            chunk_bytes=self.chunk_bytes,
+            lock_ttl_seconds=self.lock_ttl_seconds,
+            job_ttl_seconds=self.job_ttl_seconds,
+            recipe_index_ttl_seconds=self.recipe_index_ttl_seconds,
+        )
 
     def collections(self) -> list[str] | None:
         """Return the Butler collections as a list (None: every RUN)."""

@@ -1,17 +1,18 @@
 """The task a Dask worker runs: recreate one product and cache it.
 
-One task, one product (a recipe in one output format). It
+One task, one product (a recipe in one output format). The product
+service resolved the inputs and derived the recipe and the key; the
+task
 
-1. resolves the inputs through the worker's own Butler and checks they
-   still make the product key the broker computed (a new template since
-   the request is a new key, never a stale product under the old one);
-2. returns at once when the product is already cached;
-3. takes the single-flight lock, so that one recompute runs across every
+1. checks it runs the code version the key was derived for (a worker of
+   another version would cache its product under a key it does not
+   name), and returns at once when the product is already cached;
+2. takes the single-flight lock, so that one recompute runs across every
    broker and worker; a loser waits for the holder and reads its result;
-4. recreates the difference image (reusing a stored kernel when there is
-   one), encodes it, and writes it to Redis as the last step: a failure
-   anywhere before leaves no cache entry;
-5. returns small metadata only. The bytes cross the scheduler only when
+3. recreates the difference image from exactly the inputs in the spec
+   (reusing a stored kernel when there is one), encodes it, and writes
+   it to Redis as the last step: a failure before leaves no cache entry;
+4. returns small metadata only. The bytes cross the scheduler only when
    the cache is down (degraded mode), so the request is still served.
 
 Errors are classified here, in one place: the project's own errors pass
@@ -22,28 +23,18 @@ an ``OSError`` while reading inputs is transient; anything else becomes a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from cache import CacheUnavailableError
 from recreate import __version__
 from recreate.errors import ProcessingError, RecreateError, TransientError
-from recreate.pipeline.config import DEFAULT_CONFIG
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.provenance import recipe_hash
-from recreate.recreation import (
-    product_key,
-    recreate_from_inputs,
-    request_recipe,
-    result_bytes,
-)
-from workers.settings import Settings
+from recreate.pipeline.subtract import DifferenceResult
+from recreate.recreation import recreate_from_inputs
+from workers.models import TaskResult, TaskSpec
 from workers.state import WorkerState, worker_state
 
 log = logging.getLogger(__name__)
@@ -54,89 +45,27 @@ RECOMPUTES_COUNTER = "recomputes"
 MAX_LOCK_WAITS = 3
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """What to recreate: a key, a format, and the product key expected.
-
-    Parameters
-    ----------
-    instrument, visit, detector
-        The key, with the instrument resolved.
-    output_format
-        ``dp1`` or ``lsst-images``.
-    product_key
-        The cache key the broker computed from the inputs it found.
-    """
-
-    instrument: str
-    visit: int
-    detector: int
-    output_format: str
-    product_key: str
-
-    def describe(self) -> str:
-        """Name the key in messages."""
-        return f"{self.instrument} visit {self.visit} detector {self.detector}"
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    """What a task returns: metadata, and bytes only when uncached.
-
-    Attributes
-    ----------
-    product_key
-        The cache key of the product.
-    sha256
-        SHA-256 of the product's bytes (the HTTP ETag).
-    size
-        Length of the product in bytes.
-    computed
-        Whether this task recomputed the product (false: it was cached,
-        or another holder of the lock computed it).
-    seconds
-        Wall time of the task.
-    meta
-        The cache manifest's metadata (recipe hash, inputs, timings).
-    worker
-        Address of the worker that ran the task.
-    payload
-        The product's bytes when they could not be cached (Redis down).
-    """
-
-    product_key: str
-    sha256: str
-    size: int
-    computed: bool
-    seconds: float
-    meta: dict[str, Any] = field(default_factory=dict)
-    worker: str = ""
-    payload: bytes | None = None
-
-
-def recreate_task(spec: TaskSpec, settings: Settings) -> TaskResult:
+def recreate_task(spec: TaskSpec) -> TaskResult:
     """Recreate one product on a Dask worker and cache it.
 
     Parameters
     ----------
     spec
-        The product to make.
-    settings
-        The broker's settings (repository, Redis): the worker's state is
-        the one built for them.
+        The product to make, with its inputs, recipe and key.
 
     Raises
     ------
-    DataNotFoundError, InvalidRequestError, NoOverlapError
-        The user's errors (4xx).
+    NoOverlapError, ProcessingError
+        Template coverage too low, or a kernel that cannot be solved.
     TransientError
-        A failure worth retrying (inputs unreadable, inputs changed).
+        A failure worth retrying (inputs unreadable, a worker of another
+        version, a worker without the cache configuration yet).
     ProcessingError
         Anything else, with the key in its message.
     """
-    state = worker_state(settings)
     started = time.perf_counter()
     try:
+        state = worker_state(spec.cache_id)
         return _recreate(spec, state, started)
     except RecreateError:
         raise
@@ -156,38 +85,35 @@ def _recreate(
     spec: TaskSpec, state: WorkerState, started: float
 ) -> TaskResult:
     """Do the task's work; see `recreate_task`."""
-    found = state.butler.find_inputs(
-        spec.visit, spec.detector, spec.instrument
-    )
-    recipe = request_recipe(found, config=DEFAULT_CONFIG)
-    key = product_key(recipe, spec.output_format)
-    if key != spec.product_key:
+    wanted = spec.recipe["code_version"]
+    if wanted != __version__:
         raise TransientError(
-            f"the inputs of {spec.describe()} changed since the request "
-            "was made; ask again"
+            f"{spec.describe()} was keyed for code version {wanted}; this "
+            f"worker runs {__version__}"
         )
     for _ in range(MAX_LOCK_WAITS):
-        cached = _cached(state, key, started)
+        cached = _cached(spec, state, started)
         if cached is not None:
             return cached
-        with _single_flight(state, key) as held:
+        with state.cache.single_flight(
+            spec.product_key, state.lock_wait_seconds
+        ) as held:
             if held:
-                return _compute(spec, state, found, recipe, started)
+                return _compute(spec, state, started)
     raise TransientError(
         f"another worker held the lock on {spec.describe()} for too long"
     )
 
 
-def _cached(state: WorkerState, key: str, started: float) -> TaskResult | None:
+def _cached(
+    spec: TaskSpec, state: WorkerState, started: float
+) -> TaskResult | None:
     """Return the result of an already cached product, if there is one."""
-    try:
-        manifest = state.store.head(key) if state.store else None
-    except CacheUnavailableError:
-        return None
+    manifest = state.cache.head(spec.product_key)
     if manifest is None:
         return None
     return TaskResult(
-        product_key=key,
+        product_key=spec.product_key,
         sha256=manifest.sha256,
         size=manifest.size,
         computed=False,
@@ -197,47 +123,20 @@ def _cached(state: WorkerState, key: str, started: float) -> TaskResult | None:
     )
 
 
-@contextlib.contextmanager
-def _single_flight(state: WorkerState, key: str) -> Iterator[bool]:
-    """Hold the product's lock; yield false after waiting out a holder.
-
-    Without a control store the lock cannot be taken: the task computes
-    anyway (a duplicate recompute costs time, never correctness: the
-    output is deterministic).
-    """
-    if state.locks is None:
-        yield True
-        return
-    try:
-        lock = state.locks.try_acquire(key)
-    except CacheUnavailableError:
-        yield True
-        return
-    if lock is None:
-        state.locks.wait_released(key, timeout=state.settings.lock_ttl_seconds)
-        yield False
-        return
-    with lock:
-        yield True
-
-
-def _compute(
-    spec: TaskSpec,
-    state: WorkerState,
-    found: Any,
-    recipe: dict[str, Any],
-    started: float,
-) -> TaskResult:
+def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
     """Recreate, encode and cache the product; the cache write is last."""
-    rhash = recipe_hash(recipe)
-    kernel = _stored_kernel(state, rhash)
-    result = recreate_from_inputs(found, config=DEFAULT_CONFIG, kernel=kernel)
-    data = result_bytes(result, spec.output_format)
-    meta = _product_meta(spec, recipe, rhash, result, started)
-    stored = _store(state, spec.product_key, data, meta)
+    kernel = _stored_kernel(state, spec.recipe_hash)
+    result = recreate_from_inputs(
+        spec.inputs, config=spec.config, kernel=kernel
+    )
+    data = spec.output_format.to_bytes(result)
+    meta = _product_meta(spec, result, started)
+    stored = state.cache.put(spec.product_key, data, meta)
     if stored is not None:
-        _store_kernel(state, rhash, result.kernel)
-        _count_recompute(state)
+        state.cache.keep_kernel(
+            spec.recipe_hash, json.dumps(result.kernel.to_dict())
+        )
+        state.cache.count(RECOMPUTES_COUNTER)
     return TaskResult(
         product_key=spec.product_key,
         sha256=stored.sha256 if stored else hashlib.sha256(data).hexdigest(),
@@ -251,22 +150,19 @@ def _compute(
 
 
 def _product_meta(
-    spec: TaskSpec,
-    recipe: dict[str, Any],
-    rhash: str,
-    result: Any,
-    started: float,
+    spec: TaskSpec, result: DifferenceResult, started: float
 ) -> dict[str, Any]:
     """Return the metadata kept with a cached product (becomes headers)."""
     return {
         "instrument": spec.instrument,
         "visit": spec.visit,
         "detector": spec.detector,
-        "format": spec.output_format,
-        "recipe_hash": rhash,
-        "config_hash": recipe["config_hash"],
+        "format": spec.output_format.name,
+        "recipe": spec.config.recipe,
+        "recipe_hash": spec.recipe_hash,
+        "config_hash": spec.recipe["config_hash"],
         "code_version": __version__,
-        "input_ids": [entry["id"] for entry in recipe["inputs"]],
+        "input_ids": [entry["id"] for entry in spec.recipe["inputs"]],
         "planes_sha256": result.exposure.metadata.get(
             "RECREATE PLANES SHA256", ""
         ),
@@ -278,43 +174,7 @@ def _product_meta(
 
 def _stored_kernel(state: WorkerState, rhash: str) -> SolvedKernel | None:
     """Return a kernel stored by an earlier recreation of this recipe."""
-    if state.store is None:
-        return None
-    try:
-        text = state.store.get_kernel(rhash)
-    except CacheUnavailableError:
-        return None
+    text = state.cache.kernel(rhash)
     if text is None:
         return None
     return SolvedKernel.from_dict(json.loads(text))
-
-
-def _store(
-    state: WorkerState, key: str, data: bytes, meta: dict[str, Any]
-) -> Any:
-    """Cache the product; return its manifest, or None if Redis is down."""
-    if state.store is None:
-        return None
-    try:
-        return state.store.put(key, data, meta=meta)
-    except CacheUnavailableError as error:
-        log.warning("cache unavailable, serving uncached: %s", error)
-        return None
-
-
-def _store_kernel(
-    state: WorkerState, rhash: str, kernel: SolvedKernel
-) -> None:
-    """Keep the solved kernel (small, kept longer than the pixels)."""
-    if state.store is None:
-        return
-    with contextlib.suppress(CacheUnavailableError):
-        state.store.put_kernel(rhash, json.dumps(kernel.to_dict()))
-
-
-def _count_recompute(state: WorkerState) -> None:
-    """Count a recompute in the control store (tests and metrics)."""
-    if state.jobs is None:
-        return
-    with contextlib.suppress(CacheUnavailableError):
-        state.jobs.incr(RECOMPUTES_COUNTER)

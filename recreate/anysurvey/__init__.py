@@ -15,17 +15,8 @@
 
 Butler recreations (`recreate.recreation.recreate_from_butler`) run the
 release's recipe exactly and never use this package.
+
+Import from the modules: this package's ``__init__`` imports nothing, so
+``recreate subtract --help`` can read `recreate.anysurvey.options`
+without loading the pipeline (and numba).
 """
-
-from __future__ import annotations
-
-from recreate.anysurvey.options import AnySurveyOptions
-from recreate.anysurvey.read import PlaneSources
-from recreate.anysurvey.subtract import subtract_any, subtract_files
-
-__all__ = [
-    "AnySurveyOptions",
-    "PlaneSources",
-    "subtract_any",
-    "subtract_files",
-]

@@ -38,6 +38,7 @@ from recreate.errors import FormatError
 from recreate.exposure import Exposure, MaskPlanes, PsfInfo
 from recreate.io.noise import clipped_sky
 from recreate.io.plain import VARIANCE_ESTIMATED_KEY
+from recreate.pipeline.config import BackgroundConfig
 from recreate.pipeline.match.background import binned_background
 from recreate.pipeline.sources import measure_psf_fwhm
 from recreate.pipeline.sources.footprints import find_footprints
@@ -48,6 +49,9 @@ DETECTION_THRESHOLD = 5.0
 UNUSABLE_PLANES = ("BAD", "SAT", "NO_DATA", "EDGE", "CR", "INTRP")
 #: Bin side of the fitted sky, px (afw SubtractBackgroundTask's default).
 SKY_BIN_SIZE = 128
+#: The sky fit: ScaleVariance's binned background (v29: MEANCLIP, Akima
+#: spline, W // bin + 1 bins) in larger bins.
+_SKY_BACKGROUND = BackgroundConfig(bin_size=SKY_BIN_SIZE)
 #: Sky refits with the detected sources left out.
 SKY_ITERATIONS = 2
 #: FWHM assumed to find sources before the PSF is measured, px.
@@ -237,14 +241,14 @@ def fit_sky(exposure: Exposure) -> npt.NDArray[np.float64]:
     """Return afw's binned background of the sky, sources left out."""
     usable = _usable(exposure)
     fwhm = exposure.psf.fwhm if exposure.psf is not None else GUESS_FWHM
-    sky = binned_background(exposure.image, usable, SKY_BIN_SIZE)
+    sky = binned_background(exposure.image, usable, _SKY_BACKGROUND)
     for _ in range(SKY_ITERATIONS):
         residual = (exposure.image - sky).astype(np.float32)
         sources = _positive_footprints(
             residual, exposure.variance, exposure.mask, exposure, fwhm
         )
         sky = binned_background(
-            exposure.image, usable & ~sources, SKY_BIN_SIZE
+            exposure.image, usable & ~sources, _SKY_BACKGROUND
         )
     return sky
 

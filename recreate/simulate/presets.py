@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recreate.errors import InvalidRequestError
+from recreate.simulate import PRESET_NAMES
 from recreate.simulate.instrument import Camera
 from recreate.skymap import PatchGeometry
 
@@ -67,7 +68,9 @@ PRESETS = {
         visits_per_band=8,
         edge_visits=3,
         template_inputs=12,
-        stars_per_mpix=600.0,
+        # Enough that even the worst-seeing visit keeps 3 kernel stars
+        # through v29's size-extendedness cut on a 400x392 detector.
+        stars_per_mpix=800.0,
         galaxies_per_mpix=400.0,
         transients=12,
         variables_fraction=0.05,
@@ -104,6 +107,10 @@ PRESETS = {
         movers_per_visit=5,
     ),
 }
+
+if tuple(sorted(PRESETS)) != PRESET_NAMES:  # pragma: no cover - a typo
+    msg = f"PRESET_NAMES {PRESET_NAMES} must list {sorted(PRESETS)}"
+    raise AssertionError(msg)
 
 
 def get_preset(name: str) -> Preset:

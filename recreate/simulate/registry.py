@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recreate.pipeline.recipes import RECIPES
 from recreate.simulate.coverage import detector_corners_sky
 from recreate.simulate.instrument import INSTRUMENT, PHYSICAL_FILTERS
 from recreate.simulate.scene import visit_wcs
@@ -23,8 +24,21 @@ from recreate.simulate.survey import SurveyPlan, Visit
 
 RUN = "sim/run"
 FORMATTER = "recreate.io.butler_formatter.ExposureFormatter"
+#: ``lsst.images``' Butler formatter, for its storage classes.
+LSST_IMAGES_FORMATTER = "lsst.images.formatters.GenericFormatter"
 VISIT_IMAGE = "visit_image"
 TEMPLATE_COADD = "template_coadd"
+DIFFERENCE_IMAGE = "difference_image"
+#: The releases a repository can imitate: DP1 stores afw ExposureF visit
+#: images, DP2 ``lsst.images`` VisitImages (and declares its difference
+#: images as DifferenceImages, which it does not store). Both keep
+#: template coadds as ExposureF.
+RELEASES = tuple(RECIPES)
+#: Storage class and formatter of each release's visit images.
+VISIT_STORAGE = {
+    "dp1": ("ExposureF", FORMATTER),
+    "dp2": ("VisitImage", LSST_IMAGES_FORMATTER),
+}
 TRUTH = "injection_truth"
 SKYMAP = "skyMap"
 CONFIG = "simulation_config"
@@ -203,24 +217,30 @@ def _unit_vectors(radec: npt.NDArray[np.float64]) -> list[Any]:
     return [UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in radec]
 
 
-def register_dataset_types(butler: Any) -> None:
-    """Register the DP1 dataset types and the simulation's extras.
+def register_dataset_types(butler: Any, release: str = "dp1") -> None:
+    """Register a release's dataset types and the simulation's extras.
 
     Parameters
     ----------
     butler
         A writeable Butler.
+    release
+        ``dp1`` or ``dp2`` (`RELEASES`): the storage classes.
     """
     from lsst.daf.butler import DatasetType
 
     universe = butler.dimensions
-    for name, dimensions, storage_class in (
-        (VISIT_IMAGE, ("instrument", "visit", "detector"), "ExposureF"),
+    visit = ("instrument", "visit", "detector")
+    types = [
+        (VISIT_IMAGE, visit, VISIT_STORAGE[release][0]),
         (TEMPLATE_COADD, ("skymap", "tract", "patch", "band"), "ExposureF"),
         (TRUTH, ("instrument", "visit"), "AstropyTable"),
         (SKYMAP, ("skymap",), "StructuredDataDict"),
         (CONFIG, (), "StructuredDataDict"),
-    ):
+    ]
+    if release == "dp2":
+        types.append((DIFFERENCE_IMAGE, visit, "DifferenceImage"))
+    for name, dimensions, storage_class in types:
         butler.registry.registerDatasetType(
             DatasetType(name, dimensions, storage_class, universe=universe)
         )
@@ -230,8 +250,9 @@ def ingest_files(
     butler: Any,
     dataset_type: str,
     files: list[tuple[Path, dict[str, int | str]]],
+    formatter: str = FORMATTER,
 ) -> int:
-    """Move DP1-layout files into the repository as datasets.
+    """Move files into the repository as datasets.
 
     Parameters
     ----------
@@ -241,6 +262,8 @@ def ingest_files(
         Name of a registered dataset type.
     files
         ``(path, data_id)`` pairs; the files are moved, not copied.
+    formatter
+        The files' Butler formatter (DP1 layout by default).
 
     Returns
     -------
@@ -260,7 +283,7 @@ def ingest_files(
                     run=RUN,
                 )
             ],
-            formatter=FORMATTER,
+            formatter=formatter,
         )
         for path, data_id in files
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recreate.anysurvey import AnySurveyOptions
+from recreate.anysurvey.options import AnySurveyOptions
 from recreate.anysurvey.prepare import looks_noiseless, prepare_input
 from recreate.exposure import Exposure, PsfInfo
 from recreate.pipeline.config import DEFAULT_CONFIG

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from recreate.anysurvey import AnySurveyOptions, subtract_files
+from recreate.anysurvey.options import AnySurveyOptions
+from recreate.anysurvey.subtract import subtract_files
 from recreate.errors import ProcessingError, UnreliableKernelError
 from tests.support.pairs import PairSpec, robust_z, write_star_pair
 

@@ -15,6 +15,7 @@ import redis.client
 
 from cache.codec import DEFAULT_CHUNK_BYTES
 from cache.errors import CacheUnavailableError
+from cache.kernels import KernelStore
 from cache.server import RedisServer
 from cache.store import ResultStore
 
@@ -179,7 +180,7 @@ def test_ttl_on_manifest_and_chunks(cache_redis: redis.Redis) -> None:
 def test_delete_and_keys(store: ResultStore, cache_redis: redis.Redis) -> None:
     store.put("a", b"one", meta={})
     store.put("b:with:colons", _mixed(SMALL_CHUNK + 1, 0), meta={})
-    store.put_kernel("a", "{}")
+    KernelStore(cache_redis).put_kernel("a", "{}")
     assert store.keys() == ["a", "b:with:colons"]
     assert store.delete("b:with:colons") is True
     assert store.delete("b:with:colons") is False
@@ -211,9 +212,8 @@ def test_decoding_client_is_rejected(
         client.close()
 
 
-def test_kernel_round_trip(
-    store: ResultStore, cache_redis: redis.Redis
-) -> None:
+def test_kernel_round_trip(cache_redis: redis.Redis) -> None:
+    store = KernelStore(cache_redis)
     kernel = '{"coefficients": [0.1, 0.2], "size": 23}'
     store.put_kernel("recipe1", kernel)
     assert store.get_kernel("recipe1") == kernel
@@ -222,9 +222,8 @@ def test_kernel_round_trip(
     assert 29 * 86400 < ttl <= 30 * 86400
 
 
-def test_corrupt_kernel_is_dropped(
-    store: ResultStore, cache_redis: redis.Redis
-) -> None:
+def test_corrupt_kernel_is_dropped(cache_redis: redis.Redis) -> None:
+    store = KernelStore(cache_redis)
     store.put_kernel("recipe1", '{"size": 23}')
     cache_redis.setrange("recreate:kernel:recipe1", 40, b"5")
     assert store.get_kernel("recipe1") is None
@@ -237,6 +236,7 @@ def test_ping_and_errors_on_a_stopped_server(
 ) -> None:
     client = private_server.client()
     store = ResultStore(client)
+    kernels = KernelStore(client)
     try:
         assert store.ping() is True
         private_server.stop()
@@ -248,7 +248,7 @@ def test_ping_and_errors_on_a_stopped_server(
             lambda: store.put("k", b"x", meta={}),
             lambda: store.head("k"),
             store.keys,
-            lambda: store.get_kernel("k"),
+            lambda: kernels.get_kernel("k"),
         ):
             with pytest.raises(CacheUnavailableError):
                 call()

@@ -292,6 +292,11 @@ BAD_BODIES = [
     ),
     ({"name": "x", "selection": {"band": "nope"}}, 422, "invalid_parameter"),
     (
+        {"name": "x", "keys": [{"visit": 1, "detector": 1}], "format": "png"},
+        422,
+        "invalid_parameter",
+    ),
+    (
         {"name": "x", "keys": [{"visit": 1, "detector": 1}] * 11},
         413,
         "too_many_keys",

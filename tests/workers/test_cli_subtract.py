@@ -28,8 +28,10 @@ def test_uncompressed_by_default_and_decorrelated_psf_beside(
     plain, packed = tmp_path / "plain.fits", tmp_path / "packed.fits"
     code, out, _ = _run(capsys, *pair, "-o", plain, "--decorrelated-psf")
     assert code == 0
-    assert out.startswith(f"wrote {plain} (dp1)")
-    code, _, _ = _run(capsys, *pair, "-o", packed, "--compress")
+    assert out.startswith(f"wrote {plain} (dp1, recipe dp1)")
+    code, _, _ = _run(
+        capsys, *pair, "-o", packed, "--format", "dp1-compressed"
+    )
     assert code == 0
     with fits.open(plain) as a, fits.open(packed) as b:
         assert not any(isinstance(h, fits.CompImageHDU) for h in a)
@@ -44,6 +46,16 @@ def test_uncompressed_by_default_and_decorrelated_psf_beside(
     assert read_dp1(plain).plane_hash() == read_dp1(packed).plane_hash()
 
 
+def test_the_recipe_named_is_the_one_run_and_recorded(pair, tmp_path, capsys):
+    out = tmp_path / "dp2.fits"
+    code, printed, _ = _run(capsys, *pair, "-o", out, "--recipe", "dp2")
+    assert code == 0
+    assert printed.startswith(f"wrote {out} (dp1, recipe dp2)")
+    header = fits.getheader(out, 0)
+    assert header["RECREATE RECIPE"] == "dp2"
+    assert header["RECREATE ANYSURVEY"] is True
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -52,6 +64,7 @@ def test_uncompressed_by_default_and_decorrelated_psf_beside(
         (["--variance-floor", "nan"], "variance floor nan"),
         (["--aligned"], "differs from the science shape"),
         (["--format", "lsst-images", "--decorrelated-psf"], "dp1 format"),
+        (["--lossy16"], "--lossy16 needs --format lsst-images"),
     ],
 )
 def test_bad_options_are_one_line_and_status_2(

@@ -51,6 +51,7 @@ def test_redis_down_still_serves_and_health_says_degraded(
         served = get(url, full_key)
         assert served.status_code == 200, served.text
         assert served.headers["x-cache"] == "miss"
+        assert served.headers["x-recreate-degraded"] == "cache-unavailable"
         assert served.content == reference.content
         # Redis comes back (empty: the cache keeps nothing on disk).
         cache.restart()

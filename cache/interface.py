@@ -1,0 +1,190 @@
+"""The cache's interface: what the service needs from each store.
+
+The service talks to these Protocols, never to Redis: the Redis classes
+of this package implement them (checked by mypy where `cache.connect`
+builds them), and another cache would implement them too. Every method
+may raise `CacheUnavailableError` when its store cannot be reached;
+`cache.resilient.ResilientCache` is the one place that turns that into
+"go on without the cache".
+
+=================  ===========================  =====================
+Protocol           Implementation               Redis instance
+=================  ===========================  =====================
+`ProductCache`     `cache.store.ResultStore`    blob cache (LRU)
+`KernelCache`      `cache.kernels.KernelStore`  blob cache (LRU)
+`LockService`      `cache.locks.SingleFlight`   control (noeviction)
+`JobRecords`       `cache.jobs.JobStore`        control
+`RecipeLookup`     `cache.recipes.RecipeIndex`  control
+`CampaignRecords`  `cache.campaigns.Campaign…`  control
+=================  ===========================  =====================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from cache.campaigns import CampaignRecord
+from cache.codec import Manifest
+from cache.store import CachedValue, StoredValue
+
+__all__ = [
+    "CampaignRecords",
+    "HeldLock",
+    "JobRecords",
+    "KernelCache",
+    "LockService",
+    "ProductCache",
+    "RecipeLookup",
+]
+
+
+@runtime_checkable
+class ProductCache(Protocol):
+    """Products (chunked, checksummed values) under their product keys."""
+
+    def put(
+        self, key: str, data: bytes, *, meta: Mapping[str, Any]
+    ) -> Manifest:
+        """Store a value; the manifest write is the commit."""
+
+    def get(self, key: str) -> CachedValue | None:
+        """Return a whole verified value; None if absent or broken."""
+
+    def head(self, key: str) -> Manifest | None:
+        """Return a value's manifest without reading any chunk."""
+
+    def open(self, key: str) -> StoredValue | None:
+        """Find a value whose chunks are all there (raise if broken)."""
+
+    def read_chunks(self, value: StoredValue) -> Iterator[bytes]:
+        """Yield an opened value's chunks, each verified as it is read."""
+
+    def delete(self, key: str) -> bool:
+        """Remove a value; tell whether it was there."""
+
+
+@runtime_checkable
+class KernelCache(Protocol):
+    """Solved kernels (small JSON) under their recipe hashes."""
+
+    def put_kernel(self, recipe_hash: str, kernel_json: str) -> None:
+        """Store a solved kernel."""
+
+    def get_kernel(self, recipe_hash: str) -> str | None:
+        """Return a stored kernel; None if absent or corrupt."""
+
+
+class HeldLock(Protocol):
+    """A held single-flight lock: kept alive inside ``with``, then freed."""
+
+    def __enter__(self) -> Self:
+        """Keep the lock alive while the block runs."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Release the lock."""
+
+
+@runtime_checkable
+class LockService(Protocol):
+    """Single-flight locks: one recompute per product key at a time."""
+
+    def try_acquire(self, key: str) -> HeldLock | None:
+        """Take the lock on ``key``; None when another holder has it."""
+
+    def wait_released(
+        self, key: str, timeout: float, poll: float = 0.05
+    ) -> bool:
+        """Wait until nobody holds ``key``; False on timeout."""
+
+
+@runtime_checkable
+class JobRecords(Protocol):
+    """Job records of requests that outlived their sync timeout."""
+
+    def create(self, job_id: str, fields: Mapping[str, Any]) -> None:
+        """Write a new record."""
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Change fields of a record (JobNotFoundError if there is none)."""
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """Return a record, or None."""
+
+    def incr(self, name: str, amount: int = 1) -> int:
+        """Add to a counter; return its new value."""
+
+    def counter(self, name: str) -> int:
+        """Return a counter's value."""
+
+
+@runtime_checkable
+class RecipeLookup(Protocol):
+    """A short-lived request -> product key index."""
+
+    def lookup(self, request_key: str) -> str | None:
+        """Return the product key remembered for a request, if any."""
+
+    def remember(self, request_key: str, product_key: str) -> None:
+        """Remember a request's product key for a while."""
+
+
+@runtime_checkable
+class CampaignRecords(Protocol):
+    """Prewarm campaigns: their keys, per-key states and progress."""
+
+    def create(
+        self,
+        name: str,
+        keys: Sequence[tuple[int, int]],
+        *,
+        priority: int = 0,
+        instrument: str | None = None,
+        output_format: str | None = None,
+        selection: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record a new campaign with every key queued; return its id."""
+
+    def meta(self, campaign_id: str) -> dict[str, Any] | None:
+        """Return a campaign's stored fields."""
+
+    def get(self, campaign_id: str) -> CampaignRecord | None:
+        """Return a campaign with counts, failures, rate and ETA."""
+
+    def all(self) -> list[CampaignRecord]:
+        """Return every campaign, newest first."""
+
+    def active(self) -> list[str]:
+        """Return the ids of campaigns with work left."""
+
+    def keys(self, campaign_id: str) -> list[tuple[int, int]]:
+        """Return a campaign's keys in submission order."""
+
+    def states(self, campaign_id: str) -> dict[int, str]:
+        """Return the state of every key, by index."""
+
+    def mark(
+        self,
+        campaign_id: str,
+        index: int,
+        state: str,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Set one key's state (and its error)."""
+
+    def set_state(self, campaign_id: str, state: str) -> None:
+        """Set the campaign's own state."""
+
+    def cancel(self, campaign_id: str) -> int:
+        """Cancel every key not started yet; return how many."""
+
+    def requeue_running(self, campaign_id: str) -> int:
+        """Put keys left running by a dead broker back in the queue."""

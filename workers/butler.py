@@ -1,0 +1,74 @@
+"""The service's Butler: one repository, queried by one thread at a time.
+
+Only the API process opens it: the product service resolves a request's
+inputs here once, and the task carries them to the worker, which reads
+the datasets through their URIs and never asks the Butler again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from recreate.butler import DiffimInputs, find_inputs, open_butler
+from recreate.selection import Selection
+from recreate.selection_query import select_keys
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LockedButler:
+    """A Butler whose registry is queried by one thread at a time.
+
+    A Butler with an SQLite registry must not run queries from several
+    threads at once; the API runs each request's lookup in a thread.
+    """
+
+    butler: Any
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings) -> LockedButler:
+        """Open the configured repository read-only."""
+        return cls(open_butler(settings.butler_repo, settings.collections()))
+
+    def find_inputs(
+        self, visit: int, detector: int, instrument: str | None
+    ) -> DiffimInputs:
+        """Return a key's inputs (`recreate.butler.find_inputs`)."""
+        with self._lock:
+            return find_inputs(
+                self.butler, visit, detector, instrument=instrument
+            )
+
+    def select_keys(
+        self, selection: Selection, limit: int
+    ) -> list[tuple[int, int]]:
+        """Return the keys of a selection (`select_keys`, under the lock)."""
+        with self._lock:
+            return select_keys(self.butler, selection, limit=limit)
+
+    def visit_image_keys(self) -> list[tuple[int, int]]:
+        """Return every (visit, detector) with a visit image, sorted."""
+        with self._lock:
+            refs = self.butler.registry.queryDatasets(
+                "visit_image", findFirst=True
+            )
+            return sorted(
+                (int(ref.dataId["visit"]), int(ref.dataId["detector"]))
+                for ref in refs
+            )
+
+    def answers(self) -> bool:
+        """Whether the registry answers a trivial query."""
+        with self._lock:
+            try:
+                list(self.butler.registry.queryDimensionRecords("instrument"))
+            except Exception:  # any failure means "down"; logged
+                log.exception("Butler health check failed")
+                return False
+        return True
