@@ -6,8 +6,9 @@ cards). With ``aligned`` the template's array pixel (i, j) *is* the
 science's (i, j), as ip_diffim's test takes them (it sets both xy0 to
 0): `aligned_template` puts the template on the science grid grown by
 GetTemplate's border, with no interpolation at all, and marks the
-border NO_DATA as GetTemplate marks pixels no patch covers. The rest
-of the recipe is unchanged.
+border NO_DATA as GetTemplate marks pixels no patch covers. A recipe
+that flags HIGH_VARIANCE (``dp2``) gets the plane as a warped template
+does. The rest of the recipe is unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from recreate.exposure import Exposure
 from recreate.pipeline.config import TemplateConfig
 from recreate.pipeline.template import WarpedTemplate
 from recreate.pipeline.template.build import _grown_wcs
+from recreate.pipeline.template.high_variance import mark_high_variance
 
 
 def aligned_template(
@@ -77,6 +79,10 @@ def aligned_template(
     image[inner] = np.where(missing, np.nan, template.image)
     variance[inner] = np.where(missing, np.inf, template.variance)
     mask[inner] = template.mask
+    if config.high_variance is not None:
+        mask, planes = mark_high_variance(
+            variance, mask, planes, config.high_variance
+        )
     coverage = float(1.0 - np.count_nonzero(missing) / missing.size)
     if coverage < config.required_fraction:
         raise NoOverlapError(

@@ -254,8 +254,14 @@ def fit_sky(exposure: Exposure) -> npt.NDArray[np.float64]:
 
 
 def _needs_detection(exposure: Exposure, options: AnySurveyOptions) -> bool:
-    """Say whether the detection step applies to this input."""
-    if options.detect == "off":
+    """Say whether the detection step applies to this input.
+
+    A Rubin-layout template read by region has no pixel at all when the
+    patch cannot reach the science image: nothing to detect there, and
+    reading the patch whole (which has DETECTED pixels) would not
+    detect either.
+    """
+    if options.detect == "off" or exposure.image.size == 0:
         return False
     if options.detect == "on":
         return True
