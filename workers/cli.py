@@ -14,7 +14,8 @@ Subcommands:
     (``--url``).
 ``subtract``
     Recreate a difference image from any science and template FITS
-    files with WCSs (Rubin layout or plain images).
+    files (Rubin layout or plain images): the any-survey mode
+    (`workers.cli_subtract`).
 ``serve``
     Serve the HTTP API (embedded Redis and LocalCluster unless
     ``RECREATE_*`` settings point at real ones).
@@ -46,6 +47,7 @@ from pathlib import Path
 from recreate.errors import RecreateError
 from recreate.pipeline.recipes import RECIPE_NAMES
 from recreate.simulate import PRESET_NAMES
+from workers.cli_subtract import SUBTRACT
 from workers.commands import (
     REPO_HELP,
     Command,
@@ -56,12 +58,15 @@ from workers.commands import (
     positive_int,
     repo_of,
 )
-from workers.recreating import GET, SUBTRACT
+from workers.numba_cache import seed_numba_cache
+from workers.recreating import GET
 from workers.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``recreate`` command; return its exit status."""
+    # Before any compiled kernel is loaded (the image's prebuilt cache).
+    seed_numba_cache()
     parser = _build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler

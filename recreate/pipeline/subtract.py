@@ -98,6 +98,7 @@ def subtract(
     inputs: Sequence[InputRef] = (),
     kernel: SolvedKernel | None = None,
     notes: Sequence[str] = (),
+    warped: WarpedTemplate | None = None,
 ) -> DifferenceResult:
     """Recreate the difference image of a science exposure.
 
@@ -116,6 +117,9 @@ def subtract(
         gives the same planes.
     notes
         Provenance notes from the caller (e.g. "variance estimated").
+    warped
+        The template already on the science grid (``patches`` unused):
+        for pixel-aligned inputs, or a retry that reuses its template.
 
     Returns
     -------
@@ -133,7 +137,7 @@ def subtract(
     timings: dict[str, float] = {}
     notes = list(notes)
     with _timed(timings, "template"):
-        template = build_template(science, patches, config.template)
+        template = warped or build_template(science, patches, config.template)
     notes.extend(template.warnings)
     border = config.template.border
     planes = difference_planes(science.mask_planes, config)
