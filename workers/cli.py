@@ -15,6 +15,13 @@ Subcommands:
 ``subtract``
     Recreate a difference image from any science and template FITS
     files with WCSs (Rubin layout or plain images).
+``solve``
+    Write the solution of a (visit, detector): the kernel and every
+    statistic a render needs, a small FITS file (``get --solution``
+    renders the whole image from it without refitting).
+``cutout``
+    Render a box of a difference image (pixel corners, or a sky centre
+    and a size) from a stored solution or a fresh one.
 ``serve``
     Serve the HTTP API (embedded Redis and LocalCluster unless
     ``RECREATE_*`` settings point at real ones).
@@ -55,6 +62,7 @@ from workers.commands import (
 )
 from workers.recreating import GET, SUBTRACT
 from workers.settings import Settings
+from workers.solving import CUTOUT, SOLVE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +119,8 @@ def _commands() -> tuple[Command, ...]:
         ),
         GET,
         SUBTRACT,
+        SOLVE,
+        CUTOUT,
         Command("serve", "serve the HTTP API", _add_serve_options, _serve),
         Command(
             "worker",

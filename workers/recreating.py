@@ -1,10 +1,12 @@
 """``recreate get`` and ``recreate subtract``: recreate, then write a file.
 
 ``get`` recreates one key of a Butler repository in this process (or
-fetches it from a running service with ``--url``); ``subtract`` takes
-any science and template FITS files. Both write a format of the
-registry (`recreate.formats`): the writer of the format asked for is the
-only one imported, so a DP1 file never loads lsst.images.
+fetches it from a running service with ``--url``), or renders it from a
+stored solution without refitting (``--solution``, `workers.solving`);
+``subtract`` takes any science and template FITS files. Both write a
+format of the registry (`recreate.formats`): the writer of the format
+asked for is the only one imported, so a DP1 file never loads
+lsst.images.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from workers.commands import (
     add_repo_option,
     repo_of,
 )
+from workers.solving import add_solution_option, solution_of
 
 if TYPE_CHECKING:
     from recreate.pipeline.kernel import SolvedKernel
-    from recreate.pipeline.subtract import DifferenceResult
+    from recreate.pipeline.result import DifferenceResult
 
 
 def _configure_get(parser: argparse.ArgumentParser) -> None:
@@ -38,10 +41,11 @@ def _configure_get(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recipe",
         choices=RECIPE_NAMES,
-        help="dp1 (pipelines v29) or dp2 (v30.0.6); default: the "
-        "repository's release's (dp2 where visit images are "
-        "lsst.images VisitImages)",
+        help="dp1 (pipelines v29) or dp2 (v30.0.6); default: a stored "
+        "solution's, else the repository's release's (dp2 where visit "
+        "images are lsst.images VisitImages)",
     )
+    add_solution_option(parser)
     _add_output_options(parser)
 
 
@@ -95,6 +99,8 @@ def _get(args: argparse.Namespace) -> int:
     if args.url:
         return _get_remote(args)
     retain_freed_memory()
+    if args.solution is not None:
+        return _write(args, _from_solution(args))
     result = recreate_from_butler(
         open_butler(repo_of(args)),
         args.visit,
@@ -104,6 +110,36 @@ def _get(args: argparse.Namespace) -> int:
         kernel=_stored_kernel(args),
     )
     return _write(args, result)
+
+
+def _from_solution(args: argparse.Namespace) -> DifferenceResult:
+    """Render the whole difference image from ``--solution``.
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``--kernel`` is given too.
+    SolutionMismatchError, FormatError
+        If the solution is not of this request, or not a solution.
+    """
+    from recreate.butler import find_inputs, open_butler
+    from recreate.errors import InvalidRequestError
+    from recreate.solution import read_inputs_whole, render_full
+    from recreate.solution.product import rendered_result
+
+    if args.kernel is not None:
+        raise InvalidRequestError(
+            "--kernel and --solution both give a kernel; choose one"
+        )
+    found = find_inputs(
+        open_butler(repo_of(args)),
+        args.visit,
+        args.detector,
+        instrument=args.instrument,
+    )
+    solution = solution_of(args, found)
+    inputs = read_inputs_whole(found, solution.config())
+    return rendered_result(solution, render_full(solution, inputs), inputs)
 
 
 def _subtract(args: argparse.Namespace) -> int:
@@ -184,6 +220,7 @@ def _get_remote(args: argparse.Namespace) -> int:
 
     for option, given in (
         ("--kernel", args.kernel),
+        ("--solution", args.solution),
         ("--recipe", getattr(args, "recipe", None)),
         ("--lossy16", args.lossy16),
     ):

@@ -34,17 +34,16 @@ metadata, and the provenance cards of `recreate.pipeline.provenance`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from recreate.exposure import Exposure
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.provenance import InputRef, Provenance
-from recreate.pipeline.template import WarpedTemplate
+from recreate.pipeline.provenance import InputRef
+from recreate.pipeline.result import DifferenceResult
 from recreate.solution.layout import plan_render
-from recreate.solution.model import Solution
 from recreate.solution.render import (
     RenderInputs,
     detection_planes,
@@ -52,42 +51,6 @@ from recreate.solution.render import (
     region_exposure,
 )
 from recreate.solution.solve import SolveResult, _timed, solve
-
-
-@dataclass(frozen=True, eq=False)
-class DifferenceResult:
-    """A difference image with what made it.
-
-    Attributes
-    ----------
-    exposure
-        The difference image on the science grid, with the science
-        image's WCS, PSF, calibration and observation metadata, and the
-        provenance cards in ``metadata``.
-    kernel
-        The solved (or reused) matching kernel.
-    template
-        The warped template, for coverage and per-patch bounds.
-    provenance
-        Inputs, config hash, code version, kernel summary, notes.
-    timings
-        Seconds spent in each stage.
-    variance_levels
-        The science and template variance levels the decorrelation used:
-        with the kernel they give the difference image's true PSF
-        (`decorrelated_psf`).
-    solution
-        The solution the image was rendered from (`recreate.solution`):
-        store it to render any region of this image later.
-    """
-
-    exposure: Exposure
-    kernel: SolvedKernel
-    template: WarpedTemplate
-    provenance: Provenance
-    timings: dict[str, float] = field(default_factory=dict)
-    variance_levels: tuple[float, float] = (float("nan"), float("nan"))
-    solution: Solution | None = None
 
 
 def subtract(
@@ -186,4 +149,8 @@ def render_whole(
         timings,
         (decorrelation.science_variance, decorrelation.template_variance),
         solution,
+        solved.template.patch_bounds,
     )
+
+
+__all__ = ["DifferenceResult", "render_whole", "subtract"]

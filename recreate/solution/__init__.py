@@ -42,8 +42,13 @@ from recreate.solution.fits import (
     solution_from_bytes,
     write_solution,
 )
-from recreate.solution.inputs import read_inputs_for_box, read_inputs_whole
+from recreate.solution.inputs import (
+    read_geometry,
+    read_inputs_for_box,
+    read_inputs_whole,
+)
 from recreate.solution.model import DetectorFrame, Solution
+from recreate.solution.product import rendered_result
 from recreate.solution.render import (
     RenderInputs,
     needed_science_box,
@@ -58,11 +63,13 @@ __all__ = [
     "Solution",
     "SolveResult",
     "needed_science_box",
+    "read_geometry",
     "read_inputs_for_box",
     "read_inputs_whole",
     "read_solution",
     "render",
     "render_full",
+    "rendered_result",
     "solution_bytes",
     "solution_from_bytes",
     "solve",

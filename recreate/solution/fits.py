@@ -41,9 +41,11 @@ Layout (version 1; every HDU named by ``EXTNAME``)::
                      lossless) float32 image of the bin-40 background's
                      bins of the difference (BINSIZE px, afw's layout).
 
-SOLSUM is `Solution.content_hash`; reading recomputes it and refuses a
-file whose content does not match (`FormatError`), as it refuses a
-layout version it does not know. The same solution always gives the
+Every HDU but the compressed one carries the FITS standard's CHECKSUM
+and DATASUM cards, and
+SOLSUM is `Solution.content_hash`: reading checks both and refuses a
+file whose bytes or content do not match (`FormatError`), as it refuses
+a layout version it does not know. The same solution always gives the
 same bytes (no dates; compressed tiles without timestamps).
 """
 
@@ -52,6 +54,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zlib
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +62,7 @@ from astropy.io import fits
 
 from recreate.errors import FormatError
 from recreate.io.dp1 import _plane_hdu  # noqa: F401 - pins gzip stamps
-from recreate.io.fitsfile import open_fits, write_atomically
+from recreate.io.fitsfile import atomic_destination, open_fits
 from recreate.pipeline.kernel.basis import KernelBasis
 from recreate.pipeline.kernel.solved import SolvedKernel
 from recreate.pipeline.kernel.spatial import monomial_powers
@@ -69,6 +72,10 @@ from recreate.pipeline.provenance import InputRef
 from recreate.pipeline.recipes import get_recipe
 from recreate.pipeline.template.high_variance import HighVarianceLevels
 from recreate.solution.model import SOLUTION_VERSION, DetectorFrame, Solution
+
+#: The comment of the CHECKSUM and DATASUM cards (no date: the same
+#: solution gives the same bytes).
+_CHECKSUM_COMMENT = "FITS checksum"
 
 _STRING_CARDS = {
     "RECIPE": "recipe",
@@ -92,9 +99,16 @@ def solution_hdulist(solution: Solution) -> fits.HDUList:
 
 
 def solution_bytes(solution: Solution) -> bytes:
-    """Return the FITS bytes of a solution."""
+    """Return the FITS bytes of a solution (module notes)."""
+    hdulist = solution_hdulist(solution)
+    for hdu in hdulist:
+        # astropy would stamp the date in the cards' comment; the
+        # compressed HDU's bytes are only known at writing, and its
+        # content is in SOLSUM.
+        if not isinstance(hdu, fits.CompImageHDU):
+            hdu.add_checksum(when=_CHECKSUM_COMMENT)
     buffer = io.BytesIO()
-    solution_hdulist(solution).writeto(buffer)
+    hdulist.writeto(buffer)
     return buffer.getvalue()
 
 
@@ -111,7 +125,9 @@ def write_solution(
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
     """
-    write_atomically(solution_hdulist(solution), path, overwrite=overwrite)
+    data = solution_bytes(solution)
+    with atomic_destination(path, overwrite=overwrite) as temp:
+        temp.write_bytes(data)
 
 
 def read_solution(path: str | os.PathLike[str]) -> Solution:
@@ -146,10 +162,27 @@ def solution_from_bytes(data: bytes, source: str = "<solution>") -> Solution:
 
 
 def _from_hdulist(hdulist: fits.HDUList, source: str) -> Solution:
-    """Build and check a solution from an open HDU list."""
+    """Build and check a solution from an open HDU list.
+
+    Every HDU's FITS checksum first (a changed byte anywhere), then the
+    content's SHA-256 (what the numbers mean).
+    """
+    for index, hdu in enumerate(hdulist):
+        if "CHECKSUM" in hdu.header and hdu.verify_checksum() != 1:
+            name = hdu.name or f"HDU {index}"
+            raise FormatError(
+                f"{source}: checksum mismatch in {name} (corrupt file)"
+            )
     try:
         solution, stored = _parse(hdulist, source)
-    except (KeyError, IndexError, TypeError, ValueError) as error:
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        OSError,
+        zlib.error,
+    ) as error:
         raise FormatError(
             f"{source}: not a recreate solution file ({error})"
         ) from None
@@ -232,7 +265,7 @@ def _primary(solution: Solution) -> fits.Header:
     header["NNOTES"] = len(solution.notes)
     for index, note in enumerate(solution.notes):
         header[f"NOTE{index:03d}"] = note
-    header["SOLSUM"] = (solution.content_hash(), "SHA-256 of the content")
+    header["SOLSUM"] = solution.content_hash()
     return header
 
 

@@ -92,6 +92,23 @@ def read_inputs_for_box(
     return RenderInputs(science, geometry, patches)
 
 
+def read_geometry(found: DiffimInputs) -> ImageGeometry:
+    """Return the visit image's WCS, ``xy0`` and shape (headers only).
+
+    Raises
+    ------
+    FormatError, FileNotFoundError
+        If the visit image cannot be read.
+    """
+    local = _local_path(found.visit_image)
+    if local is not None:
+        return open_image_file(local).geometry
+    from lsst.resources import ResourcePath
+
+    with ResourcePath(found.visit_image.uri).as_local() as copy:
+        return open_image_file(copy.ospath).geometry
+
+
 def read_inputs_whole(
     found: DiffimInputs, config: PipelineConfig
 ) -> RenderInputs:
@@ -196,4 +213,4 @@ def _read_whole(handle: DatasetHandle) -> Exposure:
         return read_dp1(local.ospath)
 
 
-__all__ = ["read_inputs_for_box", "read_inputs_whole"]
+__all__ = ["read_geometry", "read_inputs_for_box", "read_inputs_whole"]

@@ -307,12 +307,12 @@ def _array_digest(array: npt.NDArray[Any]) -> dict[str, Any]:
 def _check_refs(
     have: tuple[InputRef, ...], want: tuple[InputRef, ...]
 ) -> None:
-    """Raise naming the first input that differs between two lists."""
-    if len(have) != len(want):
-        raise SolutionMismatchError(
-            f"the solution has {len(have)} inputs, the request {len(want)}"
-        )
-    for index, (a, b) in enumerate(zip(have, want, strict=True)):
+    """Raise naming the first input that differs between two lists.
+
+    The science image first: a solution of another detector says so,
+    whatever its templates.
+    """
+    for index, (a, b) in enumerate(zip(have, want, strict=False)):
         for what, x, y in (
             ("role", a.role, b.role),
             ("dataset id", a.dataset_id, b.dataset_id),
@@ -323,3 +323,7 @@ def _check_refs(
                     f"input {index} ({a.role} {dict(a.data_id)}) differs: "
                     f"the solution's {what} is {x!r}, the request's {y!r}"
                 )
+    if len(have) != len(want):
+        raise SolutionMismatchError(
+            f"the solution has {len(have)} inputs, the request {len(want)}"
+        )
