@@ -63,14 +63,16 @@ from astropy.io import fits
 from recreate.errors import FormatError
 from recreate.io.dp1 import _plane_hdu  # noqa: F401 - pins gzip stamps
 from recreate.io.fitsfile import atomic_destination, open_fits
-from recreate.pipeline.kernel.basis import KernelBasis
-from recreate.pipeline.kernel.solved import SolvedKernel
-from recreate.pipeline.kernel.spatial import monomial_powers
 from recreate.pipeline.match.background_grid import BackgroundGrid
 from recreate.pipeline.match.decorrelate import DecorrelationKernel
 from recreate.pipeline.provenance import InputRef
 from recreate.pipeline.recipes import get_recipe
 from recreate.pipeline.template.high_variance import HighVarianceLevels
+from recreate.solution.kernel_table import (
+    kernel_from_table,
+    kernel_numbers,
+    kernel_table_hdu,
+)
 from recreate.solution.model import SOLUTION_VERSION, DetectorFrame, Solution
 
 #: The comment of the CHECKSUM and DATASUM cards (no date: the same
@@ -90,7 +92,7 @@ def solution_hdulist(solution: Solution) -> fits.HDUList:
     hdus: list[fits.hdu.base.ExtensionHDU] = [
         _params_hdu(solution),
         _inputs_hdu(solution.inputs),
-        _kernel_table_hdu(solution.kernel),
+        kernel_table_hdu(solution.kernel),
         _image_hdu("DECORRELATION", solution.decorrelation.image, np.float32),
     ]
     if solution.background is not None:
@@ -206,7 +208,7 @@ def _parse(hdulist: fits.HDUList, source: str) -> tuple[Solution, str]:
         )
     numbers = _numbers(hdulist["PARAMS"].data)
     recipe = str(header["RECIPE"])
-    kernel = _kernel(hdulist["KERNEL"], numbers)
+    kernel = kernel_from_table(hdulist["KERNEL"], numbers)
     decorrelation = np.asarray(hdulist["DECORRELATION"].data, np.float64)
     frame = DetectorFrame(
         instrument=header.get("INSTRUME") or None,
@@ -271,7 +273,7 @@ def _primary(solution: Solution) -> fits.Header:
 
 def _params_hdu(solution: Solution) -> fits.BinTableHDU:
     """Return the table of scalar numbers (exact float64)."""
-    numbers = {**solution.numbers(), **_kernel_numbers(solution.kernel)}
+    numbers = {**solution.numbers(), **kernel_numbers(solution.kernel)}
     names = list(numbers)
     width = max(len(n) for n in names)
     return fits.BinTableHDU.from_columns(
@@ -285,17 +287,6 @@ def _params_hdu(solution: Solution) -> fits.BinTableHDU:
         ],
         name="PARAMS",
     )
-
-
-def _kernel_numbers(kernel: SolvedKernel) -> dict[str, float]:
-    """Return the kernel's floats that the KERNEL table does not hold."""
-    numbers = {
-        f"kernel_sigma_{i}": s for i, s in enumerate(kernel.basis.sigmas)
-    }
-    numbers["kernel_condition_number"] = kernel.condition_number
-    for i, value in enumerate(kernel.background.tolist()):
-        numbers[f"kernel_background_{i}"] = value
-    return numbers
 
 
 def _inputs_hdu(inputs: tuple[InputRef, ...]) -> fits.BinTableHDU:
@@ -321,79 +312,6 @@ def _inputs_hdu(inputs: tuple[InputRef, ...]) -> fits.BinTableHDU:
             for name, values in columns
         ],
         name="INPUTS",
-    )
-
-
-def _kernel_table_hdu(kernel: SolvedKernel) -> fits.BinTableHDU:
-    """Return the matching kernel as its basis and coefficients."""
-    basis = kernel.basis
-    rows = [
-        (g, basis.sigmas[g], p, q)
-        for g, degree in enumerate(basis.degrees)
-        for p, q in _basis_powers(degree)
-    ]
-    n_terms = kernel.coefficients.shape[1]
-    hdu = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(
-                name="GAUSSIAN", format="J", array=[r[0] for r in rows]
-            ),
-            fits.Column(name="SIGMA", format="D", array=[r[1] for r in rows]),
-            fits.Column(name="XPOWER", format="J", array=[r[2] for r in rows]),
-            fits.Column(name="YPOWER", format="J", array=[r[3] for r in rows]),
-            fits.Column(
-                name="COEFF", format=f"{n_terms}D", array=kernel.coefficients
-            ),
-        ],
-        name="KERNEL",
-    )
-    header = hdu.header
-    header["KSIZE"] = (basis.size, "kernel box side (px)")
-    header["NGAUSS"] = (len(basis.degrees), "Gaussians of the basis")
-    for index, degree in enumerate(basis.degrees):
-        header[f"DEGREE{index}"] = (degree, "monomial degree of Gaussian")
-    names = ("BBOXX0", "BBOXY0", "BBOXNX", "BBOXNY")
-    for name, value in zip(names, kernel.bbox, strict=True):
-        header[name] = (value, "Chebyshev bounds (science px)")
-    header["SPORDER"] = (kernel.spatial_kernel_order, "kernel Chebyshev order")
-    header["BGORDER"] = (kernel.spatial_bg_order, "background order")
-    header["NCAND"] = (kernel.n_candidates, "kernel candidates offered")
-    header["NUSED"] = (kernel.n_used, "candidates in the spatial fit")
-    return hdu
-
-
-def _basis_powers(degree: int) -> list[tuple[int, int]]:
-    """Return the (x, y) powers of one Gaussian's basis images, in order."""
-    return monomial_powers(degree)
-
-
-def _kernel(hdu: fits.BinTableHDU, numbers: dict[str, float]) -> SolvedKernel:
-    """Rebuild the matching kernel from its table and PARAMS rows."""
-    header = hdu.header
-    n_gauss = int(header["NGAUSS"])
-    background = [
-        numbers[f"kernel_background_{i}"]
-        for i in range(len(numbers))
-        if f"kernel_background_{i}" in numbers
-    ]
-    return SolvedKernel(
-        basis=KernelBasis(
-            size=int(header["KSIZE"]),
-            sigmas=tuple(numbers[f"kernel_sigma_{i}"] for i in range(n_gauss)),
-            degrees=tuple(int(header[f"DEGREE{i}"]) for i in range(n_gauss)),
-        ),
-        coefficients=np.asarray(hdu.data["COEFF"], np.float64).reshape(
-            len(hdu.data), -1
-        ),
-        background=np.array(background, np.float64),
-        bbox=tuple(
-            int(header[k]) for k in ("BBOXX0", "BBOXY0", "BBOXNX", "BBOXNY")
-        ),  # type: ignore[arg-type]
-        spatial_kernel_order=int(header["SPORDER"]),
-        spatial_bg_order=int(header["BGORDER"]),
-        n_candidates=int(header["NCAND"]),
-        n_used=int(header["NUSED"]),
-        condition_number=numbers["kernel_condition_number"],
     )
 
 

@@ -37,6 +37,7 @@ over the FFT grid; ``shared/rubin-recipe.md`` section 1.5). The PSF is
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,12 +115,21 @@ def variance_levels(
     Returns
     -------
     levels
-        ``(s, t)``. One after the other: each holds a float64 copy of a
-        whole plane and its clipped subset.
+        ``(s, t)``. Side by side on two threads when there are two (each
+        holds a float64 copy of its plane's usable pixels; the solve,
+        where they run, holds no convolved plane): the same numbers.
     """
     usable = (mask & planes.value_of_present(ignore_planes)) == 0
-    science = clipped_mean_std_of_plane(science_variance, usable)[0]
-    template = clipped_mean_std_of_plane(template_variance, usable)[0]
+    jobs = (science_variance, template_variance)
+
+    def level(plane: npt.NDArray[np.float32]) -> float:
+        return clipped_mean_std_of_plane(plane, usable)[0]
+
+    if thread_count() < 2:
+        science, template = (level(plane) for plane in jobs)
+        return science, template
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        science, template = pool.map(level, jobs)
     return science, template
 
 
