@@ -12,6 +12,8 @@ lsst.images.
 from __future__ import annotations
 
 import argparse
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,9 +139,11 @@ def _from_solution(args: argparse.Namespace) -> DifferenceResult:
         args.detector,
         instrument=args.instrument,
     )
+    start = time.perf_counter()
     solution = solution_of(args, found)
     inputs = read_inputs_whole(found, solution.config())
-    return rendered_result(solution, render_full(solution, inputs), inputs)
+    result = rendered_result(solution, render_full(solution, inputs), inputs)
+    return replace(result, timings={"render": time.perf_counter() - start})
 
 
 def _subtract(args: argparse.Namespace) -> int:
