@@ -119,3 +119,41 @@ def test_a_box_leaving_the_detector_is_refused_by_name(products, box):
     inputs = read_inputs_whole(product.found, product.solution.config())
     with pytest.raises(InvalidRequestError, match=r"box \("):
         render(product.solution, inputs, box)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_regions_from_concurrent_threads_and_any_thread_count(
+    products, monkeypatch, threads
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("RECREATE_THREADS", threads)
+    product = products["dp2-release-edge"]
+    full, solution = product.full, product.solution
+    x0, y0 = full.xy0
+    boxes = [PixelBox(x0 + 20 * k, y0 + 240, 40, 40) for k in range(6)]
+
+    def one(box):
+        inputs = read_inputs_for_box(product.found, solution, box)
+        return render(solution, inputs, box).image.tobytes()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        got = list(pool.map(one, boxes))
+    for box, image in zip(boxes, got, strict=True):
+        cut = full.image[
+            box.y0 - y0 : box.y0 - y0 + 40, box.x0 - x0 : box.x0 - x0 + 40
+        ]
+        assert image == np.ascontiguousarray(cut).tobytes()
+
+
+def test_the_same_inputs_give_the_same_solution(products):
+    from recreate.inputs import read_butler_inputs
+    from recreate.solution import solve
+
+    product = products["dp1-edge"]
+    config = product.solution.config()
+    inputs = read_butler_inputs(product.found, config=config)
+    again = solve(
+        inputs.science, inputs.templates, config=config, inputs=inputs.refs
+    ).solution
+    assert again.content_hash() == product.solution.content_hash()
