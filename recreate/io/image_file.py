@@ -48,8 +48,9 @@ from recreate.numerics.box import PixelBox
 #: The primary-header card of an ``lsst.images`` file (DP2's types).
 LSST_IMAGES_MODEL_KEY = "DATAMODL"
 
-#: Files whose parsed headers a process keeps.
-_CACHED_FILES = 64
+#: Files whose parsed headers a process keeps (a light curve's visit
+#: images and the patches they share; a few tens of KB each).
+_CACHED_FILES = 256
 
 _PLANES = ("IMAGE", "MASK", "VARIANCE")
 

@@ -29,7 +29,16 @@ A service keeps solutions, not pixels::
     ...
     solution = solution_from_bytes(data)             # a stamp, later
     solution.check_inputs(config, butler_refs(found))
-    region = render(solution, read_inputs_for_box(found, solution, box), box)
+    inputs = read_inputs_for_box(found, solution, box)
+    region = render(solution, inputs, box)            # an Exposure
+    data = get_format(name).to_bytes(rendered_result(solution, region, inputs))
+
+``render`` raises `InvalidRequestError` for a box that is empty or
+leaves the detector (clip it first); `read_solution` and
+`solution_from_bytes` raise `FormatError` for a corrupt file, and
+`Solution.check_inputs` raises `SolutionMismatchError` for a solution of
+other inputs, recipe, configuration or code version. Everything here is
+safe to call from several threads at once.
 
 Nothing here imports Redis, Dask or web code.
 """
