@@ -145,9 +145,7 @@ def template_provenance(
     sigma2 = (result.provenance.template_fwhm / FWHM_PER_SIGMA) ** 2
     templates = [i for i in result.provenance.inputs if i.role == "template"]
     records = []
-    for ref, bounds in zip(
-        templates, result.template.patch_bounds, strict=True
-    ):
+    for ref, bounds in zip(templates, result.patch_bounds, strict=True):
         data_id = ref.data_id
         records.append(
             TemplateProvenance(
