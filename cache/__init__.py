@@ -2,11 +2,12 @@
 
 Two Redis instances back it. The blob cache (``maxmemory`` with
 ``allkeys-lru``: any key may vanish) holds chunked, checksummed products
-(:class:`ResultStore`) and solved kernels (:class:`KernelStore`); the
-control store (``noeviction``) holds single-flight locks
-(:class:`SingleFlight`), job records (:class:`JobStore`), the short-lived
-request -> product key index (:class:`RecipeIndex`) and prewarm
-campaigns (:class:`CampaignStore`).
+(:class:`ResultStore`), solved kernels (:class:`KernelStore`) and hot
+copies of solutions (:class:`RedisSolutions`, backed by the durable
+:class:`SolutionFiles` at a URI); the control store (``noeviction``)
+holds single-flight locks (:class:`SingleFlight`), job records
+(:class:`JobStore`), the short-lived request -> product key index
+(:class:`RecipeIndex`) and prewarm campaigns (:class:`CampaignStore`).
 
 The service sees them through the Protocols of :mod:`cache.interface`,
 built by :meth:`CacheStores.connect` from a :class:`RedisConfig`, and
@@ -42,6 +43,8 @@ from cache.interface import (
     LockService,
     ProductCache,
     RecipeLookup,
+    SolutionArchive,
+    SolutionCache,
 )
 from cache.jobs import JobStore
 from cache.kernels import KernelStore
@@ -49,6 +52,7 @@ from cache.locks import Lock, SingleFlight
 from cache.recipes import RecipeIndex
 from cache.resilient import OpenedValue, ResilientCache, required
 from cache.server import RedisServer, find_redis_server, free_port
+from cache.solutions import RedisSolutions, SolutionFiles
 from cache.store import CachedValue, ResultStore, StoredValue
 
 __all__ = [
@@ -78,9 +82,13 @@ __all__ = [
     "RedisServer",
     "RedisServerError",
     "RedisServerNotFoundError",
+    "RedisSolutions",
     "ResilientCache",
     "ResultStore",
     "SingleFlight",
+    "SolutionArchive",
+    "SolutionCache",
+    "SolutionFiles",
     "StoredValue",
     "decode",
     "encode",

@@ -12,6 +12,8 @@ Protocol           Implementation               Redis instance
 =================  ===========================  =====================
 `ProductCache`     `cache.store.ResultStore`    blob cache (LRU)
 `KernelCache`      `cache.kernels.KernelStore`  blob cache (LRU)
+`SolutionCache`    `cache.solutions.RedisSol…`  blob cache (LRU)
+`SolutionArchive`  `cache.solutions.Solution…`  none: files at a URI
 `LockService`      `cache.locks.SingleFlight`   control (noeviction)
 `JobRecords`       `cache.jobs.JobStore`        control
 `RecipeLookup`     `cache.recipes.RecipeIndex`  control
@@ -37,6 +39,8 @@ __all__ = [
     "LockService",
     "ProductCache",
     "RecipeLookup",
+    "SolutionArchive",
+    "SolutionCache",
 ]
 
 
@@ -74,6 +78,37 @@ class KernelCache(Protocol):
 
     def get_kernel(self, recipe_hash: str) -> str | None:
         """Return a stored kernel; None if absent or corrupt."""
+
+
+@runtime_checkable
+class SolutionCache(Protocol):
+    """Hot copies of solutions (FITS bytes) under their recipe hashes."""
+
+    def put_solution(self, recipe_hash: str, data: bytes) -> None:
+        """Keep a copy of a solution."""
+
+    def get_solution(self, recipe_hash: str) -> bytes | None:
+        """Return a copy, or None."""
+
+    def drop_solution(self, recipe_hash: str, data: bytes) -> bool:
+        """Delete a copy if it still holds ``data``."""
+
+
+@runtime_checkable
+class SolutionArchive(Protocol):
+    """The durable store of solutions (files under a URI)."""
+
+    def put(self, recipe_hash: str, data: bytes) -> None:
+        """Write a solution atomically."""
+
+    def get(self, recipe_hash: str) -> bytes | None:
+        """Return a solution's bytes, or None."""
+
+    def delete(self, recipe_hash: str, data: bytes) -> bool:
+        """Delete a solution if it still holds ``data``."""
+
+    def uri(self, recipe_hash: str) -> str:
+        """Return where a recipe hash's solution lives."""
 
 
 class HeldLock(Protocol):

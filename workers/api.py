@@ -31,6 +31,7 @@ from workers.http_errors import ErrorModel, add_error_handlers, bad_parameter
 from workers.ivoa import add_ivoa_routes
 from workers.metrics import RequestMetrics
 from workers.models import HealthModel, JobModel, ProductRequest
+from workers.region_api import region_query, serve_region, serve_solution
 from workers.responses import if_none_match, respond
 from workers.services import Services, start_services
 from workers.settings import Settings
@@ -116,6 +117,26 @@ def _add_routes(app: FastAPI) -> None:
     for method in ("GET", "HEAD"):
         _add_diffim_route(app, method)
     app.add_api_route(
+        f"{API}/solutions/{{visit}}/{{detector}}",
+        get_solution,
+        methods=["GET"],
+        summary="Get the solution of a difference image",
+        description="The solution (FITS, a few tens of KB): the matching "
+        "kernel and background, the variance factors, the decorrelation "
+        "kernel and levels, the inputs, recipe and code version, and a "
+        "checksum; every region of the difference image is rendered from "
+        "it. From the solution store (X-Cache: hit), else solved now "
+        "(X-Cache: miss; 202 with a job past the sync timeout).",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/fits": {}}},
+            202: {"model": JobModel, "description": "Still solving."},
+            304: {"description": "Not modified (ETag matched)."},
+            **_ERRORS,
+        },
+        operation_id="get_solution",
+    )
+    app.add_api_route(
         f"{API}/jobs/{{job_id}}",
         get_job,
         methods=["GET"],
@@ -163,7 +184,12 @@ def _add_diffim_route(app: FastAPI, method: str) -> None:
         "job URL and goes on filling the cache. ETag is the SHA-256 of "
         "the bytes; If-None-Match gives 304. A body cut short (fewer "
         "bytes than Content-Length) means a cached chunk failed its "
-        "checksum while streaming: it was dropped; ask again.",
+        "checksum while streaming: it was dropped; ask again. With box= "
+        "(parent pixels X0,Y0,X1,Y1, X1 and Y1 exclusive) or ra=, dec= and "
+        "size=, a region, rendered from the detector's stored solution "
+        "(the same pixels as the full product): clipped to the detector "
+        "(X-Recreate-Box, X-Recreate-Clipped-From); wholly outside it, or "
+        "over the largest size, a 422.",
         response_class=Response,
         responses={
             200: {
@@ -190,6 +216,21 @@ FormatQuery = Annotated[
         + "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
     ),
 ]
+BoxQuery = Annotated[
+    str | None,
+    Query(
+        description="A region: X0,Y0,X1,Y1 parent pixels, X1 and Y1 exclusive."
+    ),
+]
+RaQuery = Annotated[
+    float | None, Query(description="A region's centre: RA, degrees.")
+]
+DecQuery = Annotated[
+    float | None, Query(description="A region's centre: Dec, degrees.")
+]
+SizeQuery = Annotated[
+    int | None, Query(description="A region's side around ra, dec, px.")
+]
 RecipeQuery = Annotated[
     str | None,
     Query(
@@ -208,6 +249,10 @@ async def get_diffim(
     instrument: InstrumentQuery = None,
     format: FormatQuery = None,  # noqa: A002 - the public parameter name
     recipe: RecipeQuery = None,
+    box: BoxQuery = None,
+    ra: RaQuery = None,
+    dec: DecQuery = None,
+    size: SizeQuery = None,
 ) -> Response:
     """Serve one difference image; see the route's description."""
     services = _services(request)
@@ -218,6 +263,9 @@ async def get_diffim(
         output_format=_parse_format(format, services.settings),
         recipe=_parse_recipe(recipe),
     )
+    region = region_query(box, ra, dec, size)
+    if region is not None:
+        return await serve_region(request, services, product, region)
     answer = await services.products.get(
         product,
         etags=if_none_match(request),
@@ -225,6 +273,25 @@ async def get_diffim(
         url=str(request.url),
     )
     return respond(request, answer, services.settings.retry_after_seconds)
+
+
+async def get_solution(
+    request: Request,
+    visit: VisitPath,
+    detector: DetectorPath,
+    instrument: InstrumentQuery = None,
+    recipe: RecipeQuery = None,
+) -> Response:
+    """Serve the solution of one difference image."""
+    services = _services(request)
+    product = ProductRequest(
+        visit=_parse_id("visit", visit, MAX_VISIT),
+        detector=_parse_id("detector", detector, MAX_DETECTOR),
+        instrument=instrument,
+        output_format=_parse_format(None, services.settings),
+        recipe=_parse_recipe(recipe),
+    )
+    return await serve_solution(request, services, product)
 
 
 def _parse_id(name: str, raw: str, limit: int) -> int:

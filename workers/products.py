@@ -43,7 +43,7 @@ from recreate.recreation import product_key, recipe_config, request_recipe
 from workers.broker import INTERACTIVE, Broker, Outcome
 from workers.jobs import JobBook
 from workers.metrics import Metrics
-from workers.models import ProductRequest, TaskResult, TaskSpec
+from workers.models import SOLUTION, ProductRequest, TaskResult, TaskSpec
 from workers.settings import Settings
 from workers.streams import ChunkStream
 
@@ -219,6 +219,24 @@ class ProductService:
         await self._remember(request, found)
         return result.computed
 
+    async def serve_spec(
+        self,
+        spec: TaskSpec,
+        *,
+        etags: frozenset[str] = frozenset(),
+        body: bool = True,
+        url: str = "",
+    ) -> Answer:
+        """Answer a resolved spec (a large region): cached, else its task."""
+        request = ProductRequest(
+            spec.visit, spec.detector, spec.instrument, spec.output_format
+        )
+        hit = await self._from_cache(spec.product_key, request, etags, body)
+        if hit is not None:
+            return hit
+        self.metrics.cache_misses.inc()
+        return await self._recompute(spec, etags, body, url)
+
     async def resolve(self, request: ProductRequest) -> TaskSpec:
         """Resolve the inputs through the Butler; derive recipe and key.
 
@@ -284,7 +302,9 @@ class ProductService:
     def finished(self, spec: TaskSpec, outcome: Outcome) -> None:
         """Record a finished product in its job and in the metrics."""
         self.metrics.inflight.set(self.broker.inflight)
-        if outcome.result is not None and outcome.result.computed:
+        if outcome.result is not None and spec.kind == SOLUTION:
+            self.metrics.solves.inc(int(outcome.result.computed))
+        elif outcome.result is not None and outcome.result.computed:
             self.metrics.recomputes.inc()
             self.metrics.recompute_seconds.observe(outcome.result.seconds)
         if outcome.error is not None:

@@ -35,6 +35,7 @@ from workers.metrics import Metrics
 from workers.products import ProductService
 from workers.regions import RegionService
 from workers.settings import Settings, worker_dask_config
+from workers.solutions import SolutionService
 from workers.state import RecreateWorkerPlugin
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Services:
         if self.campaigns is not None:
             await self.campaigns.close()
         await self.broker.close()
+        await asyncio.to_thread(self.regions.close)
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 await self.cluster.close()
@@ -134,7 +136,12 @@ def assemble(
         cache=cache,
         broker=broker,
         products=products,
-        regions=RegionService(products),
+        regions=RegionService(
+            products,
+            SolutionService(products, settings.solution_memory_entries),
+            local_max_pixels=settings.region_local_max_pixels,
+            threads=settings.region_threads,
+        ),
         jobs=jobs,
         metrics=metrics,
         async_jobs=JobRunner(
@@ -158,6 +165,7 @@ async def start_services(settings: Settings) -> Services:
     cluster = None
     try:
         settings = _with_embedded_redis(settings, embedded)
+        settings = with_solution_store(settings)
         butler = await asyncio.to_thread(LockedButler.open, settings)
         if settings.scheduler_address is None:
             cluster = await _start_local_cluster(settings)
@@ -230,6 +238,26 @@ async def _local_cluster(settings: Settings) -> Any:
         dashboard_address=":0",
         asynchronous=True,
     )
+
+
+def with_solution_store(settings: Settings) -> Settings:
+    """Give a local repository's service its default solution store.
+
+    ``<repository's parent>/solutions``, beside the embedded control
+    store's data; a remote repository gets none unless one is set
+    (solutions then live in Redis only: a warning says so).
+    """
+    if settings.solution_store is not None:
+        return settings
+    repo = Path(settings.butler_repo)
+    if not repo.exists():
+        log.warning(
+            "no solution store (RECREATE_SOLUTION_STORE): solutions live "
+            "only in the Redis cache and are lost with it"
+        )
+        return settings
+    store = repo.absolute().parent / "solutions"
+    return settings.model_copy(update={"solution_store": str(store)})
 
 
 def _with_embedded_redis(
