@@ -5,7 +5,8 @@ use. Its state lives in the control store (``noeviction``), so a broker
 that restarts, or a scheduler that loses its queue, resumes from here:
 
 ``P:campaign:{id}``
-    JSON: name, state, priority, total, selection, timestamps.
+    JSON: name, state, priority, total, selection, format, whether it
+    prewarms solutions only, timestamps.
 ``P:campaign:{id}:keys``
     List of the keys as ``visit/detector``, in submission order.
 ``P:campaign:{id}:states``
@@ -66,6 +67,7 @@ class CampaignRecord:
     counts: dict[str, int]
     failed: list[dict[str, Any]] = field(default_factory=list)
     selection: dict[str, Any] | None = None
+    solutions_only: bool = False
     created: float = 0.0
     updated: float = 0.0
     started: float | None = None
@@ -101,8 +103,12 @@ class CampaignStore:
         instrument: str | None = None,
         output_format: str | None = None,
         selection: Mapping[str, Any] | None = None,
+        solutions_only: bool = False,
     ) -> str:
         """Record a new campaign with every key queued; return its id.
+
+        ``solutions_only``: the campaign stores the keys' solutions, not
+        their products.
 
         Raises
         ------
@@ -124,6 +130,7 @@ class CampaignStore:
             "format": output_format,
             "total": len(keys),
             "selection": dict(selection) if selection else None,
+            "solutions_only": solutions_only,
             "created": now,
             "updated": now,
             "started": None,
@@ -179,6 +186,7 @@ class CampaignStore:
             counts=counts,
             failed=failed,
             selection=meta.get("selection"),
+            solutions_only=bool(meta.get("solutions_only", False)),
             created=meta["created"],
             updated=meta["updated"],
             started=meta.get("started"),

@@ -189,6 +189,7 @@ class CampaignRecords(Protocol):
         instrument: str | None = None,
         output_format: str | None = None,
         selection: Mapping[str, Any] | None = None,
+        solutions_only: bool = False,
     ) -> str:
         """Record a new campaign with every key queued; return its id."""
 

@@ -22,7 +22,10 @@ through them:
   make a resubmission cheap and never a duplicate recompute.
 
 Each key goes through the product service (`ProductMaker.ensure`), the
-same walk as an HTTP request: recipe index or Butler, cache, broker.
+same walk as an HTTP request: recipe index or Butler, cache, broker; a
+campaign of solutions (``solutions_only``) through the solution service
+(`workers.solutions.SolutionService.ensure`): kilobytes per key instead
+of a product, from which any region renders.
 Campaigns need the control store: while it is down they pause (their
 state is there), and resume when it answers again or on restart.
 """
@@ -59,6 +62,13 @@ class ProductMaker(Protocol):
         """Make sure a product is cached; tell whether it was recomputed."""
 
 
+class SolutionMaker(Protocol):
+    """What the runner needs of the solution service."""
+
+    async def ensure(self, request: ProductRequest, *, priority: int) -> bool:
+        """Make sure a solution is stored; tell whether it was solved."""
+
+
 class Scheduler(Protocol):
     """What the runner needs of the broker: the scheduler's size."""
 
@@ -82,6 +92,8 @@ class CampaignRunner:
         The format of a campaign that names none.
     max_inflight
         Campaign products in Dask at once; 0: one per worker thread.
+    solutions
+        The solution service, for campaigns of solutions.
     """
 
     products: ProductMaker
@@ -89,6 +101,7 @@ class CampaignRunner:
     store: CampaignRecords
     default_format: str
     max_inflight: int = 0
+    solutions: SolutionMaker | None = None
     _loops: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _busy: int = 0
     _freed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -267,7 +280,12 @@ class CampaignRunner:
             ),
         )
         priority = BACKGROUND + max(-5, min(5, int(meta.get("priority", 0))))
-        computed = await self.products.ensure(request, priority=priority)
+        maker: ProductMaker | SolutionMaker = self.products
+        if meta.get("solutions_only"):
+            if self.solutions is None:
+                raise ServiceUnavailableError("no solution service here")
+            maker = self.solutions
+        computed = await maker.ensure(request, priority=priority)
         return "done" if computed else "cached"
 
     def _failed(

@@ -121,6 +121,7 @@ def assemble(
         cache_id=config.fingerprint(),
     )
     broker.on_done = products.finished
+    solutions = SolutionService(products, settings.solution_memory_entries)
     campaigns = None
     if stores.campaigns is not None:
         campaigns = CampaignRunner(
@@ -129,6 +130,7 @@ def assemble(
             store=stores.campaigns,
             default_format=settings.default_format,
             max_inflight=settings.campaign_max_inflight,
+            solutions=solutions,
         )
     return Services(
         settings=settings,
@@ -138,7 +140,7 @@ def assemble(
         products=products,
         regions=RegionService(
             products,
-            SolutionService(products, settings.solution_memory_entries),
+            solutions,
             local_max_pixels=settings.region_local_max_pixels,
             threads=settings.region_threads,
         ),
