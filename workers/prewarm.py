@@ -184,10 +184,15 @@ def show_progress(campaign: dict[str, Any], stream: TextIO) -> None:
 def report(campaign: dict[str, Any]) -> int:
     """Print how a campaign ended; return 1 if any key failed."""
     counts = campaign["counts"]
+    made, kept = (
+        ("solved", "stored")
+        if campaign.get("solutions_only")
+        else ("recreated", "cached")
+    )
     print(
         f"campaign {campaign['id']} {campaign['state']}: "
-        f"{counts['done']} recreated, {counts['already_cached']} already "
-        f"cached, {counts['failed']} failed, {counts['cancelled']} cancelled"
+        f"{counts['done']} {made}, {counts['already_cached']} already "
+        f"{kept}, {counts['failed']} failed, {counts['cancelled']} cancelled"
     )
     for failure in campaign["failed"]:
         print(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request, Response
 
+from recreate.errors import InvalidRequestError
 from recreate.numerics.box import PixelBox
 from workers.http_errors import bad_parameter
 from workers.products import Pending
@@ -181,7 +182,15 @@ async def serve_region(
     settings = services.settings
     query.check_size(settings.region_max_size)
     geometry = await services.regions.geometry(product)
-    asked = query.pixels(geometry)
+    try:
+        asked = query.pixels(geometry)
+    except InvalidRequestError as error:
+        raise bad_parameter(
+            "query",
+            "ra",
+            f"the position ra={query.ra}, dec={query.dec} is outside "
+            f"{product.describe()}: {error}",
+        ) from None
     box = clip_box(asked, geometry)
     if box.empty:
         raise bad_parameter(

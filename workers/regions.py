@@ -23,15 +23,18 @@ its own key like a product and streamed from the cache.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from astropy.wcs import NoConvergence
 
 from recreate.errors import InvalidRequestError, ProcessingError
 from recreate.io.region import ImageGeometry
@@ -146,9 +149,20 @@ def _sky_to_parent(
         raise InvalidRequestError(
             "the detector has no sky WCS: give a pixel box instead"
         )
-    x, y = geometry.wcs.all_world2pix(
-        np.asarray(ra, np.float64), np.asarray(dec, np.float64), 0
-    )
+    # A position far from the detector (the other side of the sky) does
+    # not project, or the distortion's inversion does not converge: NaN
+    # either way, refused below (numpy's warnings about them are noise).
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            x, y = geometry.wcs.all_world2pix(
+                np.asarray(ra, np.float64),
+                np.asarray(dec, np.float64),
+                0,
+                quiet=True,
+            )
+        except NoConvergence:
+            x = y = np.array([np.nan])
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise InvalidRequestError(
             "a position does not project onto the detector's pixel grid"
@@ -249,9 +263,10 @@ class RegionService:
         solutions = self.solution_service
         spec = await solutions.resolve(request)
         if box.width * box.height > self.local_max_pixels:
-            return await self.products.serve_spec(
+            answer = await self.products.serve_spec(
                 region_spec(spec, box), etags=etags, body=body, url=url
             )
+            return _hit_unless_solved(answer)
         found = await solutions.get(spec, url=url)
         if isinstance(found, Pending):
             return found
@@ -288,6 +303,20 @@ class RegionService:
                 max_workers=self.threads, thread_name_prefix="recreate-render"
             )
         return self._pool
+
+
+def _hit_unless_solved(answer: Answer) -> Answer:
+    """Call a region rendered on a worker from a stored solution a hit.
+
+    As a region rendered here is: ``miss`` means that a solve ran.
+    """
+    if (
+        isinstance(answer, Served)
+        and answer.cache_state == "miss"
+        and answer.info.meta.get("solution") != "solved"
+    ):
+        return dataclasses.replace(answer, cache_state="hit")
+    return answer
 
 
 def _served(answer: Answer, request: ProductRequest) -> Served:

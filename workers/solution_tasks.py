@@ -145,7 +145,7 @@ def run_solution_task(
     solution, data, computed = _ensure_solution(spec, state)
     if spec.kind == SOLUTION:
         return _result(spec, state, started, data, computed, payload=data)
-    return _region(spec, state, started, solution)
+    return _region(spec, state, started, solution, solved=computed)
 
 
 def solve_spec(spec: TaskSpec) -> Solution:
@@ -241,9 +241,18 @@ def _ensure_solution(
 
 
 def _region(
-    spec: TaskSpec, state: WorkerState, started: float, solution: Solution
+    spec: TaskSpec,
+    state: WorkerState,
+    started: float,
+    solution: Solution,
+    *,
+    solved: bool,
 ) -> TaskResult:
-    """Render a region, cache it under its key, return its metadata."""
+    """Render a region, cache it under its key, return its metadata.
+
+    ``computed`` says whether the solution was solved for it: a render
+    from a stored solution is a hit, as in the API's own pool.
+    """
     if spec.box is None:
         raise InvalidRequestError(
             f"a region task of {spec.describe()} has no box"
@@ -260,14 +269,17 @@ def _region(
             worker=state.address,
         )
     data = render_region(spec, solution, spec.box)
-    meta = region_meta(spec, spec.box)
+    meta = {
+        **region_meta(spec, spec.box),
+        "solution": "solved" if solved else "store",
+    }
     stored = state.cache.put(spec.product_key, data, meta)
     return _result(
         spec,
         state,
         started,
         data,
-        computed=True,
+        computed=solved,
         payload=None if stored else data,
         meta=meta,
     )
