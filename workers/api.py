@@ -13,22 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from recreate import __version__
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.errors import DataNotFoundError, RecreateError
 from recreate.formats import FORMATS, OutputFormat, format_names
+from workers.auth import Authenticator, Identity
+from workers.budgets import parse_quotas
 from workers.campaign_api import router as campaign_router
 from workers.http_errors import ErrorModel, add_error_handlers, bad_parameter
+from workers.limits import Quotas, charge, rate_limit
 from workers.metrics import RequestMetrics
+from workers.middleware import BodyLimit, RequestIds
 from workers.models import HealthModel, JobModel, ProductRequest
+from workers.openapi import install_openapi
 from workers.responses import if_none_match, respond
 from workers.services import Services, start_services
 from workers.settings import Settings
@@ -36,6 +42,9 @@ from workers.settings import Settings
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
+
+#: What a job id looks like: the product key, a SHA-256 in hex.
+_JOB_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def create_app(
@@ -45,6 +54,10 @@ def create_app(
     on_ready: Callable[[Services], None] | None = None,
 ) -> FastAPI:
     """Return the API app.
+
+    Every route gets the app-wide pieces (`workers.middleware`): a
+    request id on every answer, the body limit; each route adds its
+    identity and budget dependencies (`workers.auth`, `workers.limits`).
 
     Parameters
     ----------
@@ -78,10 +91,16 @@ def create_app(
         "and cached.",
         lifespan=lifespan,
     )
+    app.state.auth = Authenticator.from_settings(settings)
+    app.state.quotas = Quotas(parse_quotas(settings.quotas))
     add_error_handlers(app)
+    # The last added runs first: ids, then the body limit, then metrics.
     app.add_middleware(RequestMetrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIds)
     _add_routes(app)
     app.include_router(campaign_router)
+    install_openapi(app)
     return app
 
 
@@ -121,6 +140,7 @@ def _add_routes(app: FastAPI) -> None:
         response_model=JobModel,
         responses={404: {"model": ErrorModel}},
         operation_id="get_job",
+        dependencies=[Depends(rate_limit("request"))],
     )
     app.add_api_route(
         f"{API}/health",
@@ -191,6 +211,7 @@ FormatQuery = Annotated[
 
 async def get_diffim(
     request: Request,
+    who: Annotated[Identity, Depends(rate_limit("request"))],
     visit: VisitPath,
     detector: DetectorPath,
     instrument: InstrumentQuery = None,
@@ -198,6 +219,10 @@ async def get_diffim(
 ) -> Response:
     """Serve one difference image; see the route's description."""
     services = _services(request)
+
+    async def spend_recompute() -> None:
+        await charge(request, who, "recompute")
+
     product = ProductRequest(
         visit=_parse_id("visit", visit, MAX_VISIT),
         detector=_parse_id("detector", detector, MAX_DETECTOR),
@@ -209,6 +234,7 @@ async def get_diffim(
         etags=if_none_match(request),
         body=request.method != "HEAD",
         url=str(request.url),
+        before_recompute=spend_recompute,
     )
     return respond(request, answer, services.settings.retry_after_seconds)
 
@@ -250,6 +276,9 @@ def _parse_format(raw: str | None, settings: Settings) -> OutputFormat:
 
 async def get_job(request: Request, job_id: str) -> JobModel:
     """Return a job record, or 404 naming the id."""
+    if not _JOB_ID.fullmatch(job_id):
+        # Never looked up: a job id is a product key (SHA-256 hex).
+        raise DataNotFoundError(f"no job {job_id!r}")
     record = _services(request).jobs.get(job_id)
     if record is None:
         raise DataNotFoundError(f"no job {job_id!r}")

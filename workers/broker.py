@@ -270,6 +270,8 @@ class Broker:
             if future is not None:
                 with contextlib.suppress(Exception):
                     future.release()
+        if result.failure is not None:
+            raise result.failure
         return result
 
 

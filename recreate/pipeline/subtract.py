@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recreate import __version__
-from recreate.errors import NoOverlapError, ProcessingError
+from recreate.errors import KernelFitError, NoOverlapError, ProcessingError
 from recreate.exposure import Exposure, MaskPlanes
 from recreate.numerics.threads import thread_count
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
@@ -123,9 +123,9 @@ def subtract(
     ------
     NoOverlapError
         If the template covers less than 10% of the science image.
-    ProcessingError
+    KernelFitError
         If too few kernel candidates are found, or the kernel solution is
-        ill-conditioned.
+        ill-conditioned (a `ProcessingError`).
     """
     timings: dict[str, float] = {}
     notes = list(notes)
@@ -162,7 +162,8 @@ def subtract(
             )
         except ProcessingError as error:
             _raise_if_failure_expected(template.coverage, config, error)
-            raise
+            # The data's, not the service's: the same inputs fail alike.
+            raise KernelFitError(str(error)) from error
     with _timed(timings, "convolve"):
         matched, matched_variance, matched_mask = convolve_template(
             np.nan_to_num(template.exposure.image, nan=0.0),

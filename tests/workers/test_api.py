@@ -11,6 +11,7 @@ from astropy.io import fits
 from cache import JobStore
 from recreate.butler import find_inputs, open_butler
 from recreate.recreation import recreate_from_butler
+from tests.support.redis import stored_keys
 from workers.tasks import RECOMPUTES_COUNTER
 
 
@@ -169,19 +170,28 @@ def test_bad_input_is_a_json_error_and_caches_nothing(
     bad = {**params, "visit": visit, "detector": detector}
     assert any(str(value) in detail["msg"] for value in bad.values())
     assert cache_redis.dbsize() == 0
-    assert control_redis.dbsize() == 0
+    assert stored_keys(control_redis) == []
 
 
-def test_no_template_coverage_is_422_and_caches_nothing(
+def test_no_template_coverage_is_422_remembered_and_caches_nothing(
     http, uncovered_key, cache_redis, control_redis
 ):
+    before = _metric(http.get("/metrics").text, "recreate_failures_total")
     response = diffim(http, uncovered_key)
     assert response.status_code == 422, response.text
     (detail,) = response.json()["detail"]
     assert detail["type"] == "no_template_overlap"
     assert str(uncovered_key[1]) in detail["msg"]
     assert cache_redis.dbsize() == 0
-    assert control_redis.dbsize() == 0
+    # Only the failure is remembered, under the recipe's hash.
+    (remembered,) = stored_keys(control_redis)
+    assert remembered.startswith("recreate:failure:")
+    again = diffim(http, uncovered_key)
+    assert again.status_code == 422
+    assert again.json() == response.json()
+    # Answered from the negative cache: the pipeline did not run again.
+    failures = _metric(http.get("/metrics").text, "recreate_failures_total")
+    assert failures - before == 1.0
 
 
 def test_a_corrupt_value_is_dropped_and_recomputed(
@@ -229,12 +239,17 @@ def test_health_reports_every_part(http):
     assert parts["workers"] == 2
 
 
+def _metric(text, name):
+    """Return the sum of a metric's series in a Prometheus exposition."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    )
+
+
 def test_metrics_count_hits_misses_and_bytes(http, full_key):
-    def value(text, name):
-        for line in text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return 0.0
+    value = _metric
 
     before = http.get("/metrics").text
     first = diffim(http, full_key)

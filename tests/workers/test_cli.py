@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from tests.support.service import free_port
 from workers.cli import main
 
 
@@ -29,15 +30,18 @@ def test_run_reuses_an_existing_repository_then_serves(
     served = []
     monkeypatch.setattr(
         "workers.serve.serve",
-        lambda settings, announce: served.append((settings, announce)),
+        lambda settings, announce, sock: served.append(
+            (settings, announce, sock.getsockname()[1])
+        ),
     )
-    assert main(["run", "--repo", str(ci_repo.root), "--port", "9999"]) == 0
+    port = free_port()
+    assert main(["run", "--repo", str(ci_repo.root), "--port", str(port)]) == 0
     out = capsys.readouterr().out
     assert "simulating" not in out
     assert "template patches:" in out
-    ((settings, announce),) = served
+    ((settings, announce, bound),) = served
     assert settings.butler_repo == str(ci_repo.root)
-    assert settings.port == 9999
+    assert settings.port == bound == port
     assert announce
 
 
