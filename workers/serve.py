@@ -70,13 +70,13 @@ def serve(
     InvalidRequestError
         If the port is in use, or the repository is not there.
     """
+    check_repository(settings)
+    sock = sock or listen_on(settings.host, settings.port)
     import uvicorn
 
     from recreate.memory import retain_freed_memory
     from workers.api import create_app
 
-    check_repository(settings)
-    sock = sock or listen_on(settings.host, settings.port)
     # The API assembles and sends bodies of ~200 MB; a heap kept between
     # requests spares faulting them in afresh each time.
     retain_freed_memory()
