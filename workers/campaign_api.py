@@ -35,7 +35,7 @@ from workers.auth import ADMIN, WRITE, Identity, require_user
 from workers.campaign_recovery import present_counts
 from workers.campaigns import CampaignRunner
 from workers.http_errors import ErrorModel, ForbiddenError, public_text
-from workers.limits import charge
+from workers.limits import rate_limit
 
 if TYPE_CHECKING:
     # Services import this router's module (through the app): no cycle
@@ -214,11 +214,12 @@ async def _in_store[T](
 async def create_campaign(
     request: Request,
     body: CampaignRequest,
-    who: Annotated[Identity, Depends(require_user(WRITE))],
+    who: Annotated[
+        Identity, Depends(rate_limit("campaign", require_user(WRITE)))
+    ],
 ) -> JSONResponse:
     """Create a campaign and start it."""
     runner = _runner(request)
-    await charge(request, who, "campaign")
     services = _services(request)
     limit = services.settings.campaign_max_keys
     keys, selection = await _resolve_keys(services, body, limit)

@@ -23,6 +23,10 @@ A route opts in with one line (see ``docs/routes.md``)::
 
     dependencies=[Depends(rate_limit("cutout"))]
 
+or, when it needs the caller too (and a user with a scope first)::
+
+    who: Annotated[Identity, Depends(rate_limit("campaign", writer))]
+
 An exhausted budget answers 429 with ``Retry-After`` (seconds until its
 window ends). A budget set to ``off`` (or absent from the table) is
 unlimited.
@@ -37,7 +41,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
 
 from fastapi import Depends, Request
 
@@ -119,17 +122,32 @@ class Quotas:
         return count + 1, ends - now
 
 
-def rate_limit(name: str) -> Callable[..., Awaitable[Identity]]:
+def rate_limit(
+    name: str, caller: Callable[..., Identity] = identity
+) -> Callable[..., Awaitable[Identity]]:
     """Return a dependency charging budget ``name`` to the caller.
 
     Parameters
     ----------
     name
         A budget of the table (``request``, ``cutout``, ``sia``...).
+    caller
+        The dependency naming the caller: `identity` (anyone), or a
+        `workers.auth.require_user` one, checked before anything is
+        charged.
+
+    Returns
+    -------
+    dependency
+        Returns the caller's identity; raises `RateLimitedError` (429)
+        when the budget is spent.
     """
 
+    # A default rather than Annotated: the annotation is a string here
+    # (postponed evaluation), and ``caller`` a local FastAPI cannot see.
     async def limited(
-        request: Request, who: Annotated[Identity, Depends(identity)]
+        request: Request,
+        who: Identity = Depends(caller),  # noqa: B008
     ) -> Identity:
         await charge(request, who, name)
         return who

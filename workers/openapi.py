@@ -4,7 +4,8 @@ Routes describe their own answers; what the app-wide pieces add is
 written here once, from what each route uses, so that a new route (an
 IVOA endpoint, the viewer's) is documented by adopting them:
 
-* a request body: 413 (`workers.middleware.BodyLimit`);
+* a request body: 413 (`workers.middleware.BodyLimit`), and 400 when
+  it cannot be read at all;
 * the `workers.auth.identity` dependency: 401 (a bad bearer token);
 * a `workers.auth.require_user` dependency: 401 and 403;
 * a `workers.limits.rate_limit` dependency: 429 with Retry-After.
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
@@ -35,6 +37,7 @@ _RETRY_AFTER = {
 }
 
 _DESCRIPTIONS = {
+    "400": "The body cannot be read (not UTF-8 JSON).",
     "401": "No user, or a bearer token that is not valid.",
     "403": "The user lacks the scope, or does not own the campaign.",
     "413": "The request body is over the limit; refused unread.",
@@ -54,9 +57,8 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
             )
             _add_error_model(schema)
-            for route in app.routes:
-                if isinstance(route, APIRoute):
-                    _document(schema, route)
+            for route in _api_routes(app):
+                _document(schema, route)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -74,12 +76,27 @@ def _add_error_model(schema: dict[str, Any]) -> None:
     schemas.setdefault("ErrorModel", model)
 
 
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """Yield every API route, those of included routers too.
+
+    FastAPI 0.16x keeps included routers as routes of their own, walked
+    by `fastapi.routing.iter_route_contexts`; older ones flatten them.
+    """
+    walk = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes = walk(app.routes) if walk is not None else app.routes
+    for route in routes:
+        if getattr(route, "dependant", None) is not None and getattr(
+            route, "methods", None
+        ):
+            yield route
+
+
 def _document(schema: dict[str, Any], route: APIRoute) -> None:
     """Add the app-wide errors of one route to its operations."""
     calls = set(_calls(route.dependant))
     statuses: list[str] = []
     if route.body_field is not None:
-        statuses.append("413")
+        statuses += ["400", "413"]
     if identity in calls:
         statuses.append("401")
     if calls & USER_DEPENDENCIES:
