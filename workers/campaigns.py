@@ -17,10 +17,9 @@ through them:
   renewed every few seconds. A watcher looks for campaigns with work
   left and no live runner (a restart, a dead replica) and takes them
   over: keys left ``running`` go back in the queue.
-* **Through outages.** With the control store down a runner pauses and
-  tries again with back-off; when the store answers it goes on by
-  itself (keys whose end could not be recorded are queued again: the
-  cache makes that cheap).
+* **Through outages.** With the control store down a runner pauses;
+  when it answers again it goes on by itself (keys whose end went
+  unrecorded are queued again: the cache makes that cheap).
 * **Done means present.** A key is ``done`` (recreated here) or
   ``cached`` (found cached) with its product key recorded. Before a
   campaign ends, and when one is taken over, keys whose product is no
@@ -41,11 +40,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cache import (
-    CacheUnavailableError,
-    CampaignRecords,
-    LeaseService,
-)
+from cache import CacheUnavailableError, CampaignRecords, LeaseService
 from recreate.errors import RecreateError, ServiceUnavailableError
 from recreate.formats import get_format
 from workers.broker import BACKGROUND
@@ -61,7 +56,7 @@ MAX_TRANSIENT_ATTEMPTS = 5
 #: Seconds between checks for work when a campaign waits (retry).
 POLL_SECONDS = 0.5
 #: Seconds campaigns wait after finding the scheduler gone.
-OUTAGE_PAUSE_SECONDS = 5.0
+OUTAGE_PAUSE_SECONDS = 2.0
 #: Longest pause between tries while the control store is down.
 MAX_STORE_BACKOFF = 5.0
 #: Lease of a runner on a campaign; renewed every `WATCH_SECONDS`.
@@ -180,7 +175,8 @@ class CampaignRunner:
             for campaign_id in lost:
                 self._loops[campaign_id].cancel()
             for campaign_id in adopted:
-                self._loop(campaign_id)
+                # (A loop started meanwhile by `launch` is left alone.)
+                self._loop(campaign_id, adopted=True)
             if down:
                 log.info("control store back: campaigns go on")
             down = False
@@ -191,24 +187,17 @@ class CampaignRunner:
 
         ``running`` are the campaigns with a live loop here. Returns
         those whose lease another runner holds now (their loops must
-        stop), and those taken over, their ``running`` keys and missing
-        products queued again.
+        stop), and those whose lease was free and is ours now (their
+        loops start by queueing again what nobody is making).
         """
         lost = [cid for cid in running if not self._take(cid)]
         for campaign_id in lost:
             log.warning("campaign %s taken over elsewhere", campaign_id)
-        adopted = []
-        for campaign_id in self.store.active():
-            if campaign_id in running or not self._take(campaign_id):
-                continue
-            requeued = self.store.requeue_running(campaign_id)
-            requeued += self._requeue_missing(campaign_id)
-            log.info(
-                "resuming campaign %s (%d keys back in the queue)",
-                campaign_id,
-                requeued,
-            )
-            adopted.append(campaign_id)
+        adopted = [
+            campaign_id
+            for campaign_id in self.store.active()
+            if campaign_id not in running and self._take(campaign_id)
+        ]
         return lost, adopted
 
     def _take(self, campaign_id: str) -> bool:
@@ -217,12 +206,17 @@ class CampaignRunner:
             _lease(campaign_id), self._token, LEASE_SECONDS
         )
 
-    def _loop(self, campaign_id: str) -> None:
-        """Start the loop of a campaign whose lease we hold (once)."""
+    def _loop(self, campaign_id: str, *, adopted: bool = False) -> None:
+        """Start the loop of a campaign whose lease we hold (once).
+
+        An ``adopted`` campaign was left by another runner (or an earlier
+        life of this one): its loop first queues again what nobody makes.
+        """
         loop = self._loops.get(campaign_id)
         if loop is None or loop.done():
             self._loops[campaign_id] = asyncio.create_task(
-                self._run(campaign_id), name=f"campaign-{campaign_id}"
+                self._run(campaign_id, resume=adopted),
+                name=f"campaign-{campaign_id}",
             )
 
     def _requeue_missing(self, campaign_id: str) -> int:
@@ -232,21 +226,30 @@ class CampaignRunner:
 
     # One campaign's loop.
 
-    async def _run(self, campaign_id: str) -> None:
-        """Work through a campaign, pausing while its store is down."""
+    async def _run(self, campaign_id: str, *, resume: bool = False) -> None:
+        """Work through a campaign, pausing while its store is down.
+
+        ``resume``: first queue again what nobody makes, as after one.
+        """
         pending: dict[asyncio.Task[None], int] = {}
         backoff = POLL_SECONDS
-        recovering = False
+        recovering = resume
         try:
             while True:
                 try:
                     if recovering:
-                        # Keys whose end went unrecorded: made again.
+                        # Keys whose end went unrecorded, and products
+                        # gone from the cache: made again.
                         lost = lost_keys(
                             self.store, campaign_id, set(pending.values())
                         )
-                        self.store.requeue(campaign_id, lost)
-                        log.info("campaign %s goes on", campaign_id)
+                        requeued = self.store.requeue(campaign_id, lost)
+                        requeued += self._requeue_missing(campaign_id)
+                        log.info(
+                            "campaign %s goes on (%d keys queued again)",
+                            campaign_id,
+                            requeued,
+                        )
                         recovering = False
                     if await self._step(campaign_id, pending):
                         return

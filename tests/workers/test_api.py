@@ -298,3 +298,37 @@ def test_openapi_document_is_valid_openapi():
     document = create_app(Settings()).openapi()
     validate(document)
     assert "/api/v1/campaigns/{campaign_id}" in document["paths"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/v1/jobs/a%01b", 404, "data_not_found"),
+        ("GET", "/api/v1/jobs/%0A", 404, "data_not_found"),
+        ("GET", "/nowhere", 404, "not_found"),
+        ("POST", "/api/v1/health", 405, "method_not_allowed"),
+        ("DELETE", "/api/v1/diffims/1/2", 405, "method_not_allowed"),
+    ],
+)
+def test_odd_requests_get_the_documented_error(
+    http, method, path, status, code
+):
+    response = http.request(method, path)
+    assert response.status_code == status
+    (detail,) = response.json()["detail"]
+    assert detail["type"] == code
+    assert detail["msg"].isprintable()
+    assert response.headers["x-request-id"]
+
+
+def test_a_body_over_the_limit_is_refused_unread(http, control_redis):
+    big = b'{"name": "x", "keys": [' + b'{"visit": 1, "detector": 1},' * 80_000
+    response = http.post(
+        "/api/v1/campaigns",
+        content=big,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"][0]["type"] == "payload_too_large"
+    assert stored_keys(control_redis) == []
+    assert http.get("/api/v1/health").status_code == 200

@@ -127,13 +127,16 @@ def _worker(address: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    """Terminate processes together, then reap them (kill if they linger)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_scheduler_loss_is_503_and_recovers(
@@ -169,8 +172,7 @@ def test_scheduler_loss_is_503_and_recovers(
                 time.sleep(0.5)
             assert back.status_code == 200, back.text
     finally:
-        _stop(worker)
-        _stop(scheduler)
+        _stop(worker, scheduler)
 
 
 def test_a_campaign_survives_a_scheduler_restart(ci_repo, own_redis):
@@ -193,7 +195,7 @@ def test_a_campaign_survives_a_scheduler_restart(ci_repo, own_redis):
         tuple(map(int, key.split("/")))
         for key, fraction in sorted(ci_repo.coverage.items())
         if fraction >= 1.0
-    ][:8]
+    ][:5]
     try:
         with running_api(settings) as url:
             created = httpx.post(
@@ -210,15 +212,13 @@ def test_a_campaign_survives_a_scheduler_restart(ci_repo, own_redis):
                 time.sleep(0.1)
             _stop(scheduler)
             _stop(worker)
-            time.sleep(2)
             scheduler, worker = _scheduler(port), _worker(address)
             while httpx.get(status).json()["state"] != "done":
                 assert time.monotonic() < deadline + 120
                 time.sleep(0.5)
             campaign = httpx.get(status).json()
     finally:
-        _stop(worker)
-        _stop(scheduler)
+        _stop(worker, scheduler)
     counts = campaign["counts"]
     assert counts["failed"] == 0, campaign["failed"]
     assert counts["done"] + counts["already_cached"] == len(keys)
