@@ -237,6 +237,10 @@ def add_error_handlers(app: FastAPI) -> None:
         first = error.errors()[0] if error.errors() else {}
         loc = tuple(str(part) for part in first.get("loc", ("request",)))
         msg = f"{first.get('msg', 'invalid request')}: {loc[-1]}"
+        if first.get("type") == "json_invalid":
+            why = first.get("ctx", {}).get("error", "")
+            msg = f"the body is not valid JSON ({why}, at {loc[-1]})"
+            loc = ("body",)
         return error_body(422, "invalid_parameter", msg, loc)
 
     @app.exception_handler(HTTPException)
