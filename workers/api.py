@@ -26,10 +26,12 @@ from recreate import __version__
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.errors import DataNotFoundError, RecreateError
 from recreate.formats import FORMATS, OutputFormat, format_names
+from recreate.pipeline.recipes import RECIPE_NAMES
 from workers.auth import Authenticator, Identity
 from workers.budgets import parse_quotas
 from workers.campaign_api import router as campaign_router
 from workers.http_errors import ErrorModel, add_error_handlers, bad_parameter
+from workers.ivoa import add_ivoa_routes
 from workers.limits import Quotas, charge, rate_limit
 from workers.metrics import RequestMetrics
 from workers.middleware import BodyLimit, RequestIds
@@ -100,6 +102,7 @@ def create_app(
     app.add_middleware(RequestIds)
     _add_routes(app)
     app.include_router(campaign_router)
+    add_ivoa_routes(app)
     install_openapi(app)
     return app
 
@@ -207,6 +210,15 @@ FormatQuery = Annotated[
         + "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
     ),
 ]
+RecipeQuery = Annotated[
+    str | None,
+    Query(
+        description="Recipe: "
+        + ", ".join(RECIPE_NAMES)
+        + " (default: the service's setting, else the repository's "
+        "release's)."
+    ),
+]
 
 
 async def get_diffim(
@@ -216,6 +228,7 @@ async def get_diffim(
     detector: DetectorPath,
     instrument: InstrumentQuery = None,
     format: FormatQuery = None,  # noqa: A002 - the public parameter name
+    recipe: RecipeQuery = None,
 ) -> Response:
     """Serve one difference image; see the route's description."""
     services = _services(request)
@@ -228,6 +241,7 @@ async def get_diffim(
         detector=_parse_id("detector", detector, MAX_DETECTOR),
         instrument=instrument,
         output_format=_parse_format(format, services.settings),
+        recipe=_parse_recipe(recipe),
     )
     answer = await services.products.get(
         product,
@@ -272,6 +286,17 @@ def _parse_format(raw: str | None, settings: Settings) -> OutputFormat:
             f"{', '.join(format_names())}",
         )
     return fmt
+
+
+def _parse_recipe(raw: str | None) -> str | None:
+    """Return the recipe asked for, or a 422 naming the bad one."""
+    if raw is not None and raw not in RECIPE_NAMES:
+        raise bad_parameter(
+            "query",
+            "recipe",
+            f"unknown recipe {raw!r}; choose one of {', '.join(RECIPE_NAMES)}",
+        )
+    return raw
 
 
 async def get_job(request: Request, job_id: str) -> JobModel:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -38,9 +39,11 @@ from recreate import __version__
 from recreate.butler import DiffimInputs
 from recreate.errors import TransientError, error_class
 from recreate.formats import OutputFormat
-from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
+from recreate.io.region import ImageGeometry
+from recreate.pipeline.config import PipelineConfig
 from recreate.pipeline.provenance import canonical_hash, recipe_hash
-from recreate.recreation import product_key, request_recipe
+from recreate.pipeline.recipes import RECIPES
+from recreate.recreation import product_key, recipe_config, request_recipe
 from workers.broker import INTERACTIVE, Broker, Outcome
 from workers.jobs import JobBook
 from workers.metrics import Metrics
@@ -49,6 +52,9 @@ from workers.settings import Settings
 from workers.streams import ChunkStream
 
 log = logging.getLogger(__name__)
+
+#: Detector geometries kept in one process (a few kB each).
+GEOMETRIES_KEPT = 4096
 
 #: What a probe of the cache answers on a hit (one class: mypy joins a
 #: union of several into their common base).
@@ -134,8 +140,12 @@ class ProductService:
         Hits, misses, bytes served, recomputes.
     cache_id
         Fingerprint of the cache configuration workers must use.
-    code_version, config
-        What the recipe names (tests change them).
+    code_version
+        What the recipe names (tests change it).
+    config
+        An explicit configuration for every request (tests); None: the
+        recipe a request names, else ``settings.recipe``, else the
+        repository's release's.
     """
 
     settings: Settings
@@ -146,8 +156,11 @@ class ProductService:
     metrics: Metrics
     cache_id: str
     code_version: str = __version__
-    config: PipelineConfig = DEFAULT_CONFIG
+    config: PipelineConfig | None = None
     _namespace: str = field(init=False)
+    _geometries: dict[
+        tuple[str | None, int, int], tuple[float, ImageGeometry]
+    ] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         """Name the index namespace: repository, code and config."""
@@ -156,7 +169,11 @@ class ProductService:
                 "repo": self.settings.butler_repo,
                 "collections": self.settings.butler_collections,
                 "code_version": self.code_version,
-                "config_hash": self.config.config_hash(),
+                "config_hashes": sorted(
+                    config.config_hash()
+                    for config in (self.config, *RECIPES.values())
+                    if config is not None
+                ),
             }
         )
 
@@ -239,17 +256,53 @@ class ProductService:
             request.detector,
             request.instrument or self.settings.instrument,
         )
+        config = self.config or recipe_config(
+            found, request.recipe or self.settings.recipe
+        )
         recipe = request_recipe(
-            found, config=self.config, code_version=self.code_version
+            found, config=config, code_version=self.code_version
         )
         return TaskSpec(
             inputs=found,
             output_format=request.output_format,
             recipe=recipe,
+            config=config,
             recipe_hash=recipe_hash(recipe),
             product_key=product_key(recipe, request.output_format),
             cache_id=self.cache_id,
         )
+
+    async def geometry(self, request: ProductRequest) -> ImageGeometry:
+        """Return the WCS, ``xy0`` and shape of a request's detector.
+
+        Read from the visit image's headers, and remembered in this
+        process for ``recipe_index_ttl_seconds`` (a cutout face asks for
+        it on every request).
+
+        Raises
+        ------
+        DataNotFoundError, InvalidRequestError
+            The Butler's answer for an unknown key.
+        """
+        from recreate.visit_geometry import read_visit_geometry
+
+        key = (request.instrument, request.visit, request.detector)
+        now = time.monotonic()
+        remembered = self._geometries.get(key)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        found = await asyncio.to_thread(
+            self.butler.find_inputs,
+            request.visit,
+            request.detector,
+            request.instrument or self.settings.instrument,
+        )
+        geometry = await asyncio.to_thread(read_visit_geometry, found)
+        if len(self._geometries) >= GEOMETRIES_KEPT:
+            self._geometries.clear()
+        expires = now + self.settings.recipe_index_ttl_seconds
+        self._geometries[key] = (expires, geometry)
+        return geometry
 
     def finished(self, spec: TaskSpec, outcome: Outcome) -> None:
         """Record a finished product in its job and in the metrics."""
@@ -318,6 +371,7 @@ class ProductService:
                 "visit": request.visit,
                 "detector": request.detector,
                 "format": request.output_format.name,
+                "recipe": request.recipe or self.settings.recipe,
             }
         )
 

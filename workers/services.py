@@ -32,9 +32,11 @@ from recreate.selection import Selection
 from workers.broker import Broker
 from workers.butler import LockedButler
 from workers.campaigns import CampaignRunner
+from workers.ivoa.jobs import JobRunner
 from workers.jobs import JobBook
 from workers.metrics import Metrics
 from workers.products import ProductService
+from workers.regions import RegionService
 from workers.settings import Settings, worker_dask_config
 from workers.state import RecreateWorkerPlugin
 
@@ -61,8 +63,10 @@ class Services:
     cache: ResilientCache
     broker: Broker
     products: ProductService
+    regions: RegionService
     jobs: JobBook
     metrics: Metrics
+    async_jobs: JobRunner
     campaigns: CampaignRunner | None = None
     # An asynchronous LocalCluster (distributed types it for both modes).
     cluster: Any = None
@@ -95,6 +99,7 @@ class Services:
         """Stop campaigns, the broker, the cluster and embedded servers."""
         if self.supervisor is not None:
             self.supervisor.stop()
+        await self.async_jobs.close()
         if self.campaigns is not None:
             await self.campaigns.close()
         await self.broker.close()
@@ -148,8 +153,14 @@ def assemble(
         cache=cache,
         broker=broker,
         products=products,
+        regions=RegionService(products),
         jobs=jobs,
         metrics=metrics,
+        async_jobs=JobRunner(
+            cache,
+            lifetime_seconds=settings.job_ttl_seconds,
+            execution_seconds=settings.cutout_job_execution_seconds,
+        ),
         campaigns=campaigns,
     )
 

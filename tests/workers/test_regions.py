@@ -1,0 +1,123 @@
+"""Regions: sky to pixel boxes, and a region's pixels are the product's.
+
+Real Redis, a real Butler repository, a real Dask cluster (threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from recreate.errors import InvalidRequestError
+from recreate.formats import get_format
+from recreate.io.region import ImageGeometry
+from recreate.numerics.box import PixelBox
+from tests.workers.test_products import _body, _services
+from workers.models import ProductRequest
+from workers.regions import (
+    Region,
+    box_around,
+    box_of_sky_points,
+    clip_box,
+    detector_box,
+)
+
+
+def _request(key) -> ProductRequest:
+    return ProductRequest(key[0], key[1], None, get_format("dp1"))
+
+
+def _planes(data: bytes) -> dict[str, np.ndarray]:
+    with fits.open(io.BytesIO(data)) as hdulist:
+        return {
+            name: np.array(hdulist[name].data)
+            for name in ("IMAGE", "MASK", "VARIANCE")
+        }
+
+
+def test_boxes_from_the_sky_land_where_the_wcs_says(
+    ci_repo,
+    redis_cache_server,
+    redis_control_server,
+    thread_cluster,
+    cache_redis,
+    control_redis,
+    full_key,
+):
+    services, _ = _services(
+        ci_repo,
+        redis_cache_server.url,
+        redis_control_server.url,
+        thread_cluster.scheduler_address,
+    )
+
+    async def run() -> ImageGeometry:
+        geometry = await services.regions.geometry(_request(full_key))
+        await services.close()
+        return geometry
+
+    geometry = asyncio.run(run())
+    whole = detector_box(geometry)
+    assert (whole.width, whole.height) == geometry.shape[::-1]
+    x, y = 37, 58
+    ra, dec = geometry.wcs.all_pix2world(x, y, 0)
+    box = box_around(geometry, float(ra), float(dec), 11)
+    assert box == PixelBox(
+        geometry.xy0[0] + x - 5, geometry.xy0[1] + y - 5, 11, 11
+    )
+    corners = geometry.wcs.all_pix2world([10, 30], [20, 25], 0)
+    assert box_of_sky_points(geometry, *corners) == PixelBox(
+        geometry.xy0[0] + 10, geometry.xy0[1] + 20, 21, 6
+    )
+    edge = PixelBox(whole.x0 - 5, whole.y0 - 5, 10, 10)
+    assert clip_box(edge, geometry) == PixelBox(whole.x0, whole.y0, 5, 5)
+    with pytest.raises(InvalidRequestError, match="size must be positive"):
+        box_around(geometry, float(ra), float(dec), 0)
+
+
+def test_a_region_is_the_same_pixels_as_the_full_product(
+    ci_repo,
+    redis_cache_server,
+    redis_control_server,
+    thread_cluster,
+    cache_redis,
+    control_redis,
+    full_key,
+):
+    services, _ = _services(
+        ci_repo,
+        redis_cache_server.url,
+        redis_control_server.url,
+        thread_cluster.scheduler_address,
+    )
+
+    async def run() -> tuple[bytes, Region, ImageGeometry]:
+        full = await _body(await services.products.get(_request(full_key)))
+        geometry = await services.regions.geometry(_request(full_key))
+        whole = detector_box(geometry)
+        box = PixelBox(whole.x0 + 17, whole.y0 + 9, 51, 40)
+        region = await services.regions.region(_request(full_key), box)
+        with pytest.raises(InvalidRequestError, match="holds no pixel"):
+            await services.regions.region(
+                _request(full_key), PixelBox(0, 0, 0, 5)
+            )
+        await services.close()
+        return full, region, geometry
+
+    full, region, geometry = asyncio.run(run())
+    assert isinstance(region, Region)
+    assert region.cache_state == "hit"
+    whole, cut = _planes(full), _planes(region.data)
+    rows = slice(region.box.y0 - geometry.xy0[1], None)
+    cols = slice(region.box.x0 - geometry.xy0[0], None)
+    for name in ("IMAGE", "MASK", "VARIANCE"):
+        expected = whole[name][rows, cols][:40, :51]
+        np.testing.assert_array_equal(cut[name], expected)
+    with fits.open(io.BytesIO(region.data)) as hdulist:
+        header = hdulist["IMAGE"].header
+        assert header["LTV1"] == -region.box.x0
+        assert header["LTV2"] == -region.box.y0
