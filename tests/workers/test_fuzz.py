@@ -69,9 +69,12 @@ def test_every_answer_is_documented_and_none_is_a_5xx(fuzzed_api):
             except Unsatisfiable:
                 # No parameter to make invalid (health, metrics).
                 assert mode == GenerationMode.NEGATIVE
-            except Exception as failure:  # noqa: BLE001 - all reported below
+            except (Exception, BaseExceptionGroup) as failure:  # noqa: BLE001
+                # Every failure is reported below, not just the first.
                 failures[f"{operation.label} ({mode.value})"] = failure
-    assert not failures, "\n\n".join(f"{k}: {v}" for k, v in failures.items())
+    assert not failures, "\n\n".join(
+        f"{label}: {_summary(failure)}" for label, failure in failures.items()
+    )
     # It did send what the budget allows (the metrics count requests).
     metrics = httpx.get(f"{fuzzed_api}/metrics").text
     sent = sum(
@@ -98,3 +101,16 @@ def _fuzz(operation, mode):
         case.call_and_validate(checks=CHECKS)
 
     fuzz()
+
+
+def _summary(failure: BaseException) -> str:
+    """Return a failure's message, its sub-failures' too."""
+    parts = [str(failure)]
+    for sub in getattr(failure, "exceptions", ()):
+        parts.append(str(sub).strip().splitlines()[0])
+        parts.extend(
+            line.strip()
+            for line in str(sub).splitlines()
+            if line.strip().startswith(("Received", "Documented"))
+        )
+    return " | ".join(parts)
