@@ -97,7 +97,7 @@ def test_a_campaign_survives_a_killed_and_an_added_worker(
     ci_repo, settings, cluster, cache_redis, control_redis
 ):
     # The last visits: the survey's edge, with keys that fail too.
-    keys = _keys(ci_repo)[-30:]
+    keys = _keys(ci_repo)[-24:]
     failing = set(_keys(ci_repo, 0.0, 0.2))
     assert set(keys) & failing
     with (

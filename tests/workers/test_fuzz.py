@@ -30,7 +30,7 @@ from tests.workers.conftest import service_settings
 pytestmark = pytest.mark.slow
 
 #: Examples per operation and mode (valid, invalid): the fuzz's budget.
-EXAMPLES = 40
+EXAMPLES = 20
 SEED = 20261206
 CHECKS = [
     not_a_server_error,
