@@ -112,3 +112,17 @@ def test_creating_campaigns_spends_a_budget(url, control_redis):
     assert refused.json()["detail"][0]["type"] == "rate_limited"
     # Another user's budget is their own.
     assert _create(url, ALICE).status_code == 201
+
+
+def test_the_client_sends_its_token(url, control_redis, monkeypatch):
+    from recreate.client import Client
+    from recreate.errors import InvalidRequestError
+
+    monkeypatch.delenv("RECREATE_TOKEN", raising=False)
+    keys = [(1, 0)]
+    with Client(url) as anonymous, pytest.raises(InvalidRequestError):
+        anonymous.prewarm("x", keys=keys)
+    monkeypatch.setenv("RECREATE_TOKEN", ALICE)
+    with Client(url) as alice:
+        created = alice.prewarm("x", keys=keys)
+        assert alice.campaign(created["id"])["owner"] == "alice"
