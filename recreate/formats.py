@@ -29,15 +29,21 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_FORMAT",
     "FORMATS",
+    "PREVIEW_FORMATS",
     "OutputFormat",
     "format_names",
     "get_format",
+    "stretched_format",
 ]
 
 #: The format of a request that names none.
 DEFAULT_FORMAT = "dp1"
 
 FITS = "application/fits"
+PNG = "image/png"
+#: The preview formats (`recreate.preview`) that take a ``stretch``;
+#: the default stretch (zscale) is the plain name, the others a suffix.
+PREVIEW_FORMATS = ("png", "png-triplet")
 
 BytesWriter = Callable[["DifferenceResult"], bytes]
 FileWriter = Callable[["DifferenceResult", str | os.PathLike[str], bool], None]
@@ -120,6 +126,51 @@ def _lsst_images_file(
     write_lsst_images_file(result, path, overwrite=overwrite)
 
 
+def _png_bytes(result: DifferenceResult) -> bytes:
+    from recreate.preview import difference_png
+
+    return difference_png(result, "zscale")
+
+
+def _png_asinh_bytes(result: DifferenceResult) -> bytes:
+    from recreate.preview import difference_png
+
+    return difference_png(result, "asinh")
+
+
+def _png_triplet_bytes(result: DifferenceResult) -> bytes:
+    from recreate.preview import triplet_png
+
+    return triplet_png(result, "zscale")
+
+
+def _png_triplet_asinh_bytes(result: DifferenceResult) -> bytes:
+    from recreate.preview import triplet_png
+
+    return triplet_png(result, "asinh")
+
+
+@dataclass(frozen=True)
+class _BytesFile:
+    """A file writer that writes a bytes writer's output atomically.
+
+    A frozen dataclass of a module-level function: it pickles, and
+    compares equal after a round trip (a format travels with a task).
+    """
+
+    to_bytes: BytesWriter
+
+    def __call__(
+        self,
+        result: DifferenceResult,
+        path: str | os.PathLike[str],
+        overwrite: bool,
+    ) -> None:
+        from recreate.writers import write_bytes_file
+
+        write_bytes_file(self.to_bytes(result), path, overwrite=overwrite)
+
+
 _ALL = (
     OutputFormat(
         name="dp1",
@@ -147,6 +198,40 @@ _ALL = (
         _to_bytes=_lsst_images_bytes,
         _to_file=_lsst_images_file,
     ),
+    OutputFormat(
+        name="png",
+        media_type=PNG,
+        suffix=".png",
+        description="PNG preview of the difference: IRAF zscale, masked "
+        "pixels tinted, detections outlined, at most 1024 px a side",
+        _to_bytes=_png_bytes,
+        _to_file=_BytesFile(_png_bytes),
+    ),
+    OutputFormat(
+        name="png-asinh",
+        media_type=PNG,
+        suffix=".png",
+        description="the png preview with an asinh stretch",
+        _to_bytes=_png_asinh_bytes,
+        _to_file=_BytesFile(_png_asinh_bytes),
+    ),
+    OutputFormat(
+        name="png-triplet",
+        media_type=PNG,
+        suffix=".png",
+        description="PNG of science, warped template and difference side "
+        "by side (zscale; the difference tinted and outlined)",
+        _to_bytes=_png_triplet_bytes,
+        _to_file=_BytesFile(_png_triplet_bytes),
+    ),
+    OutputFormat(
+        name="png-triplet-asinh",
+        media_type=PNG,
+        suffix=".png",
+        description="the png-triplet preview with an asinh stretch",
+        _to_bytes=_png_triplet_asinh_bytes,
+        _to_file=_BytesFile(_png_triplet_asinh_bytes),
+    ),
 )
 
 #: Every format by name, in the order help texts list them.
@@ -158,6 +243,31 @@ FORMATS: Mapping[str, OutputFormat] = MappingProxyType(
 def format_names() -> tuple[str, ...]:
     """Return the names of the formats (the CLI's and the API's choices)."""
     return tuple(FORMATS)
+
+
+def stretched_format(name: str, stretch: str | None) -> str:
+    """Return the registry name of a format with a preview stretch.
+
+    ``("png", "asinh")`` is ``png-asinh``; no stretch, or the default
+    ``zscale``, leaves the name as it is.
+
+    Raises
+    ------
+    InvalidRequestError
+        If the stretch is unknown, or given for a format that is not a
+        preview.
+    """
+    from recreate.preview.scale import STRETCHES, check_stretch
+
+    if stretch is None:
+        return name
+    check_stretch(stretch)
+    if name not in PREVIEW_FORMATS:
+        raise InvalidRequestError(
+            f"stretch applies to the preview formats "
+            f"({', '.join(PREVIEW_FORMATS)}), not to {name!r}"
+        )
+    return name if stretch == STRETCHES[0] else f"{name}-{stretch}"
 
 
 def get_format(name: str) -> OutputFormat:

@@ -77,6 +77,9 @@ class DifferenceResult:
         The science and template variance levels the decorrelation used
         (NaN when it did not run): with the kernel they give the
         difference image's true PSF (`decorrelated_psf`).
+    science
+        The science image as it came in, for the previews that show it
+        beside the template and the difference (a reference, no copy).
     """
 
     exposure: Exposure
@@ -85,6 +88,7 @@ class DifferenceResult:
     provenance: Provenance
     timings: dict[str, float] = field(default_factory=dict)
     variance_levels: tuple[float, float] = (float("nan"), float("nan"))
+    science: Exposure | None = None
 
 
 def subtract(
@@ -232,7 +236,7 @@ def subtract(
     )
     exposure.metadata = provenance.cards(exposure.plane_hash())
     return DifferenceResult(
-        exposure, kernel, template, provenance, timings, levels
+        exposure, kernel, template, provenance, timings, levels, science
     )
 
 
