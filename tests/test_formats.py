@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -15,25 +16,51 @@ from recreate.formats import (
     FORMATS,
     format_names,
     get_format,
+    stretched_format,
 )
 from workers.cli import _build_parser
 
 HEAVY = ("numba", "lsst.daf.butler", "lsst.images")
 
 
+FITS_FORMATS = ("dp1", "dp1-compressed", "lsst-images")
+PNG_FORMATS = ("png", "png-asinh", "png-triplet", "png-triplet-asinh")
+
+
 def test_every_format_is_complete():
     assert DEFAULT_FORMAT in FORMATS
-    assert format_names() == ("dp1", "dp1-compressed", "lsst-images")
+    assert format_names() == FITS_FORMATS + PNG_FORMATS
     for name, fmt in FORMATS.items():
         assert fmt.name == name
-        assert fmt.media_type == "application/fits"
-        assert fmt.suffix == ".fits"
+        media, suffix = (
+            ("image/png", ".png")
+            if name in PNG_FORMATS
+            else ("application/fits", ".fits")
+        )
+        assert (fmt.media_type, fmt.suffix) == (media, suffix)
         assert fmt.description
 
 
+def test_formats_pickle_and_compare_equal_after():
+    for fmt in FORMATS.values():
+        assert pickle.loads(pickle.dumps(fmt)) == fmt
+
+
+def test_a_stretch_names_a_preview_format():
+    assert stretched_format("png", None) == "png"
+    assert stretched_format("png", "zscale") == "png"
+    assert stretched_format("png", "asinh") == "png-asinh"
+    assert stretched_format("png-triplet", "asinh") == "png-triplet-asinh"
+    assert stretched_format("dp1", None) == "dp1"
+    with pytest.raises(InvalidRequestError, match=r"not to 'dp1'"):
+        stretched_format("dp1", "asinh")
+    with pytest.raises(InvalidRequestError, match=r"'log'"):
+        stretched_format("png", "log")
+
+
 def test_an_unknown_format_names_itself_and_the_choices():
-    with pytest.raises(InvalidRequestError, match=r"'png'.*dp1-compressed"):
-        get_format("png")
+    with pytest.raises(InvalidRequestError, match=r"'tiff'.*dp1-compressed"):
+        get_format("tiff")
 
 
 def test_the_cli_offers_exactly_the_registry():
@@ -51,7 +78,7 @@ def test_the_cli_offers_exactly_the_registry():
     prewarm = parser.parse_args(["prewarm", "--url", "u", "--visits", "1"])
     assert prewarm.format is None
     with pytest.raises(SystemExit):
-        parser.parse_args(["get", "1", "2", "-o", "x", "--format", "png"])
+        parser.parse_args(["get", "1", "2", "-o", "x", "--format", "tiff"])
 
 
 #: Prints which of HEAVY the code before it loaded.

@@ -11,7 +11,7 @@ half of them rejected, 2.5-sigma clipping, 5 iterations.
 
 `stretch_to_bytes` maps values to 0..255: linearly between the zscale
 limits (``zscale``), or through an arcsinh from the low zscale limit to
-the sample's high percentile (``asinh``), which keeps faint structure
+the brightest sampled pixel (``asinh``), which keeps faint structure
 visible without saturating bright sources.
 """
 
@@ -44,9 +44,8 @@ ZSCALE_KREJ = 2.5
 ZSCALE_ITERATIONS = 5
 
 #: The asinh softening, as a fraction of the display range (astropy's
-#: AsinhStretch default), and the percentile that sets its top.
+#: AsinhStretch default).
 ASINH_SOFTENING = 0.1
-ASINH_TOP_PERCENTILE = 99.8
 
 
 def check_stretch(name: str) -> str:
@@ -177,7 +176,7 @@ def stretch_to_bytes(
     check_stretch(stretch)
     low, high = zscale_limits(sample)
     if stretch == "asinh" and sample.size:
-        high = max(high, float(np.percentile(sample, ASINH_TOP_PERCENTILE)))
+        high = max(high, float(sample[-1]))
     span = high - low if high > low else 1.0
     scaled = (np.asarray(values, np.float64) - low) / span
     if stretch == "asinh":

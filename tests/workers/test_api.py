@@ -126,10 +126,26 @@ BAD_INPUTS = [
     (
         "{visit}",
         "{detector}",
-        {"format": "png"},
+        {"format": "tiff"},
         422,
         "invalid_parameter",
         ["query", "format"],
+    ),
+    (
+        "{visit}",
+        "{detector}",
+        {"format": "dp1", "stretch": "asinh"},
+        422,
+        "invalid_parameter",
+        ["query", "stretch"],
+    ),
+    (
+        "{visit}",
+        "{detector}",
+        {"format": "png", "stretch": "log"},
+        422,
+        "invalid_parameter",
+        ["query", "stretch"],
     ),
     (
         "{visit}",
