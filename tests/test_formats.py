@@ -43,7 +43,7 @@ def test_every_format_is_complete():
 
 def test_formats_pickle_and_compare_equal_after():
     for fmt in FORMATS.values():
-        assert pickle.loads(pickle.dumps(fmt)) == fmt
+        assert pickle.loads(pickle.dumps(fmt)) == fmt  # noqa: S301 - ours
 
 
 def test_a_stretch_names_a_preview_format():

@@ -52,7 +52,7 @@ def test_the_png_encoder_round_trips_pixels():
     "bad", [np.zeros((4, 4), np.uint8), np.zeros((0, 3, 3), np.uint8)]
 )
 def test_the_png_encoder_refuses_what_is_not_an_rgb_image(bad):
-    with pytest.raises(ValueError, match="uint8|empty"):
+    with pytest.raises(ValueError, match=r"uint8|empty"):
         encode_png(bad)
 
 
