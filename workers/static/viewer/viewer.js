@@ -239,8 +239,7 @@ function onPreviewClick(event) {
   marker.style.top = `${event.offsetY}px`;
   marker.hidden = false;
   $("position").textContent = `x ${pixel.x.toFixed(1)}, y ${pixel.y.toFixed(1)}: RA ${ra.toFixed(6)}, Dec ${dec.toFixed(6)}`;
-  $("position").dataset.ra = ra;
-  $("position").dataset.dec = dec;
+  Object.assign($("position").dataset, { x: pixel.x, y: pixel.y, ra, dec });
   $("stamps").hidden = false;
   requestStamp(ra, dec);
   requestLightCurve(ra, dec, state.seq);
