@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/diffim.py
 	$(PY) bench/service.py
+	$(PY) bench/viewer.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recreate cache workers tests bench
