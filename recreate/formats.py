@@ -46,6 +46,7 @@ PNG = "image/png"
 PREVIEW_FORMATS = ("png", "png-triplet")
 
 BytesWriter = Callable[["DifferenceResult"], bytes]
+SourceRenderer = Callable[[bytes], bytes]
 FileWriter = Callable[["DifferenceResult", str | os.PathLike[str], bool], None]
 
 
@@ -64,6 +65,10 @@ class OutputFormat:
         The file suffix of a written product.
     description
         One line for ``--help`` and the API's documentation.
+    sources
+        Formats whose cached bytes this one can be rendered from,
+        without a recreation, to the same bytes (a preview of the
+        difference from the DP1 FITS); empty for most.
     """
 
     name: str
@@ -73,10 +78,31 @@ class OutputFormat:
     # Module-level functions, so a format pickles (it travels with a task).
     _to_bytes: BytesWriter
     _to_file: FileWriter
+    sources: tuple[str, ...] = ()
+    _from_source: SourceRenderer | None = None
 
     def to_bytes(self, result: DifferenceResult) -> bytes:
         """Return the bytes the service caches and serves."""
         return self._to_bytes(result)
+
+    def from_source(self, data: bytes) -> bytes:
+        """Return this format's bytes rendered from a source's bytes.
+
+        The same bytes `to_bytes` gives for the recreation that the
+        source's bytes hold.
+
+        Raises
+        ------
+        InvalidRequestError
+            If this format has no source.
+        FormatError
+            If ``data`` is not a product in a source format.
+        """
+        if self._from_source is None:
+            raise InvalidRequestError(
+                f"format {self.name!r} is not rendered from another format"
+            )
+        return self._from_source(data)
 
     def write(
         self,
@@ -138,6 +164,18 @@ def _png_asinh_bytes(result: DifferenceResult) -> bytes:
     return difference_png(result, "asinh")
 
 
+def _png_from_fits(data: bytes) -> bytes:
+    from recreate.preview import fits_to_png
+
+    return fits_to_png(data, "zscale")
+
+
+def _png_asinh_from_fits(data: bytes) -> bytes:
+    from recreate.preview import fits_to_png
+
+    return fits_to_png(data, "asinh")
+
+
 def _png_triplet_bytes(result: DifferenceResult) -> bytes:
     from recreate.preview import triplet_png
 
@@ -170,6 +208,11 @@ class _BytesFile:
 
         write_bytes_file(self.to_bytes(result), path, overwrite=overwrite)
 
+
+#: What a preview of the difference renders from: the DP1 FITS holds the
+#: image and mask it shows (lossless either way). Not the triplet: its
+#: science and template are not in the product.
+_PREVIEW_SOURCES = ("dp1", "dp1-compressed")
 
 _ALL = (
     OutputFormat(
@@ -206,6 +249,8 @@ _ALL = (
         "pixels tinted, detections outlined, at most 1024 px a side",
         _to_bytes=_png_bytes,
         _to_file=_BytesFile(_png_bytes),
+        sources=_PREVIEW_SOURCES,
+        _from_source=_png_from_fits,
     ),
     OutputFormat(
         name="png-asinh",
@@ -214,6 +259,8 @@ _ALL = (
         description="the png preview with an asinh stretch",
         _to_bytes=_png_asinh_bytes,
         _to_file=_BytesFile(_png_asinh_bytes),
+        sources=_PREVIEW_SOURCES,
+        _from_source=_png_asinh_from_fits,
     ),
     OutputFormat(
         name="png-triplet",

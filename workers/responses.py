@@ -31,6 +31,7 @@ _RECIPE_HEADERS = {
     "planes_sha256": "X-Recreate-Planes-Sha256",
     "format": "X-Recreate-Format",
     "recompute_seconds": "X-Recreate-Recompute-Seconds",
+    "rendered_from": "X-Recreate-Rendered-From",
 }
 
 

@@ -111,3 +111,22 @@ def test_the_geometry_is_the_visit_wcs(http, full_key, cache_redis):
     )
     # Headers only: nothing was recreated, nothing cached.
     assert cache_redis.dbsize() == 0
+
+
+def test_a_preview_of_a_cached_fits_is_rendered_to_the_same_bytes(
+    http, full_key, cache_redis, control_redis
+):
+    visit, detector = full_key
+    url = f"/api/v1/diffims/{visit}/{detector}"
+    asinh = {"format": "png", "stretch": "asinh"}
+    recreated = http.get(url, params=asinh)
+    assert recreated.status_code == 200
+    assert "x-recreate-rendered-from" not in recreated.headers
+    for source in ("dp1", "dp1-compressed"):
+        cache_redis.flushdb()
+        control_redis.flushdb()
+        assert http.get(url, params={"format": source}).status_code == 200
+        rendered = http.get(url, params=asinh)
+        assert rendered.headers["x-recreate-rendered-from"] == source
+        assert rendered.headers["x-recreate-format"] == "png-asinh"
+        assert rendered.content == recreated.content

@@ -292,7 +292,7 @@ BAD_BODIES = [
     ),
     ({"name": "x", "selection": {"band": "nope"}}, 422, "invalid_parameter"),
     (
-        {"name": "x", "keys": [{"visit": 1, "detector": 1}], "format": "png"},
+        {"name": "x", "keys": [{"visit": 1, "detector": 1}], "format": "tiff"},
         422,
         "invalid_parameter",
     ),
