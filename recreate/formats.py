@@ -31,6 +31,7 @@ __all__ = [
     "FORMATS",
     "PREVIEW_FORMATS",
     "OutputFormat",
+    "companions",
     "format_names",
     "get_format",
     "stretched_format",
@@ -69,6 +70,10 @@ class OutputFormat:
         Formats whose cached bytes this one can be rendered from,
         without a recreation, to the same bytes (a preview of the
         difference from the DP1 FITS); empty for most.
+    beside_sources
+        Cached beside each product of a source format whenever that is
+        recreated (the zscale preview: a tenth of a second for a 4k
+        detector), so a preview of a cached product is a hit.
     """
 
     name: str
@@ -80,6 +85,7 @@ class OutputFormat:
     _to_file: FileWriter
     sources: tuple[str, ...] = ()
     _from_source: SourceRenderer | None = None
+    beside_sources: bool = False
 
     def to_bytes(self, result: DifferenceResult) -> bytes:
         """Return the bytes the service caches and serves."""
@@ -251,6 +257,7 @@ _ALL = (
         _to_file=_BytesFile(_png_bytes),
         sources=_PREVIEW_SOURCES,
         _from_source=_png_from_fits,
+        beside_sources=True,
     ),
     OutputFormat(
         name="png-asinh",
@@ -285,6 +292,13 @@ _ALL = (
 FORMATS: Mapping[str, OutputFormat] = MappingProxyType(
     {fmt.name: fmt for fmt in _ALL}
 )
+
+
+def companions(name: str) -> tuple[OutputFormat, ...]:
+    """Return the formats cached beside a recreated product of ``name``."""
+    return tuple(
+        fmt for fmt in _ALL if fmt.beside_sources and name in fmt.sources
+    )
 
 
 def format_names() -> tuple[str, ...]:

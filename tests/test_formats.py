@@ -14,6 +14,7 @@ from recreate.errors import InvalidRequestError
 from recreate.formats import (
     DEFAULT_FORMAT,
     FORMATS,
+    companions,
     format_names,
     get_format,
     stretched_format,
@@ -44,6 +45,17 @@ def test_every_format_is_complete():
 def test_formats_pickle_and_compare_equal_after():
     for fmt in FORMATS.values():
         assert pickle.loads(pickle.dumps(fmt)) == fmt  # noqa: S301 - ours
+
+
+def test_the_zscale_preview_is_cached_beside_fits_products():
+    for name in ("dp1", "dp1-compressed"):
+        assert companions(name) == (FORMATS["png"],)
+    for name in ("lsst-images", *PNG_FORMATS):
+        assert companions(name) == ()
+    assert FORMATS["png-asinh"].sources == ("dp1", "dp1-compressed")
+    assert FORMATS["png-triplet"].sources == ()
+    with pytest.raises(InvalidRequestError, match="not rendered"):
+        FORMATS["dp1"].from_source(b"")
 
 
 def test_a_stretch_names_a_preview_format():

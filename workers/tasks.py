@@ -14,7 +14,8 @@ task
    it to Redis as the last step: a failure before leaves no cache entry.
    A format that renders from another (a PNG preview from the DP1 FITS)
    is rendered from that product's cached bytes instead, when they are
-   there: the same bytes, without a recreation;
+   there: the same bytes, without a recreation; and a recreated FITS
+   product gets its zscale preview cached beside it (its companion);
 4. returns small metadata only. The bytes cross the scheduler only when
    the cache is down (degraded mode), so the request is still served.
 
@@ -40,7 +41,7 @@ from recreate.errors import (
     RecreateError,
     TransientError,
 )
-from recreate.formats import get_format
+from recreate.formats import companions, get_format
 from recreate.pipeline.config import DEFAULT_CONFIG
 from recreate.pipeline.kernel import SolvedKernel
 from recreate.pipeline.subtract import DifferenceResult
@@ -151,6 +152,7 @@ def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
             spec.recipe_hash, json.dumps(result.kernel.to_dict())
         )
         state.cache.count(RECOMPUTES_COUNTER)
+        _cache_companions(spec, result, state, meta)
     return TaskResult(
         product_key=spec.product_key,
         sha256=stored.sha256 if stored else hashlib.sha256(data).hexdigest(),
@@ -161,6 +163,31 @@ def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
         worker=state.address,
         payload=None if stored else data,
     )
+
+
+def _cache_companions(
+    spec: TaskSpec,
+    result: DifferenceResult,
+    state: WorkerState,
+    meta: dict[str, Any],
+) -> None:
+    """Cache the products kept beside this one (its zscale preview).
+
+    Each is whole before it is written, and a failure here is logged,
+    never the task's: the product asked for is already cached.
+    """
+    for fmt in companions(spec.output_format.name):
+        try:
+            data = fmt.to_bytes(result)
+            state.cache.put(
+                product_key(spec.recipe, fmt),
+                data,
+                {**meta, "format": fmt.name},
+            )
+        except Exception:  # a companion never fails the task; logged
+            log.exception(
+                "caching the %s beside %s failed", fmt.name, spec.describe()
+            )
 
 
 def _render_from_source(

@@ -130,3 +130,21 @@ def test_a_preview_of_a_cached_fits_is_rendered_to_the_same_bytes(
         assert rendered.headers["x-recreate-rendered-from"] == source
         assert rendered.headers["x-recreate-format"] == "png-asinh"
         assert rendered.content == recreated.content
+
+
+def test_a_recreated_fits_has_its_preview_cached_beside_it(
+    http, full_key, cache_redis, control_redis
+):
+    visit, detector = full_key
+    url = f"/api/v1/diffims/{visit}/{detector}"
+    alone = http.get(url, params={"format": "png"})
+    assert alone.headers["x-cache"] == "miss"
+    cache_redis.flushdb()
+    control_redis.flushdb()
+    assert http.get(url, params={"format": "dp1"}).status_code == 200
+    beside = http.get(url, params={"format": "png"})
+    assert beside.headers["x-cache"] == "hit"
+    assert beside.content == alone.content
+    # Not the other stretches: those render when asked for.
+    asinh = http.get(url, params={"format": "png", "stretch": "asinh"})
+    assert asinh.headers["x-cache"] == "miss"

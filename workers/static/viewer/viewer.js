@@ -9,7 +9,7 @@ const API = "/api/v1";
 const STAMP_RADIUS_DEG = 5 / 3600; // a 10 arcsec wide stamp
 const POLL_MS = 500;
 const $ = (id) => document.getElementById(id);
-const state = { row: null, geometry: null, soda: null, links: [], seq: 0 };
+const state = { row: null, geometry: null, soda: null, links: [], cutout: null, seq: 0 };
 
 function setStatus(text, error = false) {
   $("status").textContent = text;
@@ -114,6 +114,8 @@ async function choose(row, tr) {
   for (const other of tr.parentElement.rows) other.classList.remove("chosen");
   tr.classList.add("chosen");
   state.row = row;
+  state.geometry = null;
+  state.cutout = null;
   state.seq += 1;
   $("viewer").hidden = false;
   $("viewer-title").textContent = `Visit ${row.visit}, detector ${row.detector}`;
@@ -269,6 +271,8 @@ async function requestLightCurve(ra, dec, seq) {
   const strip = $("lightcurve");
   strip.hidden = true;
   $("lc-links").replaceChildren();
+  // The light-curve service's request body: a position (and the
+  // instrument); its job answers state/phase, progress and result URLs.
   const response = await fetch(`${API}/stamps`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
