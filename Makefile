@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,lint,helm]'
+	@# Compile the numba kernels once, into the package's __pycache__,
+	@# so that the first recreation after set-up compiles nothing.
+	$(PY) -c 'from recreate.pipeline.warmup import warm_up; warm_up()'
 	@touch $(STAMP)
 
 init: $(STAMP)
@@ -40,9 +43,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
-	$(PY) bench/diffim.py
+	$(PY) bench/diffim.py --recipe dp1
+	$(PY) bench/diffim.py --recipe dp2
+	$(PY) bench/anysurvey.py
 	$(PY) bench/service.py
 	$(PY) bench/viewer.py
+	$(PY) bench/ivoa.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recreate cache workers tests bench

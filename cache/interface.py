@@ -117,6 +117,12 @@ class JobRecords(Protocol):
     def get(self, job_id: str) -> dict[str, Any] | None:
         """Return a record, or None."""
 
+    def delete(self, job_id: str) -> bool:
+        """Remove a record; tell whether it existed."""
+
+    def ids(self, prefix: str) -> list[str]:
+        """Return the ids of the records whose id starts with a prefix."""
+
     def incr(self, name: str, amount: int = 1) -> int:
         """Add to a counter; return its new value."""
 

@@ -143,6 +143,27 @@ class JobStore:
         with unavailable_on_error(self._redis, f"deleting job {job_id}"):
             return bool(self._redis.unlink(name))
 
+    def ids(self, prefix: str) -> list[str]:
+        """Return the ids of the records whose id starts with ``prefix``.
+
+        Scans the store (SCAN, not KEYS: Redis answers other clients
+        between batches); for listing a kind of job, not a hot path.
+
+        Raises
+        ------
+        CacheUnavailableError
+            If the control Redis cannot be reached.
+        """
+        check_part("prefix", prefix)
+        head = f"{self._prefix}:job:"
+        pattern = head + _glob_escape(prefix) + "*"
+        with unavailable_on_error(self._redis, f"listing jobs {prefix}*"):
+            names = [
+                as_bytes(name) or b""
+                for name in self._redis.scan_iter(match=pattern, count=500)
+            ]
+        return sorted(name.decode()[len(head) :] for name in names)
+
     def incr(self, name: str, amount: int = 1) -> int:
         """Add ``amount`` to the counter ``name``; return the new value.
 
@@ -175,6 +196,11 @@ class JobStore:
     def _counter_key(self, name: str) -> str:
         check_part("counter name", name)
         return f"{self._prefix}:counter:{name}"
+
+
+def _glob_escape(text: str) -> str:
+    """Escape the characters a Redis MATCH pattern treats specially."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def _check_fields(fields: Mapping[str, Any]) -> None:

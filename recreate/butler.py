@@ -42,6 +42,7 @@ class DatasetHandle:
     run: str
     data_id: dict[str, int | str]
     uri: str
+    storage_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,13 @@ class DiffimInputs:
         )
 
 
-def open_butler(repo: str, collections: str | list[str] | None = None) -> Any:
-    """Open a repository read-only.
+def open_butler(
+    repo: str,
+    collections: str | list[str] | None = None,
+    *,
+    writeable: bool = False,
+) -> Any:
+    """Open a repository (read-only unless asked).
 
     Parameters
     ----------
@@ -75,6 +81,8 @@ def open_butler(repo: str, collections: str | list[str] | None = None) -> Any:
         Repository path or URI (or a label known to the Butler).
     collections
         Collections to search; by default every RUN collection.
+    writeable
+        Open it for writing (``recreate register``).
 
     Raises
     ------
@@ -84,7 +92,7 @@ def open_butler(repo: str, collections: str | list[str] | None = None) -> Any:
     from lsst.daf.butler import Butler, CollectionType
 
     try:
-        butler = Butler.from_config(repo, writeable=False)
+        butler = Butler.from_config(repo, writeable=writeable)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         raise DataNotFoundError(
             f"no Butler repository at {repo!r} ({error})"
@@ -353,4 +361,5 @@ def _handle(butler: Any, ref: Any) -> DatasetHandle:
         run=ref.run,
         data_id={k: ref.dataId[k] for k in ref.dataId.mapping},
         uri=str(butler.getURI(ref)),
+        storage_class=ref.datasetType.storageClass_name,
     )

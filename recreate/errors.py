@@ -57,6 +57,19 @@ class ProcessingError(RecreateError):
     code = "processing_failed"
 
 
+class UnreliableKernelError(RecreateError):
+    """The kernel solution cannot be trusted: ill-conditioned or too thin.
+
+    Raised by the any-survey mode (`recreate subtract`) unless the user
+    asks for the difference anyway; Butler recreations keep v29's
+    behaviour (a logged warning).
+    """
+
+    code = "unreliable_kernel"
+    status = 422
+    user_facing = True
+
+
 class ComputeTimeoutError(RecreateError):
     """The computation did not finish in time; try again later."""
 

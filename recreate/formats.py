@@ -31,6 +31,7 @@ __all__ = [
     "FORMATS",
     "PREVIEW_FORMATS",
     "OutputFormat",
+    "check_write_options",
     "companions",
     "format_names",
     "get_format",
@@ -141,7 +142,15 @@ def _dp1_file(
 ) -> None:
     from recreate.writers import write_dp1_file
 
-    write_dp1_file(result, path, overwrite=overwrite)
+    write_dp1_file(result, path, compress=False, overwrite=overwrite)
+
+
+def _dp1_compressed_file(
+    result: DifferenceResult, path: str | os.PathLike[str], overwrite: bool
+) -> None:
+    from recreate.writers import write_dp1_file
+
+    write_dp1_file(result, path, compress=True, overwrite=overwrite)
 
 
 def _lsst_images_bytes(result: DifferenceResult) -> bytes:
@@ -215,10 +224,14 @@ class _BytesFile:
         write_bytes_file(self.to_bytes(result), path, overwrite=overwrite)
 
 
+#: The formats in DP1's layout, which alone can carry the decorrelated
+#: PSF extension.
+DP1_LAYOUT_FORMATS: tuple[str, ...] = ("dp1", "dp1-compressed")
+
 #: What a preview of the difference renders from: the DP1 FITS holds the
 #: image and mask it shows (lossless either way). Not the triplet: its
 #: science and template are not in the product.
-_PREVIEW_SOURCES = ("dp1", "dp1-compressed")
+_PREVIEW_SOURCES = DP1_LAYOUT_FORMATS
 
 _ALL = (
     OutputFormat(
@@ -226,7 +239,7 @@ _ALL = (
         media_type=FITS,
         suffix=".fits",
         description="DP1 layout (afw ExposureF) with the solved kernel; "
-        "served with uncompressed planes, fastest to serve (default)",
+        "uncompressed planes, fastest to write and serve (default)",
         _to_bytes=_dp1_bytes,
         _to_file=_dp1_file,
     ),
@@ -237,7 +250,7 @@ _ALL = (
         description="DP1 layout with lossless GZIP_2 tile-compressed "
         "planes, as DP1's own files: about half the bytes",
         _to_bytes=_dp1_compressed_bytes,
-        _to_file=_dp1_file,
+        _to_file=_dp1_compressed_file,
     ),
     OutputFormat(
         name="lsst-images",
@@ -346,3 +359,39 @@ def get_format(name: str) -> OutputFormat:
             f"unknown format {name!r}; choose one of "
             f"{', '.join(format_names())}"
         ) from None
+
+
+def check_write_options(
+    name: str, *, lossy16: bool = False, decorrelated_psf: bool = False
+) -> OutputFormat:
+    """Return the format called ``name``, if it can be written as asked.
+
+    The command line calls this before any work, so a bad combination
+    costs nothing.
+
+    Parameters
+    ----------
+    name
+        The format's name.
+    lossy16
+        Quantise as DP2's published files are: ``lsst-images`` only.
+    decorrelated_psf
+        Add the ``DECORRELATED_PSF`` extension: DP1's layout only.
+
+    Raises
+    ------
+    InvalidRequestError
+        If the format is unknown, or an option does not fit it; the
+        message names both.
+    """
+    chosen = get_format(name)
+    if lossy16 and chosen.name != "lsst-images":
+        raise InvalidRequestError(
+            f"--lossy16 needs --format lsst-images, not {name!r}"
+        )
+    if decorrelated_psf and chosen.name not in DP1_LAYOUT_FORMATS:
+        raise InvalidRequestError(
+            "--decorrelated-psf needs a dp1 format "
+            f"({', '.join(DP1_LAYOUT_FORMATS)}), not {name!r}"
+        )
+    return chosen

@@ -3,9 +3,8 @@
 `read_butler_inputs` reads what `recreate.butler.find_inputs` found,
 through the datasets' URIs (so Rubin's repositories work as ours do),
 and names them in the provenance by dataset id and run.
-`read_file_inputs` reads a science image and templates from any survey,
-in Rubin's layout or as plain FITS images with a WCS and optional
-variance and mask, named in the provenance by SHA-256.
+Files from any survey are read by `recreate.anysurvey.read`, which
+reads Rubin-layout templates by region with `_read_patch`.
 
 Of each template patch in Rubin's layout only the pixels the warped
 template can depend on are read (`_read_patch`): a detector overlaps a
@@ -16,30 +15,25 @@ a recreation. The planes are bit-identical to those from whole patches;
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from astropy.io import fits
 
 from recreate.butler import DatasetHandle, DiffimInputs
-from recreate.errors import InvalidRequestError
 from recreate.exposure import Exposure
 from recreate.io import (
     read_dp1,
     read_dp1_geometry,
     read_dp1_region,
-    read_exposure,
-    read_plain,
 )
-from recreate.io.afwplanes import is_afw_layout
 from recreate.io.fitsfile import open_fits
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.provenance import InputRef
 from recreate.pipeline.template.patches import PatchCutout, PatchFrame
 from recreate.pipeline.template.tracts import patch_read_box
+
+#: The primary-header card of an ``lsst.images`` file (DP2's types).
+LSST_IMAGES_MODEL_KEY = "DATAMODL"
 
 
 @dataclass(frozen=True)
@@ -83,49 +77,21 @@ def read_butler_inputs(
     return ReadInputs(science, patches, butler_refs(found), [])
 
 
-def read_file_inputs(
-    science_path: str | os.PathLike[str],
-    template_paths: Sequence[str | os.PathLike[str]],
-    *,
-    science_variance: str | None = None,
-    science_mask: str | None = None,
-    gain: float | None = None,
-    config: PipelineConfig = DEFAULT_CONFIG,
-    whole_patches: bool = False,
-) -> ReadInputs:
-    """Read what `recreate.recreation.recreate_from_files` subtracts.
-
-    Raises
-    ------
-    InvalidRequestError
-        If no template is given.
-    FormatError
-        If a file cannot be read, or has no celestial WCS.
-    """
-    if not template_paths:
-        raise InvalidRequestError("give at least one template image")
-    science = _read_science(science_path, science_variance, science_mask, gain)
-    templates = [
-        _read_template_file(path, science, config, whole=whole_patches)
-        for path in template_paths
-    ]
-    notes = [
-        f"{label} variance estimated: {exposure.metadata['VARIANCE_METHOD']}"
-        for label, exposure in [("science", science)]
-        + [(f"template {i}", t) for i, t in enumerate(templates)]
-        if exposure.metadata.get("VARIANCE_ESTIMATED")
-    ]
-    refs = [_file_ref("science", science_path)] + [
-        _file_ref("template", path) for path in template_paths
-    ]
-    return ReadInputs(science, templates, refs, notes)
-
-
 def _read_handle(handle: DatasetHandle) -> Exposure:
-    """Read a dataset through its URI (local, S3, HTTP: lsst.resources)."""
+    """Read a dataset through its URI (local, S3, HTTP: lsst.resources).
+
+    An ``lsst.images`` file (DP2's VisitImage) is read with
+    ``lsst.images``, anything else as DP1's afw layout.
+    """
     from lsst.resources import ResourcePath
 
     with ResourcePath(handle.uri).as_local() as local:
+        if LSST_IMAGES_MODEL_KEY in fits.getheader(local.ospath, 0):
+            # Imported here: lsst.images is slow to import and only
+            # DP2-like repositories need it.
+            from recreate.io.lsst_images.read import read_visit_image
+
+            return read_visit_image(local.ospath)
         return read_dp1(local.ospath)
 
 
@@ -144,20 +110,6 @@ def _read_patch_handle(
         open_fits(local.ospath) as hdulist,
     ):
         return _read_patch(hdulist, science, config, whole=whole)
-
-
-def _read_template_file(
-    path: str | os.PathLike[str],
-    science: Exposure,
-    config: PipelineConfig,
-    *,
-    whole: bool,
-) -> Exposure:
-    """Read a template file as `read_exposure` does, Rubin's by region."""
-    with open_fits(path) as hdulist:
-        if is_afw_layout(hdulist):
-            return _read_patch(hdulist, science, config, whole=whole)
-    return read_plain(path)
 
 
 def _read_patch(
@@ -205,25 +157,4 @@ def _input_ref(role: str, handle: DatasetHandle) -> InputRef:
         dataset_id=handle.dataset_id,
         run=handle.run,
         data_id=dict(handle.data_id),
-    )
-
-
-def _read_science(
-    path: str | os.PathLike[str],
-    variance: str | None,
-    mask: str | None,
-    gain: float | None,
-) -> Exposure:
-    """Read the science image, with separate variance and mask if given."""
-    if variance is None and mask is None and gain is None:
-        return read_exposure(path)
-    return read_plain(path, variance=variance, mask=mask, gain=gain)
-
-
-def _file_ref(role: str, path: str | os.PathLike[str]) -> InputRef:
-    """Name a file in the provenance by its SHA-256 and name."""
-    with Path(path).open("rb") as stream:
-        digest = hashlib.file_digest(stream, "sha256").hexdigest()
-    return InputRef(
-        role=role, dataset_type="file", dataset_id=digest, run=Path(path).name
     )

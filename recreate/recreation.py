@@ -8,15 +8,18 @@ The two ways in that users have, without the service:
   provenance by dataset id and run.
 * `recreate_from_files`: a science image and one or more templates from
   any survey, in Rubin's layout or as plain FITS images with a WCS and
-  optional variance and mask; named in the provenance by SHA-256.
+  optional variance and mask; named in the provenance by SHA-256. This
+  is the any-survey mode (`recreate.anysurvey`): DP1's recipe, adapted
+  and with recorded fallbacks, unless another recipe is named.
 
-The inputs are read by `recreate.inputs` (template patches only where
-the warped template can depend on them).
+The inputs are read by `recreate.inputs` and `recreate.anysurvey.read`
+(template patches only where the warped template can depend on them).
 
 `write_result` writes a result in any format of `recreate.formats` (the
-DP1 layout with the solved kernel, tile-compressed or not, or Rubin's
-DP2-style ``lsst.images.DifferenceImage``); the writers are imported
-only for the format asked for.
+DP1 layout with the solved kernel, tile-compressed or not, optionally
+with the decorrelated PSF, or Rubin's DP2-style
+``lsst.images.DifferenceImage``, optionally lossy16); the writers are
+imported only for the format asked for.
 """
 
 from __future__ import annotations
@@ -26,13 +29,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from recreate import __version__
+from recreate.anysurvey.options import AnySurveyOptions
 from recreate.butler import DiffimInputs, find_inputs
-from recreate.formats import DEFAULT_FORMAT, OutputFormat, get_format
-from recreate.inputs import butler_refs, read_butler_inputs, read_file_inputs
+from recreate.formats import (
+    DEFAULT_FORMAT,
+    OutputFormat,
+    check_write_options,
+    get_format,
+)
+from recreate.inputs import butler_refs, read_butler_inputs
 from recreate.io.difference import read_kernel
-from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
+from recreate.pipeline.config import PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel
-from recreate.pipeline.provenance import recipe, recipe_hash
+from recreate.pipeline.provenance import recipe as _recipe_of
+from recreate.pipeline.provenance import recipe_hash
+from recreate.pipeline.recipes import (
+    DEFAULT_RECIPE,
+    get_recipe,
+    release_recipe,
+)
 from recreate.pipeline.subtract import DifferenceResult, subtract
 
 
@@ -42,7 +57,8 @@ def recreate_from_butler(
     detector: int,
     *,
     instrument: str | None = None,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
 ) -> DifferenceResult:
@@ -56,8 +72,11 @@ def recreate_from_butler(
         The key.
     instrument
         Instrument name, when the repository holds several.
+    recipe
+        The recipe's name; by default the repository release's
+        (`recipe_config`).
     config
-        The recipe.
+        An explicit configuration instead (overrides ``recipe``).
     kernel
         A stored kernel to reuse instead of fitting one.
     whole_patches
@@ -75,14 +94,19 @@ def recreate_from_butler(
     """
     found = find_inputs(butler, visit, detector, instrument=instrument)
     return recreate_from_inputs(
-        found, config=config, kernel=kernel, whole_patches=whole_patches
+        found,
+        recipe=recipe,
+        config=config,
+        kernel=kernel,
+        whole_patches=whole_patches,
     )
 
 
 def recreate_from_inputs(
     found: DiffimInputs,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
 ) -> DifferenceResult:
@@ -95,8 +119,11 @@ def recreate_from_inputs(
     ----------
     found
         What `recreate.butler.find_inputs` returned.
+    recipe
+        The recipe's name; by default the repository release's
+        (`recipe_config`).
     config
-        The recipe.
+        An explicit configuration instead (overrides ``recipe``).
     kernel
         A stored kernel to reuse instead of fitting one.
     whole_patches
@@ -105,11 +132,15 @@ def recreate_from_inputs(
 
     Raises
     ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
     NoOverlapError
         If no template covers enough of the detector.
     ProcessingError
         If the kernel cannot be solved.
     """
+    if config is None:
+        config = recipe_config(found, recipe)
     inputs = read_butler_inputs(
         found, config=config, whole_patches=whole_patches
     )
@@ -129,43 +160,46 @@ def recreate_from_files(
     science_variance: str | None = None,
     science_mask: str | None = None,
     gain: float | None = None,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str = DEFAULT_RECIPE,
+    config: PipelineConfig | None = None,
     kernel: SolvedKernel | None = None,
     whole_patches: bool = False,
+    options: AnySurveyOptions | None = None,
 ) -> DifferenceResult:
     """Recreate a difference image from FITS files of any survey.
 
-    The science image and templates are read in Rubin's layout when they
-    have it, as plain images with a WCS otherwise. A science image with
-    no variance plane gets one estimated from its noise (and the gain,
-    when known); the provenance says so. Of templates in Rubin's layout
-    only the pixels the template can depend on are read, unless
-    ``whole_patches``; a plain template is read whole (its variance may
-    be estimated from all its pixels).
+    The any-survey mode (`recreate.anysurvey.subtract_files`): the files
+    are read in Rubin's layout when they have it, as plain images
+    otherwise, with every plane they have; a science image with no
+    variance plane gets one estimated from its noise (and the gain, when
+    known). The inputs are then prepared as ``options`` say (sky,
+    DETECTED, template variance) and subtracted with the recorded
+    fallbacks; the provenance says what was done. The recipe is DP1's
+    (v29), whose cuts the fallbacks relax, unless ``recipe`` names
+    another (`recreate.pipeline.recipes`) or ``config`` is given.
 
     Raises
     ------
     InvalidRequestError
-        If no template is given.
+        If no template is given, or ``recipe`` names no recipe.
     FormatError
         If a file cannot be read, or has no celestial WCS.
+    UnreliableKernelError
+        If the kernel solution is ill-conditioned or too thin.
     """
-    inputs = read_file_inputs(
+    from recreate.anysurvey.read import PlaneSources
+    from recreate.anysurvey.subtract import subtract_files
+
+    return subtract_files(
         science_path,
         template_paths,
-        science_variance=science_variance,
-        science_mask=science_mask,
-        gain=gain,
-        config=config,
-        whole_patches=whole_patches,
-    )
-    return subtract(
-        inputs.science,
-        inputs.templates,
-        config=config,
-        inputs=inputs.refs,
+        science=PlaneSources(
+            variance=science_variance, mask=science_mask, gain=gain
+        ),
+        options=options or AnySurveyOptions(),
+        config=config if config is not None else get_recipe(recipe),
         kernel=kernel,
-        notes=inputs.notes,
+        whole_patches=whole_patches,
     )
 
 
@@ -175,6 +209,8 @@ def write_result(
     *,
     output_format: str = DEFAULT_FORMAT,
     overwrite: bool = False,
+    lossy16: bool = False,
+    decorrelated_psf: bool = False,
 ) -> None:
     """Write a recreated difference image.
 
@@ -190,30 +226,99 @@ def write_result(
         DP2-style DifferenceImage...).
     overwrite
         Replace an existing file.
+    lossy16
+        Quantise the image and variance as DP2's published files are
+        (``lsst-images`` only; `recreate.io.lsst_images.lossy16`).
+    decorrelated_psf
+        Add the ``DECORRELATED_PSF`` extension beside the release's PSF
+        (`recreate.decorrelated_psf`; ``dp1`` formats only).
 
     Raises
     ------
     InvalidRequestError
-        If the format is unknown.
+        If the format is unknown, or an option does not fit it
+        (`check_write_options`).
+    FormatError
+        With ``lossy16``, if the image has no data ID for the seed.
     """
-    get_format(output_format).write(result, path, overwrite=overwrite)
+    chosen = check_write_options(
+        output_format, lossy16=lossy16, decorrelated_psf=decorrelated_psf
+    )
+    if lossy16:
+        from recreate.writers import write_lsst_images_file
+
+        write_lsst_images_file(result, path, overwrite=overwrite, lossy16=True)
+    elif decorrelated_psf:
+        from recreate.writers import write_dp1_file
+
+        write_dp1_file(
+            result,
+            path,
+            compress=chosen.name == "dp1-compressed",
+            overwrite=overwrite,
+            decorrelated_psf=True,
+        )
+    else:
+        chosen.write(result, path, overwrite=overwrite)
 
 
 def request_recipe(
     found: DiffimInputs,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    recipe: str | None = None,
+    config: PipelineConfig | None = None,
     code_version: str = __version__,
 ) -> dict[str, Any]:
     """Return the recipe of a (visit, detector) request.
 
     Everything the pixels depend on: the input dataset ids and runs, with
     their data ids (so the key, instrument, visit and detector, is in
-    it), the configuration hash and the code version. A new template or
-    code version changes it, so a cache keyed by its hash never serves a
-    stale product.
+    it), the recipe's name and configuration hash and the code version.
+    A new template, recipe or code version changes it, so a cache keyed
+    by its hash never serves a stale product.
+
+    Parameters
+    ----------
+    found
+        The request's inputs.
+    recipe
+        The recipe the request names (``dp1``, ``dp2``); by default the
+        repository's release's (`recipe_config`).
+    config
+        An explicit configuration instead (overrides ``recipe``).
+    code_version
+        Version of this package.
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
     """
-    return recipe(butler_refs(found), config.config_hash(), code_version)
+    chosen = config if config is not None else recipe_config(found, recipe)
+    return _recipe_of(
+        butler_refs(found),
+        chosen.config_hash(),
+        code_version,
+        chosen.recipe,
+    )
+
+
+def recipe_config(
+    found: DiffimInputs, recipe: str | None = None
+) -> PipelineConfig:
+    """Return the configuration a request recreates with.
+
+    The recipe the request names, else the one of the repository's
+    release: ``dp2`` where visit images are ``lsst.images`` VisitImages
+    (as in DP2), ``dp1`` otherwise (`recreate.pipeline.recipes`).
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``recipe`` names no recipe.
+    """
+    name = recipe or release_recipe(found.visit_image.storage_class)
+    return get_recipe(name)
 
 
 def product_key(

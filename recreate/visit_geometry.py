@@ -11,7 +11,7 @@ from __future__ import annotations
 from astropy.io import fits
 
 from recreate.butler import DiffimInputs
-from recreate.io.dp1 import read_dp1_geometry
+from recreate.io.dp1_read import read_dp1_geometry
 from recreate.io.region import ImageGeometry
 
 

@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from astropy.io import fits
+
 from recreate.io.difference import difference_bytes, write_difference
 from recreate.io.fitsfile import atomic_destination
 from recreate.pipeline.kernel import SolvedKernel
@@ -50,11 +52,24 @@ def write_dp1_file(
     result: DifferenceResult,
     path: str | os.PathLike[str],
     *,
+    compress: bool,
     overwrite: bool = False,
+    decorrelated_psf: bool = False,
 ) -> None:
-    """Write a result in the DP1 layout, tile-compressed as DP1 is."""
+    """Write a result in the DP1 layout, as `dp1_bytes` encodes it.
+
+    With ``decorrelated_psf`` the ``DECORRELATED_PSF`` extension (the
+    difference image's own PSF, `recreate.decorrelated_psf`) is added
+    beside the release's science PSF.
+    """
+    extra = _decorrelated_psf_hdus(result) if decorrelated_psf else []
     write_difference(
-        result.exposure, result.kernel.to_dict(), path, overwrite=overwrite
+        result.exposure,
+        result.kernel.to_dict(),
+        path,
+        compress=compress,
+        overwrite=overwrite,
+        extra_hdus=extra,
     )
 
 
@@ -75,13 +90,26 @@ def write_bytes_file(
             stream.write(data)
 
 
+def _decorrelated_psf_hdus(result: DifferenceResult) -> list[fits.ImageHDU]:
+    """Return the ``DECORRELATED_PSF`` extension of a result, if it has one."""
+    from recreate.decorrelated_psf import decorrelated_psf_hdu
+
+    hdu = decorrelated_psf_hdu(result)
+    return [] if hdu is None else [hdu]
+
+
 def write_lsst_images_file(
     result: DifferenceResult,
     path: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    lossy16: bool = False,
 ) -> None:
-    """Write a result as Rubin's DP2-style lsst.images DifferenceImage."""
+    """Write a result as Rubin's DP2-style lsst.images DifferenceImage.
+
+    With ``lossy16`` the image and variance are quantised as DP2's
+    published files are (`recreate.io.lsst_images.lossy16`).
+    """
     from recreate.io.lsst_images import write_lsst_images
 
     write_lsst_images(
@@ -90,6 +118,7 @@ def write_lsst_images_file(
         template_provenance(result),
         path,
         overwrite=overwrite,
+        lossy16=lossy16,
     )
 
 

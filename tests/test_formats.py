@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from recreate.errors import InvalidRequestError
 from recreate.formats import (
     DEFAULT_FORMAT,
     FORMATS,
+    check_write_options,
     companions,
     format_names,
     get_format,
@@ -73,6 +75,35 @@ def test_a_stretch_names_a_preview_format():
 def test_an_unknown_format_names_itself_and_the_choices():
     with pytest.raises(InvalidRequestError, match=r"'tiff'.*dp1-compressed"):
         get_format("tiff")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("dp1", {"lossy16": True}, "--lossy16 needs --format lsst-images"),
+        (
+            "lsst-images",
+            {"decorrelated_psf": True},
+            (
+                "--decorrelated-psf needs a dp1 format (dp1, dp1-compressed),"
+                " not 'lsst-images'"
+            ),
+        ),
+    ],
+)
+def test_write_options_that_do_not_fit_the_format_are_refused(
+    name, options, message
+):
+    with pytest.raises(InvalidRequestError, match=re.escape(message)):
+        check_write_options(name, **options)
+
+
+def test_write_options_that_fit_return_the_format():
+    assert check_write_options("lsst-images", lossy16=True).name == (
+        "lsst-images"
+    )
+    for name in ("dp1", "dp1-compressed"):
+        assert check_write_options(name, decorrelated_psf=True).name == name
 
 
 def test_the_cli_offers_exactly_the_registry():

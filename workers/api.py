@@ -34,6 +34,7 @@ from recreate.formats import (
     format_names,
     stretched_format,
 )
+from recreate.pipeline.recipes import RECIPE_NAMES
 from recreate.preview.scale import STRETCHES
 from workers.browse import router as browse_router
 from workers.campaign_api import router as campaign_router
@@ -43,6 +44,7 @@ from workers.http_errors import (
     bad_parameter,
     parse_id,
 )
+from workers.ivoa import add_ivoa_routes
 from workers.metrics import RequestMetrics
 from workers.models import HealthModel, JobModel, ProductRequest
 from workers.responses import if_none_match, respond
@@ -104,6 +106,7 @@ def create_app(
     app.include_router(campaign_router)
     app.include_router(browse_router)
     add_viewer(app)
+    add_ivoa_routes(app)
     return app
 
 
@@ -219,6 +222,15 @@ StretchQuery = Annotated[
         "png&stretch=asinh is the png-asinh format.",
     ),
 ]
+RecipeQuery = Annotated[
+    str | None,
+    Query(
+        description="Recipe: "
+        + ", ".join(RECIPE_NAMES)
+        + " (default: the service's setting, else the repository's "
+        "release's)."
+    ),
+]
 
 
 async def get_diffim(
@@ -228,6 +240,7 @@ async def get_diffim(
     instrument: InstrumentQuery = None,
     format: FormatQuery = None,  # noqa: A002 - the public parameter name
     stretch: StretchQuery = None,
+    recipe: RecipeQuery = None,
 ) -> Response:
     """Serve one difference image; see the route's description."""
     services = _services(request)
@@ -236,6 +249,7 @@ async def get_diffim(
         detector=parse_id("detector", detector, MAX_DETECTOR),
         instrument=instrument,
         output_format=_parse_format(format, stretch, services.settings),
+        recipe=_parse_recipe(recipe),
     )
     answer = await services.products.get(
         product,
@@ -262,6 +276,17 @@ def _parse_format(
         return FORMATS[stretched_format(name, stretch)]
     except InvalidRequestError as error:
         raise bad_parameter("query", "stretch", str(error)) from None
+
+
+def _parse_recipe(raw: str | None) -> str | None:
+    """Return the recipe asked for, or a 422 naming the bad one."""
+    if raw is not None and raw not in RECIPE_NAMES:
+        raise bad_parameter(
+            "query",
+            "recipe",
+            f"unknown recipe {raw!r}; choose one of {', '.join(RECIPE_NAMES)}",
+        )
+    return raw
 
 
 async def get_job(request: Request, job_id: str) -> JobModel:

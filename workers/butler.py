@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recreate.butler import DiffimInputs, find_inputs, open_butler
+from recreate.discovery import ImageFootprint, covering, find_footprints
 from recreate.selection import Selection
 from recreate.selection_query import select_keys
 from recreate.visits import VisitSummary, list_visits, visit_detectors
@@ -66,6 +67,18 @@ class LockedButler:
         """Return a visit's detectors (`recreate.visits.visit_detectors`)."""
         with self._lock:
             return visit_detectors(self.butler, visit, instrument=instrument)
+
+    def find_footprints(self, **criteria: Any) -> list[ImageFootprint]:
+        """Return matching visit-detectors (`find_footprints`, locked)."""
+        with self._lock:
+            return find_footprints(self.butler, **criteria)
+
+    def covering(
+        self, ra: float, dec: float, **criteria: Any
+    ) -> list[ImageFootprint]:
+        """Return the visit-detectors holding a position (`covering`)."""
+        with self._lock:
+            return covering(self.butler, ra, dec, **criteria)
 
     def visit_image_keys(self) -> list[tuple[int, int]]:
         """Return every (visit, detector) with a visit image, sorted."""

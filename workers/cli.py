@@ -14,7 +14,8 @@ Subcommands:
     (``--url``).
 ``subtract``
     Recreate a difference image from any science and template FITS
-    files with WCSs (Rubin layout or plain images).
+    files (Rubin layout or plain images): the any-survey mode
+    (`workers.cli_subtract`).
 ``serve``
     Serve the HTTP API (embedded Redis and LocalCluster unless
     ``RECREATE_*`` settings point at real ones).
@@ -22,6 +23,9 @@ Subcommands:
     Run a Dask worker for a remote scheduler.
 ``prewarm``
     Start a prewarm campaign on a running service (and follow it).
+``register``
+    Register virtual ``difference_image`` datasets in a Butler
+    repository, served by a running service (``butler.get`` works).
 ``run``
     The main job on embedded defaults: simulate the demo repository if
     there is none, then serve the API and print a curl command.
@@ -41,7 +45,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from recreate.errors import RecreateError
+from recreate.pipeline.recipes import RECIPE_NAMES
 from recreate.simulate import PRESET_NAMES
+from workers.cli_subtract import SUBTRACT
 from workers.commands import (
     REPO_HELP,
     Command,
@@ -52,12 +58,15 @@ from workers.commands import (
     positive_int,
     repo_of,
 )
-from workers.recreating import GET, SUBTRACT
+from workers.numba_cache import seed_numba_cache
+from workers.recreating import GET
 from workers.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``recreate`` command; return its exit status."""
+    # Before any compiled kernel is loaded (the image's prebuilt cache).
+    seed_numba_cache()
     parser = _build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
@@ -119,6 +128,13 @@ def _commands() -> tuple[Command, ...]:
         ),
         PREWARM,
         Command(
+            "register",
+            "register virtual difference_image datasets served by a "
+            "running service",
+            _configure_register,
+            _register,
+        ),
+        Command(
             "run",
             "the main job on embedded defaults (see README)",
             _configure_run,
@@ -159,6 +175,32 @@ def _configure_worker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-directory", help="scratch directory")
 
 
+def _configure_register(parser: argparse.ArgumentParser) -> None:
+    from recreate.virtual import DEFAULT_RUN, FLAVOURS
+
+    add_repo_option(parser)
+    parser.add_argument(
+        "--url", required=True, help="base URL of the running service"
+    )
+    parser.add_argument(
+        "--flavour",
+        choices=sorted(FLAVOURS),
+        default="dp1",
+        help="dp1: DP1's ExposureF (afw); dp2: DP2's DifferenceImage "
+        "(lsst.images, pip-installable)",
+    )
+    parser.add_argument(
+        "--run", default=DEFAULT_RUN, help="RUN collection to register in"
+    )
+    parser.add_argument(
+        "--visits",
+        nargs="+",
+        type=non_negative_int,
+        default=[],
+        help="only these visits (default: every recreatable one)",
+    )
+
+
 def _configure_run(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``recreate run``."""
     _add_serve_options(parser)
@@ -190,6 +232,13 @@ def _add_simulation_options(
         "--seed", type=non_negative_int, default=1, help="master seed"
     )
     parser.add_argument(
+        "--release",
+        choices=RECIPE_NAMES,
+        default="dp1",
+        help="dp1: visit images as afw ExposureF (default); dp2: as "
+        "lsst.images VisitImages, DP2's storage classes",
+    )
+    parser.add_argument(
         "--jobs",
         type=positive_int,
         default=min(2, os.cpu_count() or 1),
@@ -203,7 +252,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = simulate_repository(
-        args.repo, args.preset, args.seed, jobs=args.jobs, log=print
+        args.repo,
+        args.preset,
+        args.seed,
+        jobs=args.jobs,
+        log=print,
+        release=args.release,
     )
     print(
         f"wrote {result.visit_images} visit images, "
@@ -253,6 +307,26 @@ def _inputs(args: argparse.Namespace) -> int:
             f"template_coadd {template.dataset_id}  tract "
             f"{data_id['tract']} patch {data_id['patch']}"
         )
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from recreate.butler import open_butler
+    from recreate.virtual import register_virtual_diffims
+
+    butler = open_butler(repo_of(args), writeable=True)
+    count = register_virtual_diffims(
+        butler,
+        args.url,
+        flavour=args.flavour,
+        run=args.run,
+        visits=args.visits,
+    )
+    print(
+        f"registered {count} difference_image datasets in {args.run}; "
+        f'butler.get("difference_image", visit=..., detector=..., '
+        f'collections="{args.run}")'
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from recreate.butler import DiffimInputs
 from recreate.formats import OutputFormat
+from recreate.pipeline.config import PipelineConfig
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,16 @@ class ProductRequest:
         repository's only instrument).
     output_format
         The format, from the registry (`recreate.formats`).
+    recipe
+        The recipe asked for (``dp1``, ``dp2``); None means the
+        settings' default, else the repository's release's.
     """
 
     visit: int
     detector: int
     instrument: str | None
     output_format: OutputFormat
+    recipe: str | None = None
 
     def describe(self) -> str:
         """Name the request in messages."""
@@ -64,7 +69,10 @@ class TaskSpec:
     output_format
         The format to encode the product in.
     recipe
-        What the pixels depend on (inputs, config hash, code version).
+        What the pixels depend on (inputs, the recipe's name and config
+        hash, code version).
+    config
+        The recipe's configuration (the one its config hash names).
     recipe_hash
         Its SHA-256 (names the stored kernel).
     product_key
@@ -77,6 +85,7 @@ class TaskSpec:
     inputs: DiffimInputs
     output_format: OutputFormat
     recipe: dict[str, Any]
+    config: PipelineConfig
     recipe_hash: str
     product_key: str
     cache_id: str

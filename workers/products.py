@@ -36,9 +36,10 @@ from recreate.butler import DiffimInputs
 from recreate.errors import TransientError
 from recreate.formats import OutputFormat
 from recreate.io.region import ImageGeometry
-from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
+from recreate.pipeline.config import PipelineConfig
 from recreate.pipeline.provenance import canonical_hash, recipe_hash
-from recreate.recreation import product_key, request_recipe
+from recreate.pipeline.recipes import RECIPES
+from recreate.recreation import product_key, recipe_config, request_recipe
 from workers.broker import INTERACTIVE, Broker, Outcome
 from workers.jobs import JobBook
 from workers.metrics import Metrics
@@ -127,8 +128,12 @@ class ProductService:
         Hits, misses, bytes served, recomputes.
     cache_id
         Fingerprint of the cache configuration workers must use.
-    code_version, config
-        What the recipe names (tests change them).
+    code_version
+        What the recipe names (tests change it).
+    config
+        An explicit configuration for every request (tests); None: the
+        recipe a request names, else ``settings.recipe``, else the
+        repository's release's.
     """
 
     settings: Settings
@@ -139,7 +144,7 @@ class ProductService:
     metrics: Metrics
     cache_id: str
     code_version: str = __version__
-    config: PipelineConfig = DEFAULT_CONFIG
+    config: PipelineConfig | None = None
     _namespace: str = field(init=False)
     _geometries: dict[
         tuple[str | None, int, int], tuple[float, ImageGeometry]
@@ -152,7 +157,11 @@ class ProductService:
                 "repo": self.settings.butler_repo,
                 "collections": self.settings.butler_collections,
                 "code_version": self.code_version,
-                "config_hash": self.config.config_hash(),
+                "config_hashes": sorted(
+                    config.config_hash()
+                    for config in (self.config, *RECIPES.values())
+                    if config is not None
+                ),
             }
         )
 
@@ -224,13 +233,17 @@ class ProductService:
             request.detector,
             request.instrument or self.settings.instrument,
         )
+        config = self.config or recipe_config(
+            found, request.recipe or self.settings.recipe
+        )
         recipe = request_recipe(
-            found, config=self.config, code_version=self.code_version
+            found, config=config, code_version=self.code_version
         )
         return TaskSpec(
             inputs=found,
             output_format=request.output_format,
             recipe=recipe,
+            config=config,
             recipe_hash=recipe_hash(recipe),
             product_key=product_key(recipe, request.output_format),
             cache_id=self.cache_id,
@@ -325,6 +338,7 @@ class ProductService:
                 "visit": request.visit,
                 "detector": request.detector,
                 "format": request.output_format.name,
+                "recipe": request.recipe or self.settings.recipe,
             }
         )
 

@@ -1,10 +1,15 @@
-"""``recreate get`` and ``recreate subtract``: recreate, then write a file.
+"""``recreate get``, and the output options it shares with ``subtract``.
 
 ``get`` recreates one key of a Butler repository in this process (or
-fetches it from a running service with ``--url``); ``subtract`` takes
-any science and template FITS files. Both write a format of the
-registry (`recreate.formats`): the writer of the format asked for is the
-only one imported, so a DP1 file never loads lsst.images.
+fetches it from a running service with ``--url``); ``subtract``
+(`workers.cli_subtract`) takes any science and template FITS files.
+Both write a format of the registry (`recreate.formats`) with the
+options added here: ``-o``, ``--format`` (``dp1``: uncompressed planes,
+what the command line's local reader reads fastest; ``dp1-compressed``:
+lossless GZIP_2 tiles, as DP1's files; ``lsst-images``), ``--kernel``,
+``--lossy16``, ``--decorrelated-psf`` and ``--overwrite``. The writer of
+the format asked for is the only one imported, so a DP1 file never
+loads lsst.images.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recreate.pipeline.recipes import RECIPE_NAMES
 from workers.commands import (
     Command,
     add_format_option,
@@ -34,37 +40,35 @@ def _configure_get(parser: argparse.ArgumentParser) -> None:
         "--url", help="fetch from the service at this URL instead of --repo"
     )
     parser.add_argument("--instrument", help="instrument (if several)")
-    _add_output_options(parser)
+    parser.add_argument(
+        "--recipe",
+        choices=RECIPE_NAMES,
+        help="dp1 (pipelines v29) or dp2 (v30.0.6); default: the "
+        "repository's release's (dp2 where visit images are "
+        "lsst.images VisitImages)",
+    )
+    add_output_options(parser)
 
 
-def _configure_subtract(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``recreate subtract``."""
-    parser.add_argument("science", help="science image (FITS with a WCS)")
-    parser.add_argument(
-        "template", nargs="+", help="template image(s) (FITS with a WCS)"
-    )
-    parser.add_argument(
-        "--science-variance", help="variance file (or HDU name) of science"
-    )
-    parser.add_argument(
-        "--science-mask", help="mask file (or HDU name) of the science image"
-    )
-    parser.add_argument(
-        "--gain",
-        type=float,
-        help="electrons per image unit: adds the source Poisson term to an "
-        "estimated variance",
-    )
-    _add_output_options(parser)
-
-
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``-o``, ``--format``, ``--kernel`` and ``--overwrite``."""
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``-o``, ``--format``, ``--kernel`` and the writing options."""
     parser.add_argument("-o", "--output", required=True, help="output FITS")
     add_format_option(parser)
     parser.add_argument(
         "--kernel",
         help="reuse the kernel stored in this earlier output (no fit)",
+    )
+    parser.add_argument(
+        "--lossy16",
+        action="store_true",
+        help="lsst-images format only: quantise image and variance as "
+        "DP2's lossy16 write recipe (RICE_1, dither seed from the data ID)",
+    )
+    parser.add_argument(
+        "--decorrelated-psf",
+        action="store_true",
+        help="dp1 formats only: add the decorrelated difference's PSF as "
+        "an extension (DECORRELATED_PSF) beside the release's science PSF",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an existing file"
@@ -77,7 +81,7 @@ def _get(args: argparse.Namespace) -> int:
     from recreate.memory import retain_freed_memory
     from recreate.recreation import recreate_from_butler
 
-    _check_output(args)
+    check_output(args)
     if args.url:
         return _get_remote(args)
     retain_freed_memory()
@@ -86,33 +90,22 @@ def _get(args: argparse.Namespace) -> int:
         args.visit,
         args.detector,
         instrument=args.instrument,
-        kernel=_stored_kernel(args),
+        recipe=args.recipe,
+        kernel=stored_kernel(args),
     )
-    return _write(args, result)
+    return write_output(args, result)
 
 
-def _subtract(args: argparse.Namespace) -> int:
-    """Recreate a difference image from two FITS files and write it."""
-    from recreate.memory import retain_freed_memory
-    from recreate.recreation import recreate_from_files
-
-    _check_output(args)
-    retain_freed_memory()
-    result = recreate_from_files(
-        args.science,
-        args.template,
-        science_variance=args.science_variance,
-        science_mask=args.science_mask,
-        gain=args.gain,
-        kernel=_stored_kernel(args),
-    )
-    return _write(args, result)
-
-
-def _check_output(args: argparse.Namespace) -> None:
-    """Fail before any work when the output cannot be written."""
+def check_output(args: argparse.Namespace) -> None:
+    """Fail before any work when the output cannot be written as asked."""
     from recreate.errors import InvalidRequestError
+    from recreate.formats import check_write_options
 
+    check_write_options(
+        args.format,
+        lossy16=args.lossy16,
+        decorrelated_psf=args.decorrelated_psf,
+    )
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise InvalidRequestError(
@@ -124,7 +117,7 @@ def _check_output(args: argparse.Namespace) -> None:
         )
 
 
-def _stored_kernel(args: argparse.Namespace) -> SolvedKernel | None:
+def stored_kernel(args: argparse.Namespace) -> SolvedKernel | None:
     """Return the kernel of ``--kernel FILE``, or None."""
     if args.kernel is None:
         return None
@@ -133,7 +126,7 @@ def _stored_kernel(args: argparse.Namespace) -> SolvedKernel | None:
     return load_kernel(args.kernel)
 
 
-def _write(args: argparse.Namespace, result: DifferenceResult) -> int:
+def write_output(args: argparse.Namespace, result: DifferenceResult) -> int:
     """Write a result and print a one-paragraph summary of it."""
     from recreate.recreation import write_result
 
@@ -142,11 +135,14 @@ def _write(args: argparse.Namespace, result: DifferenceResult) -> int:
         args.output,
         output_format=args.format,
         overwrite=args.overwrite,
+        lossy16=args.lossy16,
+        decorrelated_psf=args.decorrelated_psf,
     )
     prov = result.provenance
     total = sum(result.timings.values())
     print(
-        f"wrote {args.output} ({args.format}): template coverage "
+        f"wrote {args.output} ({args.format}, recipe {prov.recipe}): "
+        "template coverage "
         f"{prov.template_coverage:.1%}, kernel {prov.kernel_size} px "
         f"(sum {prov.kernel_sum:.4f}, {prov.n_kernel_used} stars), "
         f"{total:.1f} s"
@@ -161,8 +157,14 @@ def _get_remote(args: argparse.Namespace) -> int:
     from recreate.client import Client
     from recreate.errors import InvalidRequestError
 
-    if args.kernel:
-        raise InvalidRequestError("--kernel works with --repo, not --url")
+    for option, given in (
+        ("--kernel", args.kernel),
+        ("--recipe", getattr(args, "recipe", None)),
+        ("--lossy16", args.lossy16),
+        ("--decorrelated-psf", args.decorrelated_psf),
+    ):
+        if given:
+            raise InvalidRequestError(f"{option} works with --repo, not --url")
     with Client(args.url) as client:
         product = client.to_file(
             args.visit,
@@ -184,10 +186,4 @@ GET = Command(
     "recreate one difference image from a Butler repository",
     _configure_get,
     _get,
-)
-SUBTRACT = Command(
-    "subtract",
-    "difference of a science and template FITS image (any survey)",
-    _configure_subtract,
-    _subtract,
 )

@@ -209,7 +209,7 @@ async def _collect(served: Served) -> bytes:
 def _cut_fits(data: bytes, box: PixelBox) -> bytes:
     """Return a DP1-layout product cut to ``box`` (with its kernel)."""
     from recreate.io.difference import difference_bytes, read_kernel
-    from recreate.io.dp1 import read_dp1_region
+    from recreate.io.dp1_read import read_dp1_region
 
     with fits.open(io.BytesIO(data), memmap=False) as hdulist:
         exposure = read_dp1_region(hdulist, box)

@@ -25,6 +25,7 @@ from workers.products import (
 
 #: Manifest metadata sent back as headers.
 _RECIPE_HEADERS = {
+    "recipe": "X-Recreate-Recipe",
     "recipe_hash": "X-Recreate-Recipe-Hash",
     "config_hash": "X-Recreate-Config-Hash",
     "code_version": "X-Recreate-Code-Version",

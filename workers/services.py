@@ -29,6 +29,7 @@ from recreate.selection import Selection
 from workers.broker import Broker
 from workers.butler import LockedButler
 from workers.campaigns import CampaignRunner
+from workers.ivoa.jobs import JobRunner
 from workers.jobs import JobBook
 from workers.metrics import Metrics
 from workers.products import ProductService
@@ -58,6 +59,7 @@ class Services:
     regions: RegionService
     jobs: JobBook
     metrics: Metrics
+    async_jobs: JobRunner
     campaigns: CampaignRunner | None = None
     # An asynchronous LocalCluster (distributed types it for both modes).
     cluster: Any = None
@@ -80,6 +82,7 @@ class Services:
 
     async def close(self) -> None:
         """Stop campaigns, the broker, the cluster and embedded servers."""
+        await self.async_jobs.close()
         if self.campaigns is not None:
             await self.campaigns.close()
         await self.broker.close()
@@ -134,6 +137,11 @@ def assemble(
         regions=RegionService(products),
         jobs=jobs,
         metrics=metrics,
+        async_jobs=JobRunner(
+            cache,
+            lifetime_seconds=settings.job_ttl_seconds,
+            execution_seconds=settings.cutout_job_execution_seconds,
+        ),
         campaigns=campaigns,
     )
 

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recreate.formats import DEFAULT_FORMAT, format_names
+from recreate.pipeline.recipes import RECIPE_NAMES
 
 if TYPE_CHECKING:
     from cache.connect import RedisConfig
@@ -198,7 +199,73 @@ class Settings(BaseSettings):
         description="Output format when a request names none: "
         f"{', '.join(format_names())}.",
     )
+    recipe: str | None = Field(
+        None,
+        description="Recipe when a request names none: "
+        f"{', '.join(RECIPE_NAMES)}; unset: the repository's release's "
+        "(dp2 where visit images are lsst.images VisitImages, else dp1).",
+    )
     log_level: str = Field("INFO", description="Logging level.")
+
+    # IVOA faces (SIA, DataLink, SODA) and light curves.
+    ivoa_authority: str = Field(
+        "recreate.lsst",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._~-]*$",
+        description="Authority of the IVOA identifiers of difference "
+        "images: ivo://<authority>/<label>?visit=V&detector=D.",
+    )
+    ivoa_label: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._~-]*$",
+        description="Repository label in those identifiers (and SIA's "
+        "obs_collection); unset: the repository directory's name.",
+    )
+    ivoa_max_ids: int = Field(
+        100,
+        ge=1,
+        description="Most IDs one DataLink request or SODA job may name.",
+    )
+    sia_max_records: int = Field(
+        10000, ge=1, description="Most rows one SIA query answers."
+    )
+    cutout_max_degrees: float = Field(
+        0.5,
+        gt=0,
+        description="Largest cutout stencil: the diameter (degrees) of "
+        "the circle that encloses it.",
+    )
+    cutout_job_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Cutouts one asynchronous job (SODA or light curve) "
+        "asks the product service for at once.",
+    )
+    cutout_job_execution_seconds: int = Field(
+        3600,
+        ge=1,
+        description="Longest run of an asynchronous cutout job (UWS "
+        "executionDuration); a job past it is aborted.",
+    )
+    uws_max_wait_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Longest a UWS job GET with WAIT blocks.",
+    )
+    stamp_max_size: int = Field(
+        1001, ge=1, description="Largest side of a light-curve stamp."
+    )
+    stamp_max_epochs: int = Field(
+        1000, ge=1, description="Most epochs in one light curve."
+    )
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, name: str | None) -> str | None:
+        """Accept only a recipe of the registry."""
+        if name is not None and name not in RECIPE_NAMES:
+            msg = f"unknown recipe {name!r}; choose one of {RECIPE_NAMES}"
+            raise ValueError(msg)
+        return name
 
     @field_validator("default_format")
     @classmethod
@@ -224,6 +291,17 @@ class Settings(BaseSettings):
             job_ttl_seconds=self.job_ttl_seconds,
             recipe_index_ttl_seconds=self.recipe_index_ttl_seconds,
         )
+
+    def repository_label(self) -> str:
+        """Return the repository's label in IVOA identifiers."""
+        if self.ivoa_label:
+            return self.ivoa_label
+        name = self.butler_repo.rstrip("/").rsplit("/", 1)[-1]
+        # Only characters an identifier's path may hold plainly.
+        cleaned = "".join(
+            c if c.isalnum() or c in "._~-" else "-" for c in name
+        )
+        return cleaned.strip("-") or "repo"
 
     def collections(self) -> list[str] | None:
         """Return the Butler collections as a list (None: every RUN)."""

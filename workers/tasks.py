@@ -42,7 +42,6 @@ from recreate.errors import (
     TransientError,
 )
 from recreate.formats import companions, get_format
-from recreate.pipeline.config import DEFAULT_CONFIG
 from recreate.pipeline.kernel import SolvedKernel
 from recreate.pipeline.subtract import DifferenceResult
 from recreate.recreation import product_key, recreate_from_inputs
@@ -142,7 +141,7 @@ def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
         return rendered
     kernel = _stored_kernel(state, spec.recipe_hash)
     result = recreate_from_inputs(
-        spec.inputs, config=DEFAULT_CONFIG, kernel=kernel
+        spec.inputs, config=spec.config, kernel=kernel
     )
     data = spec.output_format.to_bytes(result)
     meta = _product_meta(spec, result, started)
@@ -255,6 +254,7 @@ def _product_meta(
         "visit": spec.visit,
         "detector": spec.detector,
         "format": spec.output_format.name,
+        "recipe": spec.config.recipe,
         "recipe_hash": spec.recipe_hash,
         "config_hash": spec.recipe["config_hash"],
         "code_version": __version__,

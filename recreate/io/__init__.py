@@ -11,11 +11,11 @@ import os
 
 from recreate.exposure import Exposure
 from recreate.io.afwplanes import is_afw_layout
-from recreate.io.dp1 import (
+from recreate.io.dp1 import write_dp1
+from recreate.io.dp1_read import (
     read_dp1,
     read_dp1_geometry,
     read_dp1_region,
-    write_dp1,
 )
 from recreate.io.fitsfile import open_fits
 from recreate.io.noise import estimate_variance

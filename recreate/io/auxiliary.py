@@ -66,7 +66,7 @@ def read_aux_array(
     hdulist: fits.HDUList,
     source: str,
     what: str,
-    shape: tuple[int, ...],
+    shape: tuple[int, ...] | None,
 ) -> tuple[npt.NDArray[Any], fits.Header, str]:
     """Return the pixels and header of an input, and where they came from.
 
@@ -81,7 +81,8 @@ def read_aux_array(
     what
         ``"variance"``, ``"weight"`` or ``"mask"``, for messages.
     shape
-        The image's shape, which the input must have.
+        The image's shape, which the input must have; None for any
+        shape (a PSF image).
 
     Returns
     -------
@@ -112,7 +113,7 @@ def read_aux_array(
                 _first_image(other, str(spec)), what, str(spec)
             )
         where, origin = f"file {Path(spec).name}", str(spec)
-    if data.shape != shape:
+    if shape is not None and data.shape != shape:
         raise FormatError(
             f"{origin}: {what} shape {data.shape} differs from the image "
             f"shape {shape}"
@@ -232,9 +233,32 @@ def integer_mask(data: npt.NDArray[Any], label: str) -> npt.NDArray[np.int32]:
             raise FormatError(f"{label} has non-integer values")
     elif data.dtype.kind not in "biu":
         raise FormatError(f"{label} has dtype {data.dtype}, not integer")
+    if data.dtype.kind in "biu" and data.dtype.itemsize < 4:
+        return data.astype(np.int32)  # always fits
     if data.size and (data.min() < _INT32.min or data.max() > _INT32.max):
         raise FormatError(f"{label} values do not fit 32 bits")
     return data.astype(np.int32)
+
+
+def _usable_variance(
+    data: npt.NDArray[Any],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Return a variance as float32, +inf where unusable, and where that is.
+
+    A float32 plane is checked in place (no value can overflow it); any
+    other type through float64, where a value may exceed float32.
+    """
+    if data.dtype == np.float32:
+        result = np.array(data, dtype=np.float32)
+        unusable = ~(np.isfinite(result) & (result > 0))
+    else:
+        values = np.asarray(data, dtype=np.float64)
+        unusable = ~(
+            np.isfinite(values) & (values > 0) & (values <= _FLOAT32_MAX)
+        )
+        result = values.astype(np.float32)
+    result[unusable] = np.inf
+    return result, unusable
 
 
 def read_variance(
@@ -278,10 +302,8 @@ def read_variance(
         data, _, where = read_aux_array(
             variance, hdulist, source, "variance", shape
         )
-        values = np.asarray(data, dtype=np.float64)
-        good = np.isfinite(values) & (values > 0) & (values <= _FLOAT32_MAX)
-        result = np.where(good, values, np.inf)
-        return result.astype(np.float32), ~good, f"from variance {where}"
+        result, unusable = _usable_variance(data)
+        return result, unusable, f"from variance {where}"
     if weight is not None:
         data, _, where = read_aux_array(
             weight, hdulist, source, "weight", shape

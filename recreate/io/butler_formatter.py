@@ -2,9 +2,10 @@
 
 DP1 declares ``visit_image`` and ``template_coadd`` with the storage
 class ``ExposureF``, whose own formatter lives in ``lsst.obs.base`` and
-needs afw, which cannot be installed from PyPI. This formatter reads and
-writes the same files with `recreate.io.dp1`, so a repository written by
-our simulator keeps DP1's dataset types and storage classes. The service
+needs afw, which cannot be installed from PyPI. This formatter writes
+the same files with `recreate.io.dp1` and reads them with
+`recreate.io.dp1_read`, so a repository written by our simulator keeps
+DP1's dataset types and storage classes. The service
 itself reads files through ``Butler.getURI`` and `recreate.io.read_dp1`,
 which works the same on our repositories and on Rubin's.
 """
@@ -16,7 +17,8 @@ from typing import Any, ClassVar
 from lsst.daf.butler import FormatterV2
 from lsst.resources import ResourcePath
 
-from recreate.io.dp1 import read_dp1, write_dp1
+from recreate.io.dp1 import write_dp1
+from recreate.io.dp1_read import read_dp1
 
 
 class ExposureFormatter(FormatterV2):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from astropy.io import fits
@@ -28,7 +29,11 @@ _JSON_COLUMN = "JSON"
 
 
 def difference_hdulist(
-    exposure: Exposure, kernel: dict[str, Any], *, compress: bool = True
+    exposure: Exposure,
+    kernel: dict[str, Any],
+    *,
+    compress: bool = True,
+    extra_hdus: Sequence[fits.ImageHDU] = (),
 ) -> fits.HDUList:
     """Return the HDUs of a difference image with its kernel extension.
 
@@ -40,9 +45,12 @@ def difference_hdulist(
         The solved kernel as a JSON-able dict (``SolvedKernel.to_dict``).
     compress
         Tile-compress the planes losslessly.
+    extra_hdus
+        Further extensions to append (e.g. ``DECORRELATED_PSF``).
     """
     hdulist = dp1_hdulist(exposure, compress=compress)
     hdulist.append(_kernel_hdu(kernel))
+    hdulist.extend(extra_hdus)
     return hdulist
 
 
@@ -53,6 +61,7 @@ def write_difference(
     *,
     compress: bool = True,
     overwrite: bool = False,
+    extra_hdus: Sequence[fits.ImageHDU] = (),
 ) -> None:
     """Write a difference image and its kernel, atomically.
 
@@ -63,7 +72,9 @@ def write_difference(
     FormatError
         If a header card cannot be written.
     """
-    hdulist = difference_hdulist(exposure, kernel, compress=compress)
+    hdulist = difference_hdulist(
+        exposure, kernel, compress=compress, extra_hdus=extra_hdus
+    )
     write_atomically(hdulist, path, overwrite=overwrite)
 
 

@@ -8,6 +8,7 @@ The celestial WCS (key " ") maps array pixels to the sky.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -38,7 +39,9 @@ def xy0_cards(xy0: tuple[int, int]) -> list[tuple[str, Any, str]]:
     ]
 
 
-def read_xy0(header: fits.Header, source: str) -> tuple[int, int]:
+def read_xy0(
+    header: fits.Header, source: str, *, fractional: bool = False
+) -> tuple[int, int]:
     """Return the array origin from ``LTV*`` or the "A" WCS, else (0, 0).
 
     Parameters
@@ -47,6 +50,12 @@ def read_xy0(header: fits.Header, source: str) -> tuple[int, int]:
         An image header.
     source
         The file name, for error messages.
+    fractional
+        Accept offsets that are not whole pixels (legal FITS: IRAF writes
+        them for resampled or binned sections) and round them to the
+        nearest integer (a missing ``LTV`` card is 0, as in IRAF);
+        `fractional_offset` says whether that happened. afw's xy0 is
+        integral, so Rubin-layout files never need this.
 
     Returns
     -------
@@ -56,10 +65,11 @@ def read_xy0(header: fits.Header, source: str) -> tuple[int, int]:
     Raises
     ------
     FormatError
-        If a card is not an integer, or the two records disagree.
+        If a card is not a number (not an integer, unless
+        ``fractional``), or the two records disagree.
     """
-    from_ltv = _xy0_from_ltv(header, source)
-    from_offset = _xy0_from_offset_wcs(header, source)
+    from_ltv = _xy0_from_ltv(header, source, fractional=fractional)
+    from_offset = _xy0_from_offset_wcs(header, source, fractional=fractional)
     if from_ltv and from_offset and from_ltv != from_offset:
         raise FormatError(
             f"{source}: LTV1/LTV2 give xy0={from_ltv} but CRVAL1A/CRVAL2A "
@@ -68,17 +78,41 @@ def read_xy0(header: fits.Header, source: str) -> tuple[int, int]:
     return from_ltv or from_offset or (0, 0)
 
 
-def _xy0_from_ltv(header: fits.Header, source: str) -> tuple[int, int] | None:
+def fractional_offset(header: fits.Header) -> str | None:
+    """Describe the offset cards that are not whole pixels, if any.
+
+    Returns
+    -------
+    description
+        E.g. ``"LTV1=-17.7"``, or None when every offset card present is
+        a whole number (or not a number at all: `read_xy0` reports that).
+    """
+    found = []
+    for key in ("LTV1", "LTV2", "CRVAL1A", "CRVAL2A"):
+        value = header.get(key)
+        is_number = isinstance(value, int | float) and not isinstance(
+            value, bool
+        )
+        if is_number and not float(value).is_integer():
+            found.append(f"{key}={value}")
+    return ", ".join(found) or None
+
+
+def _xy0_from_ltv(
+    header: fits.Header, source: str, *, fractional: bool = False
+) -> tuple[int, int] | None:
     """Return xy0 from the IRAF ``LTV1/LTV2`` cards, if present."""
     if "LTV1" not in header and "LTV2" not in header:
         return None
-    ltv1 = _integral(header, "LTV1", source)
-    ltv2 = _integral(header, "LTV2", source)
+    # IRAF takes a missing LTV as 0; afw always writes both.
+    default = 0 if fractional else None
+    ltv1 = _integral(header, "LTV1", source, default, fractional=fractional)
+    ltv2 = _integral(header, "LTV2", source, default, fractional=fractional)
     return -ltv1, -ltv2
 
 
 def _xy0_from_offset_wcs(
-    header: fits.Header, source: str
+    header: fits.Header, source: str, *, fractional: bool = False
 ) -> tuple[int, int] | None:
     """Return xy0 from the linear "A" WCS, if there is one.
 
@@ -87,8 +121,8 @@ def _xy0_from_offset_wcs(
     ctype = header.get("CTYPE1A")
     if not isinstance(ctype, str) or ctype.strip().upper() != "LINEAR":
         return None
-    x0 = _integral(header, "CRVAL1A", source)
-    y0 = _integral(header, "CRVAL2A", source)
+    x0 = _integral(header, "CRVAL1A", source, fractional=fractional)
+    y0 = _integral(header, "CRVAL2A", source, fractional=fractional)
     # The reference pixel is 1-based: shift if a writer chose another.
     x_ref = _integral(header, "CRPIX1A", source, default=1)
     y_ref = _integral(header, "CRPIX2A", source, default=1)
@@ -96,13 +130,24 @@ def _xy0_from_offset_wcs(
 
 
 def _integral(
-    header: fits.Header, key: str, source: str, default: int | None = None
+    header: fits.Header,
+    key: str,
+    source: str,
+    default: int | None = None,
+    *,
+    fractional: bool = False,
 ) -> int:
-    """Return a card's value as an int, accepting integral floats."""
+    """Return a card's value as an int, accepting integral floats.
+
+    With ``fractional``, any finite number is accepted and rounded to the
+    nearest integer (halves to even, as Python rounds).
+    """
     value = header.get(key, default)
     if value is None:
         raise FormatError(f"{source}: card {key} is missing")
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if fractional and is_number and math.isfinite(value):
+        return round(value)
     if not is_number or not float(value).is_integer():
         raise FormatError(f"{source}: card {key}={value!r} is not an integer")
     return int(value)

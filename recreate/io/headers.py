@@ -38,6 +38,10 @@ PHOTOCALIB_MEAN_KEY = "RECREATE PHOTOCALIB MEAN"
 PHOTOCALIB_ERR_KEY = "RECREATE PHOTOCALIB ERR"
 PHOTOCALIB_NJY_PER_E_KEY = "RECREATE PHOTOCALIB NJY_PER_ELECTRON"
 PSF_FWHM_KEY = "RECREATE PSF FWHM"
+#: The unit of DP1's image planes.
+NJY = "nJy"
+#: Metadata key that overrides the IMAGE plane's unit (nJy by default).
+UNIT_KEY = "BUNIT"
 DATAID_PREFIX = "LSST BUTLER DATAID "
 
 #: ObservationInfo field -> (afw VisitInfo card, type).

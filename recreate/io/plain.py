@@ -12,6 +12,13 @@ HDUs of the same file. Conventions:
   image's own noise (`recreate.io.noise.estimate_variance`), or filled
   with NaN when ``fill_variance="nan"``. ``metadata`` always records
   ``VARIANCE_ESTIMATED`` (bool) and ``VARIANCE_METHOD`` (how).
+- A ``SATURATE`` card (the saturation level in pixel units, as NOAO,
+  DECam and SDSS write it) flags SAT on the pixels at or above it;
+  ``metadata["SATURATION"]`` records the level.
+- Offsets (``LTV1/LTV2``) that are not whole pixels are legal FITS and
+  accepted: xy0 is rounded to the nearest pixel and
+  ``metadata["XY0_ROUNDED"]`` names the cards. The sky WCS, not xy0,
+  places a plain image's pixels.
 - Pixel values are kept as they are. A ``BUNIT`` other than nJy goes
   to ``metadata["BUNIT"]``; then a zero-point card (MAGZERO, MAGZPT or
   ZP, AB magnitudes) sets ``photo_calib.calibration`` so that
@@ -45,11 +52,17 @@ from recreate.io.fitsfile import (
     open_fits,
     read_array,
 )
-from recreate.io.geometry import read_celestial_wcs, read_xy0
+from recreate.io.geometry import (
+    fractional_offset,
+    read_celestial_wcs,
+    read_xy0,
+)
 from recreate.io.noise import estimate_variance
 
 VARIANCE_ESTIMATED_KEY = "VARIANCE_ESTIMATED"
 VARIANCE_METHOD_KEY = "VARIANCE_METHOD"
+SATURATION_KEY = "SATURATION"
+XY0_ROUNDED_KEY = "XY0_ROUNDED"
 #: Zero-point cards, in order of preference.
 ZERO_POINT_KEYS = ("MAGZERO", "MAGZPT", "ZP")
 #: AB magnitude of 1 nJy.
@@ -66,6 +79,7 @@ def read_plain(
     mask_planes: MaskPlanes | None = None,
     fill_variance: Literal["estimate", "nan"] = "estimate",
     gain: float | None = None,
+    require_wcs: bool = True,
 ) -> Exposure:
     """Read a plain FITS image, with optional variance/weight and mask.
 
@@ -93,6 +107,9 @@ def read_plain(
     gain
         Electrons per pixel unit, for the Poisson term of an estimated
         variance; used only when the variance is estimated.
+    require_wcs
+        Refuse an image without a celestial WCS (the default). Images
+        that are pixel-aligned with their partner need none.
 
     Returns
     -------
@@ -115,6 +132,11 @@ def read_plain(
     with open_fits(image) as hdulist:
         inputs = _read_inputs(
             hdulist, str(image), hdu, variance, weight, mask, mask_planes
+        )
+    if inputs.wcs is None and require_wcs:
+        raise FormatError(
+            f"{image}: {inputs.described} has no celestial WCS (CTYPE "
+            "RA---/DEC--...); a plain image needs one"
         )
     return _assemble(inputs, fill_variance, gain)
 
@@ -144,10 +166,13 @@ class _Inputs:
     variance: npt.NDArray[np.float32] | None
     unusable_variance: npt.NDArray[np.bool_]
     variance_method: str
-    wcs: WCS
+    wcs: WCS | None
     xy0: tuple[int, int]
     unit: str | None
     photo_calib: PhotoCalib
+    described: str
+    saturation: float | None
+    rounded_offsets: str | None
 
 
 def _read_inputs(
@@ -163,11 +188,6 @@ def _read_inputs(
     image_hdu = _select_image_hdu(hdulist, hdu, source)
     header = _effective_header(hdulist, image_hdu)
     wcs = read_celestial_wcs(header, source)
-    if wcs is None:
-        raise FormatError(
-            f"{source}: {describe_hdu(hdulist, image_hdu)} has no "
-            "celestial WCS (CTYPE RA---/DEC--...); a plain image needs one"
-        )
     pixels = _as_float32(read_array(image_hdu, "image", source))
     shape = pixels.shape
     mask_values, planes = read_mask(mask, hdulist, source, shape, mask_planes)
@@ -183,9 +203,12 @@ def _read_inputs(
         unusable_variance=unusable,
         variance_method=method,
         wcs=wcs,
-        xy0=read_xy0(header, source),
+        xy0=read_xy0(header, source, fractional=True),
         unit=unit,
         photo_calib=photo_calib,
+        described=describe_hdu(hdulist, image_hdu),
+        saturation=_saturation(header, source),
+        rounded_offsets=fractional_offset(header),
     )
 
 
@@ -197,6 +220,10 @@ def _assemble(
     not_finite = ~np.isfinite(pixels)
     no_data = not_finite | inputs.unusable_variance
     mask[no_data] |= np.int32(inputs.planes.value("NO_DATA"))
+    planes = inputs.planes
+    if inputs.saturation is not None:
+        planes = planes.with_planes("SAT")
+        mask[pixels >= inputs.saturation] |= np.int32(planes.value("SAT"))
     pixels[not_finite] = 0.0
     variance, method = inputs.variance, inputs.variance_method
     estimated = variance is None and fill_variance == "estimate"
@@ -209,11 +236,15 @@ def _assemble(
     }
     if inputs.unit is not None:
         metadata["BUNIT"] = inputs.unit
+    if inputs.saturation is not None:
+        metadata[SATURATION_KEY] = inputs.saturation
+    if inputs.rounded_offsets is not None:
+        metadata[XY0_ROUNDED_KEY] = inputs.rounded_offsets
     return Exposure(
         image=pixels,
         variance=variance,
         mask=mask,
-        mask_planes=inputs.planes,
+        mask_planes=planes,
         wcs=inputs.wcs,
         xy0=inputs.xy0,
         photo_calib=inputs.photo_calib,
@@ -268,9 +299,13 @@ def _effective_header(hdulist: fits.HDUList, hdu: AnyImageHDU) -> fits.Header:
 
 
 def _as_float32(data: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    """Return a float32 copy; values beyond float32 become inf."""
+    """Return the pixels as float32; values beyond float32 become inf.
+
+    ``data`` is `read_array`'s own fresh copy, so float32 pixels are
+    used as they are rather than copied again.
+    """
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.array(data, dtype=np.float32)
+        return np.asarray(data, dtype=np.float32)
 
 
 def _missing_variance(
@@ -284,6 +319,14 @@ def _missing_variance(
         nan = np.full(pixels.shape, np.nan, dtype=np.float32)
         return nan, "unknown: no variance or weight given, filled with NaN"
     return estimate_variance(pixels, mask, gain)
+
+
+def _saturation(header: fits.Header, source: str) -> float | None:
+    """Return the ``SATURATE`` level, if the header gives a finite one."""
+    level = typed_card(header, "SATURATE", float, source)
+    if level is None or not np.isfinite(level):
+        return None
+    return float(level)
 
 
 def _unit_and_calibration(

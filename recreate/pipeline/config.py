@@ -1,20 +1,109 @@
-"""The recipe: every parameter of difference imaging, at its v29 default.
+"""Every parameter of difference imaging, at its v29 (DP1) default.
 
 DP1's difference images were made by LSST Science Pipelines v29 with the
 task defaults plus ``allowKernelSourceDetection = True``. This module
 holds those defaults as one frozen, versioned configuration; its hash
 goes into the provenance and the cache key, so a change of any value is
 a different recipe. Sources: ``shared/rubin-recipe.md`` section 1.
+
+Every field that DP2's pipelines (v30.0.6-30.0.10) set differently is a
+field here too, at its v29 value: `recreate.pipeline.recipes` names the
+two configurations (``dp1``, ``dp2``). The stages read fields, never a
+recipe name, so a recipe is plain data that flows through them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from recreate.pipeline.provenance import canonical_hash
 
 #: Bumped whenever the meaning of a field changes.
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
+
+#: ``getPsfFwhm``'s sigma-to-"FWHM" factor in v29 and v30.0.x:
+#: ``2 ln(2 sqrt 2)`` = 2.0794 instead of ``2 sqrt(2 ln 2)`` = 2.3548. A
+#: bug (fixed upstream in w.2026.17, after DP2) that both releases have:
+#: the kernel basis is sized from it (`KernelConfig.psf_fwhm_per_sigma`).
+GET_PSF_FWHM_PER_SIGMA = 2.0 * math.log(2.0 * math.sqrt(2.0))
+
+#: How SubtractBackgroundTask counts its bins: meas_algorithms v29 uses
+#: ``W // bin + 1``, v30 ``ceil(W / bin)``.
+BinCount = Literal["floor_plus_one", "ceil"]
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    """SubtractBackgroundTask as a caller configures it (useApprox off).
+
+    The defaults are ScaleVarianceTask's (v29): bin 32, MEANCLIP,
+    AKIMA_SPLINE (REDUCE_INTERP_ORDER), no super-pixel filter.
+    """
+
+    bin_size: int = 32
+    statistic: Literal["MEANCLIP", "MEDIAN"] = "MEANCLIP"
+    interpolation: Literal["AKIMA_SPLINE", "LINEAR"] = "AKIMA_SPLINE"
+    filter_super_pixels: bool = False  # doFilterSuperPixels: 3x3 median
+    bin_count: BinCount = "floor_plus_one"
+    ignored_planes: tuple[str, ...] = (
+        "BAD",
+        "EDGE",
+        "DETECTED",
+        "DETECTED_NEGATIVE",
+        "NO_DATA",
+    )
+
+
+@dataclass(frozen=True)
+class HighVarianceConfig:
+    """GetTemplateTask's HIGH_VARIANCE plane (v30; absent in v29)."""
+
+    threshold: float = 4.0  # highVarianceThreshold, times the median
+    min_unmasked_fraction: float = 0.1  # highVarianceMaskFraction
+    background: BackgroundConfig = field(
+        default_factory=lambda: BackgroundConfig(
+            bin_size=32,
+            statistic="MEDIAN",
+            interpolation="LINEAR",
+            filter_super_pixels=True,
+            bin_count="ceil",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class DifferenceBackgroundConfig:
+    """DetectAndMeasureTask's two background passes (v30; none in v29).
+
+    The first (bin 8) is subtracted from a copy for the first detection
+    only; the second (bin 40) from the published image.
+    """
+
+    initial: BackgroundConfig = field(
+        default_factory=lambda: BackgroundConfig(
+            bin_size=8,
+            statistic="MEDIAN",
+            filter_super_pixels=True,
+            bin_count="ceil",
+        )
+    )
+    final: BackgroundConfig = field(
+        default_factory=lambda: BackgroundConfig(
+            bin_size=40,
+            statistic="MEDIAN",
+            filter_super_pixels=True,
+            bin_count="ceil",
+        )
+    )
+    #: detectAndMeasure's clearMaskPlanes, cleared before detecting.
+    cleared_planes: tuple[str, ...] = (
+        "DETECTED",
+        "DETECTED_NEGATIVE",
+        "NOT_DEBLENDED",
+        "STREAK",
+    )
 
 
 @dataclass(frozen=True)
@@ -26,6 +115,9 @@ class TemplateConfig:
     interp_length: int = 100  # WCS evaluated every this many pixels
     required_fraction: float = 0.1  # requiredTemplateFraction
     expected_success_fraction: float = 0.2  # minTemplateFraction...
+    high_variance: HighVarianceConfig | None = None  # v30 only
+    # The coverage check also counts science NO_DATA (v30).
+    coverage_counts_science_no_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,12 +136,24 @@ class SourceConfig:
         "FAKE",
     )
     stamp_reference_mask_planes: tuple[str, ...] = ("NO_DATA", "EDGE", "SAT")
+    # RequireUnresolved on base_ClassificationSizeExtendedness_value
+    unresolved_max_extendedness: float = 0.1
+    # v29 checks the centroid and its 8 neighbours in the OR of the two
+    # masks; v30 the whole (2k+1)^2 box in each mask, before the trim.
+    mask_check: Literal["centroid", "box"] = "centroid"
+    restrict_edge_sources: bool = False  # v30 restrictKernelEdgeSources
+    # v30: fewer than min_sources selected -> the fallback selector (no
+    # isolation cut) on the detections; v29 has none.
+    fallback_selector: bool = False
 
 
 @dataclass(frozen=True)
 class KernelConfig:
     """MakeKernelTask with PsfMatchConfigAL (v29 AlardLuptonSubtract)."""
 
+    # getPsfFwhm's "FWHM" per sigma of the PSF (the v29/v30.0.x bug);
+    # makeKernelBasisList divides it by the true 2.3548.
+    psf_fwhm_per_sigma: float = GET_PSF_FWHM_PER_SIGMA
     n_gauss: int = 3  # alardNGauss
     deg_gauss: tuple[int, ...] = (4, 2, 2)  # alardDegGauss
     sig_gauss: tuple[float, ...] = (0.7, 1.5, 3.0)  # equal-FWHM fallback
@@ -94,6 +198,7 @@ class SubtractConfig:
     )
     # ScaleVarianceTask
     scale_variance_bin_size: int = 32
+    scale_variance_bin_count: BinCount = "floor_plus_one"
     scale_variance_limit: float = 10.0
     scale_variance_mask_planes: tuple[str, ...] = (
         "DETECTED",
@@ -118,12 +223,17 @@ class SubtractConfig:
     do_detection: bool = True
     detection_threshold: float = 5.0
     detection_exclude_planes: tuple[str, ...] = ("EDGE", "BAD")
+    # v30 detectAndMeasure: backgrounds subtracted around the detection
+    difference_background: DifferenceBackgroundConfig | None = None
+    no_data_image_value: float | None = None  # v30: 0 where NO_DATA
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """The whole recipe."""
+    """The whole recipe: a name, the pipelines version, every parameter."""
 
+    recipe: str = "dp1"
+    pipelines_version: str = "v29.0.0"
     template: TemplateConfig = field(default_factory=TemplateConfig)
     sources: SourceConfig = field(default_factory=SourceConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)

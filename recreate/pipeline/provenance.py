@@ -48,9 +48,12 @@ class InputRef:
 
 
 def recipe(
-    inputs: list[InputRef], config_hash: str, code_version: str = __version__
+    inputs: list[InputRef],
+    config_hash: str,
+    code_version: str = __version__,
+    recipe_name: str = "dp1",
 ) -> dict[str, Any]:
-    """Return the recipe: the inputs, config hash and code version.
+    """Return the recipe: the inputs, recipe name, config hash, code version.
 
     Each input is named by its dataset id and run, and by its data id
     (instrument, visit, detector or skymap, tract, patch), so the recipe
@@ -64,8 +67,11 @@ def recipe(
         `PipelineConfig.config_hash` of the configuration used.
     code_version
         Version of this package.
+    recipe_name
+        The named configuration (``dp1``, ``dp2``).
     """
     return {
+        "recipe": recipe_name,
         "inputs": [
             {
                 "role": i.role,
@@ -95,6 +101,8 @@ def canonical_hash(document: dict[str, Any]) -> str:
 class Provenance:
     """Everything recorded about how a difference image was made."""
 
+    recipe: str
+    pipelines_version: str
     inputs: list[InputRef]
     config_hash: str
     code_version: str
@@ -113,7 +121,9 @@ class Provenance:
     def recipe_hash(self) -> str:
         """SHA-256 of the recipe (inputs, config hash, code version)."""
         return recipe_hash(
-            recipe(self.inputs, self.config_hash, self.code_version)
+            recipe(
+                self.inputs, self.config_hash, self.code_version, self.recipe
+            )
         )
 
     def cards(self, planes_sha256: str) -> dict[str, Any]:
@@ -125,6 +135,8 @@ class Provenance:
             `Exposure.plane_hash` of the finished difference image.
         """
         cards: dict[str, Any] = {
+            f"{PREFIX} RECIPE": self.recipe,
+            f"{PREFIX} PIPELINES VERSION": self.pipelines_version,
             f"{PREFIX} CODE VERSION": self.code_version,
             f"{PREFIX} CONFIG HASH": self.config_hash,
             f"{PREFIX} RECIPE HASH": self.recipe_hash,

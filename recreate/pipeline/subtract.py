@@ -1,19 +1,25 @@
 """The whole recipe: from a visit image and its patches to a difference.
 
-`subtract` runs the v29 AlardLuptonSubtractTask in convolveTemplate mode,
-as DP1 did, with the GetTemplateTask before it and the detection planes
-of DetectAndMeasureTask after it:
+`subtract` runs the AlardLuptonSubtractTask in convolveTemplate mode, as
+DP1 (v29) and DP2 (v30) did, with the GetTemplateTask before it and what
+DetectAndMeasureTask does to the pixels after it; the recipe
+(`recreate.pipeline.recipes`) sets every parameter:
 
-1. warp and stitch the template patches onto the science grid (+20 px);
+1. warp and stitch the template patches onto the science grid (+20 px),
+   with DP2's HIGH_VARIANCE plane where the recipe asks for it;
 2. ScaleVariance on the template, then on the science image;
 3. masks: clear the science detection planes; in the template keep only
-   NO_DATA and BAD, and copy SAT to SAT_TEMPLATE;
+   the preserved planes (NO_DATA, BAD; DP2 also HIGH_VARIANCE), and copy
+   SAT to SAT_TEMPLATE (`recreate.pipeline.prepare`);
 4. PSF sizes (from the PSF models, or measured from the stars);
 5. kernel candidates and the spatially varying Alard-Lupton kernel fit,
    or a stored kernel fed back in (then the fit is skipped);
-6. convolve the template, subtract it and the differential background;
+6. convolve the template, subtract it and (DP1) the fitted differential
+   background;
 7. DMTN-021 decorrelation;
-8. the 5-sigma two-sided detection planes.
+8. the 5-sigma two-sided detection planes; for DP2 also the bin-8 and
+   bin-40 backgrounds and NO_DATA pixels set to 0
+   (`recreate.pipeline.sources.detect_and_measure`).
 
 The result carries the science image's WCS, PSF, calibration and
 metadata, and the provenance cards of `recreate.pipeline.provenance`.
@@ -31,28 +37,25 @@ import numpy.typing as npt
 
 from recreate import __version__
 from recreate.errors import NoOverlapError, ProcessingError
-from recreate.exposure import Exposure, MaskPlanes
+from recreate.exposure import Exposure
 from recreate.numerics.threads import thread_count
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
 from recreate.pipeline.kernel import SolvedKernel, fit_kernel, make_basis
 from recreate.pipeline.kernel.spatial import subtract_polynomial_and_image
-from recreate.pipeline.match import scale_variance
 from recreate.pipeline.match.convolve import convolve_template
 from recreate.pipeline.match.decorrelate import decorrelate
-from recreate.pipeline.provenance import InputRef, Provenance, canonical_hash
-from recreate.pipeline.sources import (
-    measure_psf_fwhm,
-    select_kernel_candidates,
-    set_detection_planes,
+from recreate.pipeline.prepare import (
+    difference_planes,
+    grown_template_planes,
+    prepared_science_mask,
+    prepared_template_mask,
+    psf_sizes,
+    scaled_variances,
 )
+from recreate.pipeline.provenance import InputRef, Provenance, canonical_hash
+from recreate.pipeline.sources import select_kernel_candidates
+from recreate.pipeline.sources.detect_and_measure import detect_and_measure
 from recreate.pipeline.template import WarpedTemplate, build_template
-
-#: Planes the difference image has beyond the science image's own.
-DIFFERENCE_PLANES = ("SAT_TEMPLATE", "DETECTED", "DETECTED_NEGATIVE")
-#: Template planes dilated by the kernel footprint when convolving.
-GROWN_TEMPLATE_PLANES = ("NO_DATA", "BAD", "SAT_TEMPLATE")
-#: Science planes cleared before subtraction (updateMasks).
-CLEARED_SCIENCE_PLANES = ("DETECTED", "DETECTED_NEGATIVE")
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +102,7 @@ def subtract(
     inputs: Sequence[InputRef] = (),
     kernel: SolvedKernel | None = None,
     notes: Sequence[str] = (),
+    warped: WarpedTemplate | None = None,
 ) -> DifferenceResult:
     """Recreate the difference image of a science exposure.
 
@@ -117,6 +121,9 @@ def subtract(
         gives the same planes.
     notes
         Provenance notes from the caller (e.g. "variance estimated").
+    warped
+        The template already on the science grid (``patches`` unused):
+        for pixel-aligned inputs, or a retry that reuses its template.
 
     Returns
     -------
@@ -134,18 +141,18 @@ def subtract(
     timings: dict[str, float] = {}
     notes = list(notes)
     with _timed(timings, "template"):
-        template = build_template(science, patches, config.template)
+        template = warped or build_template(science, patches, config.template)
     notes.extend(template.warnings)
     border = config.template.border
-    planes = science.mask_planes.with_planes(*DIFFERENCE_PLANES)
+    planes = difference_planes(science.mask_planes, config)
     with _timed(timings, "scale_variance"):
-        science_variance, template_variance = _scaled_variances(
+        science_variance, template_variance = scaled_variances(
             science, template.exposure, config
         )
-    science_mask = _prepared_science_mask(science.mask, planes)
-    template_mask = _prepared_template_mask(template.exposure, planes, config)
+    science_mask = prepared_science_mask(science.mask, planes)
+    template_mask = prepared_template_mask(template.exposure, planes, config)
     with _timed(timings, "psf"):
-        science_fwhm, template_fwhm = _psf_sizes(science, template, notes)
+        science_fwhm, template_fwhm = psf_sizes(science, template, notes)
     prepared = replace(
         science,
         variance=science_variance,
@@ -175,7 +182,7 @@ def subtract(
             planes,
             kernel,
             border=border,
-            grow_planes=GROWN_TEMPLATE_PLANES,
+            grow_planes=grown_template_planes(config),
             workers=thread_count(),
         )
     with _timed(timings, "subtract"):
@@ -205,10 +212,17 @@ def subtract(
             levels = (result.science_variance, result.template_variance)
     if config.subtract.do_detection:
         with _timed(timings, "detect"):
-            mask, planes = set_detection_planes(
+            measured = detect_and_measure(
                 image, variance, mask, planes, science_fwhm, config.subtract
             )
+            image, mask, planes = (
+                measured.image,
+                measured.mask,
+                measured.planes,
+            )
     provenance = Provenance(
+        recipe=config.recipe,
+        pipelines_version=config.pipelines_version,
         inputs=list(inputs),
         config_hash=config.config_hash(),
         code_version=__version__,
@@ -267,92 +281,6 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         yield
     finally:
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
-
-
-def _scaled_variances(
-    science: Exposure, template: Exposure, config: PipelineConfig
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Return the science and template variances after ScaleVariance.
-
-    The template is scaled first, then the science image, as v29 does.
-    """
-    if not config.subtract.do_scale_variance:
-        return science.variance, template.variance
-    template_variance, _ = scale_variance(
-        template.image,
-        template.variance,
-        template.mask,
-        template.mask_planes,
-        config.subtract,
-    )
-    science_variance, _ = scale_variance(
-        science.image,
-        science.variance,
-        science.mask,
-        science.mask_planes,
-        config.subtract,
-    )
-    return science_variance, template_variance
-
-
-def _prepared_science_mask(
-    mask: npt.NDArray[np.int32], planes: MaskPlanes
-) -> npt.NDArray[np.int32]:
-    """Return the science mask with its detection planes cleared."""
-    cleared = planes.value_of_present(CLEARED_SCIENCE_PLANES)
-    return mask & ~np.int32(cleared)
-
-
-def _prepared_template_mask(
-    template: Exposure, planes: MaskPlanes, config: PipelineConfig
-) -> npt.NDArray[np.int32]:
-    """Return the template mask in the difference's planes (updateMasks).
-
-    Renamed planes (SAT -> SAT_TEMPLATE) are copied; of the rest only
-    ``preserve_template_mask`` (NO_DATA, BAD) survive. Bits are mapped by
-    plane name: the template's bit numbers may differ from the science's.
-    """
-    source = template.mask_planes
-    out = np.zeros(template.mask.shape, dtype=np.int32)
-    kept = [(n, n) for n in config.subtract.preserve_template_mask]
-    renamed = [
-        (n, f"{n}_TEMPLATE") for n in config.subtract.rename_template_mask
-    ]
-    for name, target in kept + renamed:
-        if name in source and target in planes:
-            on = (template.mask & source.value(name)) != 0
-            out[on] |= np.int32(planes.value(target))
-    return out
-
-
-def _psf_sizes(
-    science: Exposure, template: WarpedTemplate, notes: list[str]
-) -> tuple[float, float]:
-    """Return the science and template PSF FWHMs in science pixels.
-
-    Each comes from the PSF model where the input has one, and is measured
-    from the stars otherwise (and the provenance says so).
-    """
-    if science.psf is not None:
-        science_fwhm = science.psf.fwhm
-    else:
-        science_fwhm = measure_psf_fwhm(
-            science.image, science.variance, science.mask, science.mask_planes
-        )
-        notes.append(
-            f"science PSF FWHM measured from stars: {science_fwhm:.3f} px"
-        )
-    if template.psf_fwhm is not None:
-        template_fwhm = template.psf_fwhm
-    else:
-        warped = template.exposure
-        template_fwhm = measure_psf_fwhm(
-            warped.image, warped.variance, warped.mask, warped.mask_planes
-        )
-        notes.append(
-            f"template PSF FWHM measured from stars: {template_fwhm:.3f} px"
-        )
-    return science_fwhm, template_fwhm
 
 
 def _fit(

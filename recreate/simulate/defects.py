@@ -11,10 +11,8 @@ Everything draws from the `numpy.random.Generator` it is given, so the
 same generator state gives the same defects, pixel for pixel. The
 arrays are modified in place.
 
-Interpolation replaces a pixel by a linear interpolation between the
-nearest usable pixels on either side along its row (and, for cosmic
-rays, also along its column, averaging the two). The variance is
-interpolated with the same weights, so it stays at the local level.
+The repair is `recreate.simulate.repair`'s interpolation from the
+nearest usable pixels.
 """
 
 from __future__ import annotations
@@ -26,10 +24,14 @@ import numpy as np
 import numpy.typing as npt
 
 from recreate.exposure import MaskPlanes
-
-IntArray = npt.NDArray[np.intp]
-FloatArray = npt.NDArray[np.float64]
-Image = npt.NDArray[np.float32]
+from recreate.simulate.repair import (
+    FloatArray,
+    Image,
+    IntArray,
+    interpolate_along_rows,
+    interpolate_both_ways,
+    usable_pixels,
+)
 
 #: Default cosmic-ray rate per million pixels in one 30 s visit: some
 #: 30 hits on a 16 Mpx detector, the order of magnitude ground-based
@@ -178,8 +180,10 @@ def add_cosmic_rays(
     keep = (mask[rep_y, rep_x] & unusable) == 0
     rep_y, rep_x = rep_y[keep], rep_x[keep]
     mask[rep_y, rep_x] |= planes.value("CR", "INTRP")
-    usable = _usable(mask, planes.value_of_present((*_UNUSABLE_PLANES, "CR")))
-    _interpolate_both_ways(image, variance, usable, rep_y, rep_x)
+    usable = usable_pixels(
+        mask, planes.value_of_present((*_UNUSABLE_PLANES, "CR"))
+    )
+    interpolate_both_ways(image, variance, usable, rep_y, rep_x)
     return CosmicRayTruth(
         n_rays=n_rays,
         hit_x=hit_x,
@@ -250,8 +254,8 @@ def add_bad_columns(
     y_stop = np.where(partial & ~towards_top, defect_row + 1, height)
     bad_y, bad_x = _column_pixels(columns, y_start, y_stop)
     mask[bad_y, bad_x] |= planes.value("BAD", "INTRP")
-    usable = _usable(mask, planes.value_of_present(("BAD", "NO_DATA")))
-    _interpolate_along_rows(image, variance, usable, bad_y, bad_x)
+    usable = usable_pixels(mask, planes.value_of_present(("BAD", "NO_DATA")))
+    interpolate_along_rows(image, variance, usable, bad_y, bad_x)
     return BadColumnTruth(
         columns=columns.astype(np.intp),
         y_start=y_start.astype(np.intp),
@@ -358,102 +362,6 @@ def _column_pixels(
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty.copy()
     return np.concatenate(ys), np.concatenate(xs)
-
-
-def _usable(
-    mask: npt.NDArray[np.int32], unusable_bits: int
-) -> npt.NDArray[np.bool_]:
-    """Flag pixels that may serve as interpolation sources."""
-    return np.asarray((mask & unusable_bits) == 0)
-
-
-def _interpolate_both_ways(
-    image: Image,
-    variance: Image,
-    usable: npt.NDArray[np.bool_],
-    ys: IntArray,
-    xs: IntArray,
-) -> None:
-    """Replace pixels by the mean of row and column interpolations.
-
-    Cosmic rays are short in both directions, so using both keeps the
-    repair faithful across tracks of any orientation.
-    """
-    along_rows = _row_estimates(image, variance, usable, ys, xs)
-    along_columns = _row_estimates(image.T, variance.T, usable.T, xs, ys)
-    values = np.stack([along_rows[0], along_columns[0]])
-    variances = np.stack([along_rows[1], along_columns[1]])
-    count = np.sum(np.isfinite(values), axis=0)
-    # A pixel with no usable neighbour either way keeps its value.
-    ok = count > 0
-    image[ys[ok], xs[ok]] = np.nanmean(values[:, ok], axis=0)
-    variance[ys[ok], xs[ok]] = np.nanmean(variances[:, ok], axis=0)
-
-
-def _interpolate_along_rows(
-    image: Image,
-    variance: Image,
-    usable: npt.NDArray[np.bool_],
-    ys: IntArray,
-    xs: IntArray,
-) -> None:
-    """Replace pixels by linear interpolation along their rows."""
-    values, variances = _row_estimates(image, variance, usable, ys, xs)
-    ok = np.isfinite(values)
-    image[ys[ok], xs[ok]] = values[ok]
-    variance[ys[ok], xs[ok]] = variances[ok]
-
-
-def _row_estimates(
-    image: Image,
-    variance: Image,
-    usable: npt.NDArray[np.bool_],
-    ys: IntArray,
-    xs: IntArray,
-) -> tuple[FloatArray, FloatArray]:
-    """Interpolate image and variance at ``(ys, xs)`` along each row.
-
-    The estimate is linear between the nearest usable pixels left and
-    right; with only one side usable it is that pixel's value; with none
-    it is NaN. Works on transposed views too (then along columns).
-    """
-    values = np.full(len(ys), np.nan)
-    variances = np.full(len(ys), np.nan)
-    if len(ys) == 0:
-        return values, variances
-    order = np.argsort(ys, kind="stable")
-    rows, starts = np.unique(ys[order], return_index=True)
-    bounds = [*starts[1:], len(order)]
-    for row, start, stop in zip(rows, starts, bounds, strict=True):
-        members = order[start:stop]
-        good = np.flatnonzero(usable[row])
-        if len(good) == 0:
-            continue
-        left, right, weight = _neighbours(good, xs[members])
-        for plane, out in ((image, values), (variance, variances)):
-            line = plane[row].astype(np.float64)
-            out[members] = (1 - weight) * line[left] + weight * line[right]
-    return values, variances
-
-
-def _neighbours(
-    good: IntArray, targets: IntArray
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """Return the usable neighbours left and right and the weight of right.
-
-    Where one side has no usable pixel, both neighbours are the other
-    side's nearest, so the estimate is that pixel's value.
-    """
-    position = np.searchsorted(good, targets)
-    left = good[np.clip(position - 1, 0, len(good) - 1)]
-    right = good[np.clip(position, 0, len(good) - 1)]
-    left = np.where(position == 0, right, left)
-    right = np.where(position == len(good), left, right)
-    span = (right - left).astype(np.float64)
-    weight = np.divide(
-        targets - left, span, out=np.zeros(len(targets)), where=span > 0
-    )
-    return left, right, weight
 
 
 def _sky_sigma(variance: Image) -> float:

@@ -68,7 +68,9 @@ PRESETS = {
         visits_per_band=8,
         edge_visits=3,
         template_inputs=12,
-        stars_per_mpix=600.0,
+        # Enough that even the worst-seeing visit keeps 3 kernel stars
+        # through v29's size-extendedness cut on a 400x392 detector.
+        stars_per_mpix=800.0,
         galaxies_per_mpix=400.0,
         transients=12,
         variables_fraction=0.05,

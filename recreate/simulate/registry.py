@@ -16,15 +16,29 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recreate.pipeline.recipes import RECIPES
 from recreate.simulate.coverage import detector_corners_sky
 from recreate.simulate.instrument import INSTRUMENT, PHYSICAL_FILTERS
 from recreate.simulate.scene import visit_wcs
-from recreate.simulate.survey import SurveyPlan, Visit
+from recreate.simulate.survey import EXPOSURE_TIME, SurveyPlan, Visit
 
 RUN = "sim/run"
 FORMATTER = "recreate.io.butler_formatter.ExposureFormatter"
+#: ``lsst.images``' Butler formatter, for its storage classes.
+LSST_IMAGES_FORMATTER = "lsst.images.formatters.GenericFormatter"
 VISIT_IMAGE = "visit_image"
 TEMPLATE_COADD = "template_coadd"
+DIFFERENCE_IMAGE = "difference_image"
+#: The releases a repository can imitate: DP1 stores afw ExposureF visit
+#: images, DP2 ``lsst.images`` VisitImages (and declares its difference
+#: images as DifferenceImages, which it does not store). Both keep
+#: template coadds as ExposureF.
+RELEASES = tuple(RECIPES)
+#: Storage class and formatter of each release's visit images.
+VISIT_STORAGE = {
+    "dp1": ("ExposureF", FORMATTER),
+    "dp2": ("VisitImage", LSST_IMAGES_FORMATTER),
+}
 TRUTH = "injection_truth"
 SKYMAP = "skyMap"
 CONFIG = "simulation_config"
@@ -123,11 +137,12 @@ def _register_visit(registry: Any, plan: SurveyPlan, visit: Visit) -> None:
             "physical_filter": visit.physical_filter,
             "day_obs": visit.day_obs,
             "seq_num": visit.visit % 100000,
-            "exposure_time": 30.0,
+            "exposure_time": EXPOSURE_TIME,
             "target_name": "ECDFS",
             "observation_reason": "science",
             "science_program": "simulated",
             "region": ConvexPolygon.convexHull(_unit_vectors(every_corner)),
+            "timespan": _exposure_timespan(visit),
         },
     )
     registry.insertDimensionData(
@@ -142,6 +157,20 @@ def _register_visit(registry: Any, plan: SurveyPlan, visit: Visit) -> None:
             for d, c in corners.items()
         ],
     )
+
+
+def _exposure_timespan(visit: Visit) -> Any:
+    """Return a visit's exposure as a Butler timespan (TAI).
+
+    The plan's ``mjd`` is the middle of the exposure (the files'
+    DATE-AVG), as in DP1's visit records.
+    """
+    from astropy.time import Time, TimeDelta
+    from lsst.daf.butler import Timespan
+
+    middle = Time(visit.mjd, format="mjd", scale="tai")
+    half = TimeDelta(EXPOSURE_TIME / 2.0, format="sec")
+    return Timespan(begin=middle - half, end=middle + half)
 
 
 def _register_skymap(registry: Any, plan: SurveyPlan) -> None:
@@ -203,24 +232,30 @@ def _unit_vectors(radec: npt.NDArray[np.float64]) -> list[Any]:
     return [UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in radec]
 
 
-def register_dataset_types(butler: Any) -> None:
-    """Register the DP1 dataset types and the simulation's extras.
+def register_dataset_types(butler: Any, release: str = "dp1") -> None:
+    """Register a release's dataset types and the simulation's extras.
 
     Parameters
     ----------
     butler
         A writeable Butler.
+    release
+        ``dp1`` or ``dp2`` (`RELEASES`): the storage classes.
     """
     from lsst.daf.butler import DatasetType
 
     universe = butler.dimensions
-    for name, dimensions, storage_class in (
-        (VISIT_IMAGE, ("instrument", "visit", "detector"), "ExposureF"),
+    visit = ("instrument", "visit", "detector")
+    types = [
+        (VISIT_IMAGE, visit, VISIT_STORAGE[release][0]),
         (TEMPLATE_COADD, ("skymap", "tract", "patch", "band"), "ExposureF"),
         (TRUTH, ("instrument", "visit"), "AstropyTable"),
         (SKYMAP, ("skymap",), "StructuredDataDict"),
         (CONFIG, (), "StructuredDataDict"),
-    ):
+    ]
+    if release == "dp2":
+        types.append((DIFFERENCE_IMAGE, visit, "DifferenceImage"))
+    for name, dimensions, storage_class in types:
         butler.registry.registerDatasetType(
             DatasetType(name, dimensions, storage_class, universe=universe)
         )
@@ -230,8 +265,9 @@ def ingest_files(
     butler: Any,
     dataset_type: str,
     files: list[tuple[Path, dict[str, int | str]]],
+    formatter: str = FORMATTER,
 ) -> int:
-    """Move DP1-layout files into the repository as datasets.
+    """Move files into the repository as datasets.
 
     Parameters
     ----------
@@ -241,6 +277,8 @@ def ingest_files(
         Name of a registered dataset type.
     files
         ``(path, data_id)`` pairs; the files are moved, not copied.
+    formatter
+        The files' Butler formatter (DP1 layout by default).
 
     Returns
     -------
@@ -260,7 +298,7 @@ def ingest_files(
                     run=RUN,
                 )
             ],
-            formatter=FORMATTER,
+            formatter=formatter,
         )
         for path, data_id in files
     ]

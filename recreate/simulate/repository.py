@@ -30,6 +30,7 @@ from astropy.table import Table
 from recreate import __version__
 from recreate.errors import InvalidRequestError
 from recreate.io import write_dp1
+from recreate.io.lsst_images import write_visit_image
 from recreate.simulate.catalog import (
     StaticSky,
     Transients,
@@ -43,10 +44,12 @@ from recreate.simulate.instrument import INSTRUMENT
 from recreate.simulate.presets import get_preset
 from recreate.simulate.registry import (
     CONFIG,
+    RELEASES,
     SKYMAP,
     TEMPLATE_COADD,
     TRUTH,
     VISIT_IMAGE,
+    VISIT_STORAGE,
     create_butler,
     ingest_files,
     register_dataset_types,
@@ -82,6 +85,7 @@ def simulate_repository(
     *,
     jobs: int = 1,
     log: Logger | None = None,
+    release: str = "dp1",
 ) -> SimulationResult:
     """Simulate a survey and write it as a Butler repository.
 
@@ -97,6 +101,12 @@ def simulate_repository(
         Worker processes for rendering. Results do not depend on it.
     log
         Called with progress messages.
+    release
+        ``dp1`` (visit images as afw ExposureF files) or ``dp2`` (as
+        ``lsst.images`` VisitImages, storage class ``VisitImage``, and a
+        ``difference_image`` type of storage class ``DifferenceImage``).
+        The pixels are the same; a repository's recipe defaults to its
+        release's.
 
     Returns
     -------
@@ -106,8 +116,13 @@ def simulate_repository(
     Raises
     ------
     InvalidRequestError
-        If the preset is unknown or the directory is not empty.
+        If the preset or release is unknown or the directory is not
+        empty.
     """
+    if release not in RELEASES:
+        raise InvalidRequestError(
+            f"unknown release {release!r}; choose one of {', '.join(RELEASES)}"
+        )
     say = log or (lambda _message: None)
     plan = plan_survey(get_preset(preset), seed)
     root = Path(root).absolute()
@@ -119,7 +134,7 @@ def simulate_repository(
         tempfile.mkdtemp(prefix="_partial_repository_", dir=root.parent)
     )
     try:
-        counts = _write_repository(building, plan, jobs, say)
+        counts = _write_repository(building, plan, jobs, say, release)
         if root.exists():
             root.rmdir()  # empty: checked above
         building.rename(root)
@@ -129,12 +144,12 @@ def simulate_repository(
 
 
 def _write_repository(
-    root: Path, plan: SurveyPlan, jobs: int, say: Logger
+    root: Path, plan: SurveyPlan, jobs: int, say: Logger, release: str
 ) -> tuple[int, int, int, dict[str, float]]:
     """Write the whole repository into ``root``; return its counts."""
     butler = create_butler(root)
     register_dimensions(butler, plan)
-    register_dataset_types(butler)
+    register_dataset_types(butler, release)
     staging = root / "_staging"
     staging.mkdir()
     sky, transients = draw_static_sky(plan), draw_transients(plan)
@@ -145,7 +160,7 @@ def _write_repository(
     )
     with _executor(jobs) as pool:
         n_visit_images, truth_rows = _write_visits(
-            butler, pool, plan, sky, transients, staging, say
+            butler, pool, plan, (sky, transients), (staging, release), say
         )
         n_patches = _write_templates(butler, pool, plan, sky, staging, say)
     coverage = _coverage_by_detector(plan)
@@ -153,6 +168,7 @@ def _write_repository(
         {
             "preset": plan.preset.name,
             "seed": plan.seed,
+            "release": release,
             "code_version": __version__,
             "template_coverage": coverage,
         },
@@ -200,13 +216,21 @@ def _render_visit_file(
     plan: SurveyPlan,
     sky: StaticSky,
     transients: Transients,
+    release: str,
     visit: Visit,
     detector: int,
     path: Path,
 ) -> list[tuple[object, ...]]:
-    """Render and write one visit-detector; return its truth rows."""
+    """Render and write one visit-detector; return its truth rows.
+
+    DP1-like: the afw ExposureF layout; DP2-like: an ``lsst.images``
+    VisitImage (losslessly compressed).
+    """
     rendered = render_visit_detector(plan, sky, transients, visit, detector)
-    write_dp1(rendered.exposure, path, compress=plan.preset.compress)
+    if release == "dp2":
+        write_visit_image(rendered.exposure, path)
+    else:
+        write_dp1(rendered.exposure, path, compress=plan.preset.compress)
     return rendered.truth
 
 
@@ -214,17 +238,24 @@ def _write_visits(
     butler: Any,
     pool: Executor,
     plan: SurveyPlan,
-    sky: StaticSky,
-    transients: Transients,
-    staging: Path,
+    sources: tuple[StaticSky, Transients],
+    where: tuple[Path, str],
     say: Logger,
 ) -> tuple[int, int]:
-    """Render every visit-detector, ingest the files and the truth."""
+    """Render every visit-detector, ingest the files and the truth.
+
+    ``sources`` are the static sky and the transients; ``where`` the
+    staging directory and the release whose layout to write.
+    """
+    sky, transients = sources
+    staging, release = where
     detectors = list(plan.preset.camera.detectors)
     n_truth = 0
     for visit in plan.visits:
         paths = [staging / f"visit_{visit.visit}_{d}.fits" for d in detectors]
-        render = partial(_render_visit_file, plan, sky, transients, visit)
+        render = partial(
+            _render_visit_file, plan, sky, transients, release, visit
+        )
         truths = pool.map(render, detectors, paths)
         rows = [row for truth in truths for row in truth]
         ingest_files(
@@ -241,6 +272,7 @@ def _write_visits(
                 )
                 for d, path in zip(detectors, paths, strict=True)
             ],
+            formatter=VISIT_STORAGE[release][1],
         )
         butler.put(
             _truth_table(rows), TRUTH, instrument=INSTRUMENT, visit=visit.visit

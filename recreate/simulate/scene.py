@@ -17,7 +17,6 @@ import numpy as np
 import numpy.typing as npt
 from astropy.time import Time
 from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 
 from recreate.exposure import (
     Exposure,
@@ -27,6 +26,7 @@ from recreate.exposure import (
     PsfInfo,
 )
 from recreate.simulate import defects
+from recreate.simulate.calibration import calibration_detected
 from recreate.simulate.catalog import (
     KIND_MOVER,
     KIND_TRANSIENT,
@@ -37,6 +37,12 @@ from recreate.simulate.catalog import (
 )
 from recreate.simulate.coverage import coverage_mask, detector_corners_sky
 from recreate.simulate.instrument import BANDS, INSTRUMENT
+from recreate.simulate.placement import (
+    Injected,
+    on_image,
+    static_sources,
+    truth_rows,
+)
 from recreate.simulate.render import (
     NoiseModel,
     PsfModel,
@@ -67,18 +73,6 @@ TRUTH_COLUMNS = (
     "flux",
     "template_flux",
 )
-
-
-@dataclass(frozen=True)
-class Injected:
-    """What varies in one visit: positions and fluxes, with truth ids."""
-
-    source_id: npt.NDArray[np.int64]
-    kind: npt.NDArray[np.str_]
-    ra: npt.NDArray[np.float64]
-    dec: npt.NDArray[np.float64]
-    flux: npt.NDArray[np.float64]
-    template_flux: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,10 +188,10 @@ def render_visit_detector(
     # Variable stars are drawn once, from the injected list, at their
     # flux of the moment; steady sources come from the static sky.
     sources = SourceTable.concatenate(
-        _static_sources(sky, steady, static_flux[steady]),
+        static_sources(sky, steady, static_flux[steady]),
         SourceTable.stars(injected.ra, injected.dec, injected.flux),
     )
-    sources = _on_image(sources, wcs, shape, margin=256)
+    sources = on_image(sources, wcs, shape, margin=256)
     njy_per_electron = band.njy_per_electron(EXPOSURE_TIME)
     noise = NoiseModel(
         sky_electrons=band.sky_electrons(EXPOSURE_TIME, camera.pixel_scale),
@@ -220,13 +214,18 @@ def render_visit_detector(
     )
     defects.add_bad_columns(image, variance, mask, rng)
     defects.add_cosmic_rays(image, variance, mask, rng)
+    planes = MaskPlanes.afw_default()
+    fwhm_px = psf.fwhm / camera.pixel_scale
+    # DP1's visit images carry calibrateImage's DETECTED plane.
+    detected = calibration_detected(image, variance, mask, planes, fwhm_px)
+    mask[detected] |= np.int32(planes.value("DETECTED"))
     exposure = Exposure(
         image=image,
         variance=variance,
         mask=mask,
-        mask_planes=MaskPlanes.afw_default(),
+        mask_planes=planes,
         wcs=wcs,
-        psf=PsfInfo(fwhm=psf.fwhm / camera.pixel_scale, grid=result.psf_grid),
+        psf=PsfInfo(fwhm=fwhm_px, grid=result.psf_grid),
         photo_calib=PhotoCalib(njy_per_electron=njy_per_electron),
         observation=ObservationInfo(
             instrument=INSTRUMENT,
@@ -246,7 +245,7 @@ def render_visit_detector(
     )
     return RenderedVisit(
         exposure,
-        _truth_rows(injected, visit, detector, wcs, shape),
+        truth_rows(injected, visit, detector, wcs, shape),
         result.model,
     )
 
@@ -322,6 +321,11 @@ def render_template_patch(
     image[~covered] = np.nan
     variance[~covered] = np.nan
     mask[~covered] |= planes.value("NO_DATA")
+    # A coadd's mask ORs its inputs': DETECTED wherever a visit had it.
+    detected = calibration_detected(
+        image, variance, mask, planes, fwhm / geom.pixel_scale, n_inputs
+    )
+    mask[detected] |= np.int32(planes.value("DETECTED"))
     return Exposure(
         image=image,
         variance=variance,
@@ -366,100 +370,9 @@ def template_sources(
     sources
         The sources, as `render_template_patch` draws them.
     """
-    return _on_image(
-        _static_sources(sky, np.ones(len(sky), bool), sky.mean_flux(band)),
+    return on_image(
+        static_sources(sky, np.ones(len(sky), bool), sky.mean_flux(band)),
         wcs,
         shape,
         margin=256,
     )
-
-
-def _static_sources(
-    sky: StaticSky, keep: npt.NDArray[np.bool_], flux: npt.ArrayLike
-) -> SourceTable:
-    """Return the static sources selected by ``keep`` with fluxes."""
-    return SourceTable(
-        ra=sky.ra[keep],
-        dec=sky.dec[keep],
-        flux=np.asarray(flux, dtype=float),
-        is_galaxy=sky.is_galaxy[keep],
-        half_light_radius=sky.half_light_radius[keep],
-        sersic_n=sky.sersic_n[keep],
-        g1=sky.g1[keep],
-        g2=sky.g2[keep],
-    )
-
-
-def _on_image(
-    sources: SourceTable, wcs: WCS, shape: tuple[int, int], margin: int
-) -> SourceTable:
-    """Keep the sources within ``margin`` pixels of an image."""
-    return sources.take(_within(wcs, shape, sources.ra, sources.dec, margin))
-
-
-def _within(
-    wcs: WCS,
-    shape: tuple[int, int],
-    ra: npt.NDArray[np.float64],
-    dec: npt.NDArray[np.float64],
-    margin: float,
-) -> npt.NDArray[np.bool_]:
-    """Say which sky positions fall within ``margin`` px of an array."""
-    height, width = shape
-    # A cheap angular cut first: the SIP inverse is iterative.
-    centre = wcs.pixel_to_world_values((width - 1) / 2, (height - 1) / 2)
-    scale = float(np.max(proj_plane_pixel_scales(wcs)))
-    radius = (np.hypot(width, height) / 2 + margin) * scale * 1.5
-    cos_dec = math.cos(math.radians(float(centre[1])))
-    dra = ((ra - float(centre[0]) + 180.0) % 360.0 - 180.0) * cos_dec
-    near = np.hypot(dra, dec - float(centre[1])) < radius
-    keep = np.zeros(len(ra), dtype=bool)
-    if near.any():
-        x, y = wcs.world_to_pixel_values(ra[near], dec[near])
-        inside = (
-            (x > -margin)
-            & (x < width - 1 + margin)
-            & (y > -margin)
-            & (y < height - 1 + margin)
-        )
-        keep[np.flatnonzero(near)[inside]] = True
-    return keep
-
-
-def _truth_rows(
-    injected: Injected,
-    visit: Visit,
-    detector: int,
-    wcs: WCS,
-    shape: tuple[int, int],
-) -> list[tuple[object, ...]]:
-    """Return the truth rows of injections whose centres are on the image."""
-    on = _within(wcs, shape, injected.ra, injected.dec, margin=0)
-    if not on.any():
-        return []
-    x, y = wcs.world_to_pixel_values(injected.ra[on], injected.dec[on])
-    return [
-        (
-            visit.visit,
-            detector,
-            int(sid),
-            str(kind),
-            float(ra),
-            float(dec),
-            float(px),
-            float(py),
-            float(flux),
-            float(tflux),
-        )
-        for sid, kind, ra, dec, px, py, flux, tflux in zip(
-            injected.source_id[on],
-            injected.kind[on],
-            injected.ra[on],
-            injected.dec[on],
-            x,
-            y,
-            injected.flux[on],
-            injected.template_flux[on],
-            strict=True,
-        )
-    ]

@@ -92,3 +92,14 @@ def test_counters(control_redis: redis.Redis) -> None:
     other = JobStore(control_redis)
     assert other.counter("recomputes") == 5
     assert control_redis.get("recreate:counter:recomputes") == b"5"
+
+
+def test_ids_lists_one_kind_of_job(control_redis: redis.Redis) -> None:
+    store = JobStore(control_redis)
+    for job_id in ("soda-1", "soda-2", "stamps-1", "soda*x"):
+        store.create(job_id, {})
+    store.incr("soda-counter")
+    assert store.ids("soda-") == ["soda-1", "soda-2"]
+    # Glob characters in a prefix are taken literally.
+    assert store.ids("soda*") == ["soda*x"]
+    assert store.ids("none-") == []

@@ -126,6 +126,24 @@ def test_visits_carry_defects(butler):
     assert all(n > 0 for n in counts.values()), counts
 
 
+def test_inputs_carry_dp1s_detection_planes(butler):
+    # calibrateImage's DETECTED (positive only) on visit images; the OR
+    # of the inputs' DETECTED on template coadds.
+    for dataset_type in ("visit_image", "template_coadd"):
+        ref = butler.query_datasets(dataset_type, limit=1)[0]
+        exposure = _read(butler, ref)
+        planes = exposure.mask_planes
+        detected = (exposure.mask & planes.value("DETECTED")) != 0
+        assert 0.01 < detected.mean() < 0.6, dataset_type
+        assert not np.any(exposure.mask & planes.value("DETECTED_NEGATIVE"))
+        # Detected pixels are where the sources are; the rest is sky.
+        finite = np.isfinite(exposure.image)
+        sigma = np.median(np.sqrt(exposure.variance[finite]))
+        assert np.median(exposure.image[detected & finite]) > 0.5 * sigma
+        # (A template keeps faint sources no single visit detected.)
+        assert abs(np.median(exposure.image[~detected & finite])) < 0.2 * sigma
+
+
 def test_templates_are_deeper_sharper_and_no_data_outside(butler):
     visit_ref = butler.query_datasets("visit_image", limit=1)[0]
     visit = _read(butler, visit_ref)
@@ -201,5 +219,7 @@ def test_truth_matches_the_pixels(butler):
             ratios.append(flux / (row["flux"] * ap_frac))
             checked += 1
     assert checked >= 8, "too few bright isolated injections to check"
-    # Neighbours can add flux; the median must be within a few percent.
-    assert np.median(ratios) == pytest.approx(1.0, abs=0.03)
+    # Neighbours can add flux; the PSF grid's 41-px stamps, normalised to
+    # unit sum, miss a few percent of a Kolmogorov profile's wings, which
+    # makes ap_frac a little high: the median must be within 5 percent.
+    assert np.median(ratios) == pytest.approx(1.0, abs=0.05)

@@ -57,6 +57,21 @@ def test_the_fits_file_carries_the_recipe(http, full_key, ci_repo):
     )
 
 
+def test_a_named_recipe_is_its_own_product(http, full_key):
+    default = diffim(http, full_key)
+    assert default.headers["x-recreate-recipe"] == "dp1"
+    dp2 = http.get(
+        f"/api/v1/diffims/{full_key[0]}/{full_key[1]}",
+        params={"recipe": "dp2"},
+    )
+    assert dp2.status_code == 200, dp2.text
+    assert dp2.headers["x-recreate-recipe"] == "dp2"
+    assert dp2.headers["x-cache"] == "miss"
+    assert dp2.headers["etag"] != default.headers["etag"]
+    with fits.open(io.BytesIO(dp2.content)) as hdulist:
+        assert hdulist[0].header["RECREATE RECIPE"] == "dp2"
+
+
 def test_service_pixels_equal_a_local_recreation(http, full_key, ci_repo):
     response = diffim(http, full_key)
     local = recreate_from_butler(open_butler(str(ci_repo.root)), *full_key)
@@ -147,6 +162,14 @@ BAD_INPUTS = [
         422,
         "invalid_parameter",
         ["query", "stretch"],
+    ),
+    (
+        "{visit}",
+        "{detector}",
+        {"recipe": "dp9"},
+        422,
+        "invalid_parameter",
+        ["query", "recipe"],
     ),
     (
         "{visit}",

@@ -8,6 +8,7 @@ import time
 from cache import CacheStores, ResilientCache
 from recreate.butler import DatasetHandle, DiffimInputs
 from recreate.formats import get_format
+from recreate.pipeline.recipes import DP1
 from workers.jobs import JobBook
 from workers.models import TaskSpec
 
@@ -19,7 +20,7 @@ def _spec(visit: int) -> TaskSpec:
     inputs = DiffimInputs("LSSTComCam", visit, 4, "r", "r_03", 1, handle)
     recipe = {"inputs": [], "config_hash": "c", "code_version": "v"}
     return TaskSpec(
-        inputs, get_format("dp1"), recipe, "r", f"key-{visit}", "cache"
+        inputs, get_format("dp1"), recipe, DP1, "r", f"key-{visit}", "cache"
     )
 
 

@@ -84,7 +84,9 @@ from recreate.io.lsst_images.model import (
 from recreate.io.lsst_images.write import (
     difference_image_bytes,
     to_difference_image,
+    to_visit_image,
     write_lsst_images,
+    write_visit_image,
 )
 
 __all__ = [
@@ -106,5 +108,7 @@ __all__ = [
     "difference_image_bytes",
     "lsst_mask_plane",
     "to_difference_image",
+    "to_visit_image",
     "write_lsst_images",
+    "write_visit_image",
 ]

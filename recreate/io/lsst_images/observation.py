@@ -22,7 +22,7 @@ from lsst.images.serialization import MetadataValue
 
 from recreate.errors import FormatError
 from recreate.exposure import ObservationInfo, PhotoCalib
-from recreate.io.dp1 import UNIT_KEY
+from recreate.io.headers import UNIT_KEY
 from recreate.io.lsst_images.detector import comcam_detector_name
 from recreate.io.metadata import plain_value
 

@@ -6,10 +6,11 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lsst.images as li
 import lsst.images.fits
+from lsst.images.fits import FitsCompressionOptions
 
 from recreate.errors import FormatError
 from recreate.exposure import Exposure, ObservationInfo, PsfInfo
@@ -23,6 +24,7 @@ from recreate.io.lsst_images.detector import (
     _check_on_detector,
     _comcam_detector,
 )
+from recreate.io.lsst_images.lossy16 import lossy16_options, lossy16_settings
 from recreate.io.lsst_images.mask import _to_mask
 from recreate.io.lsst_images.model import KernelModel, TemplateProvenance
 from recreate.io.lsst_images.observation import (
@@ -67,6 +69,36 @@ def to_difference_image(
         that no plane names, its unit or metadata cannot be represented,
         or a template does not overlap it.
     """
+    parts = _visit_parts(exposure)
+    bbox = parts["bounds"]
+    return li.DifferenceImage(
+        **parts,
+        kernel=_to_kernel(kernel, exposure.xy0),
+        templates=[
+            info
+            for template in templates
+            if (info := _template_info(template, bbox, exposure.xy0))
+            is not None
+        ],
+    )
+
+
+def to_visit_image(exposure: Exposure) -> li.VisitImage:
+    """Build the ``lsst.images`` visit image of an exposure (DP2's type).
+
+    The components are made as for `to_difference_image` (package
+    notes): a PSF grid is not carried, only a Gaussian of the FWHM.
+
+    Raises
+    ------
+    FormatError
+        As for `to_difference_image`.
+    """
+    return li.VisitImage(**_visit_parts(exposure))
+
+
+def _visit_parts(exposure: Exposure) -> dict[str, Any]:
+    """Return the components a VisitImage and a DifferenceImage share."""
     wcs, psf, observation = _require_parts(exposure)
     bbox = _image_box(exposure)
     detector = _comcam_detector(observation)
@@ -79,28 +111,21 @@ def to_difference_image(
         x0=exposure.xy0[0],
         y0=exposure.xy0[1],
     )
-    return li.DifferenceImage(
-        li.Image(exposure.image, bbox=bbox, unit=unit),
-        mask=_to_mask(exposure.mask, exposure.mask_planes, bbox),
-        variance=li.Image(exposure.variance, bbox=bbox, unit=unit**2),
-        sky_projection=projection,
-        bounds=bbox,
-        obs_info=_to_obs_info(observation),
-        photometric_scaling=_photometric_scaling(
+    return {
+        "image": li.Image(exposure.image, bbox=bbox, unit=unit),
+        "mask": _to_mask(exposure.mask, exposure.mask_planes, bbox),
+        "variance": li.Image(exposure.variance, bbox=bbox, unit=unit**2),
+        "sky_projection": projection,
+        "bounds": bbox,
+        "obs_info": _to_obs_info(observation),
+        "photometric_scaling": _photometric_scaling(
             exposure.photo_calib, unit, bbox
         ),
-        psf=_gaussian_psf(psf, bbox),
-        detector=detector,
-        band=observation.band,
-        kernel=_to_kernel(kernel, exposure.xy0),
-        templates=[
-            info
-            for template in templates
-            if (info := _template_info(template, bbox, exposure.xy0))
-            is not None
-        ],
-        metadata=metadata,
-    )
+        "psf": _gaussian_psf(psf, bbox),
+        "detector": detector,
+        "band": observation.band,
+        "metadata": metadata,
+    }
 
 
 def write_lsst_images(
@@ -110,6 +135,7 @@ def write_lsst_images(
     path: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    lossy16: bool = False,
 ) -> None:
     """Write a difference image as an ``lsst.images`` FITS file, atomically.
 
@@ -126,6 +152,9 @@ def write_lsst_images(
         The file to write.
     overwrite
         Replace an existing file when true.
+    lossy16
+        Quantise the image and variance as DP2's ``lossy16`` write
+        recipe does (`recreate.io.lsst_images.lossy16`); else lossless.
 
     Raises
     ------
@@ -134,19 +163,44 @@ def write_lsst_images(
     FileNotFoundError
         If the directory of ``path`` does not exist.
     FormatError
-        As for `to_difference_image`.
+        As for `to_difference_image`; with ``lossy16``, if the exposure
+        has no data ID for the dither seed.
     """
+    options = _compression(exposure, lossy16=lossy16)
     with atomic_destination(path, overwrite=overwrite) as temp:
         image = to_difference_image(exposure, kernel, templates)
         # lsst.images creates the file itself (it refuses an existing
         # one) and reopens it by name to patch the primary header.
-        lsst.images.fits.write(image, temp)
+        lsst.images.fits.write(image, temp, compression_options=options)
+
+
+def write_visit_image(
+    exposure: Exposure,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Write a visit image as an ``lsst.images`` VisitImage, atomically.
+
+    Lossless (GZIP_2), as ``lsst.images`` writes by default.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    FormatError
+        As for `to_visit_image`.
+    """
+    with atomic_destination(path, overwrite=overwrite) as temp:
+        lsst.images.fits.write(to_visit_image(exposure), temp)
 
 
 def difference_image_bytes(
     exposure: Exposure,
     kernel: KernelModel,
     templates: Sequence[TemplateProvenance],
+    *,
+    lossy16: bool = False,
 ) -> bytes:
     """Return the content of the file `write_lsst_images` writes.
 
@@ -157,8 +211,8 @@ def difference_image_bytes(
 
     Parameters
     ----------
-    exposure, kernel, templates
-        As for `to_difference_image`.
+    exposure, kernel, templates, lossy16
+        As for `write_lsst_images`.
 
     Returns
     -------
@@ -168,13 +222,23 @@ def difference_image_bytes(
     Raises
     ------
     FormatError
-        As for `to_difference_image`.
+        As for `write_lsst_images`.
     """
+    options = _compression(exposure, lossy16=lossy16)
     image = to_difference_image(exposure, kernel, templates)
     with tempfile.TemporaryDirectory(prefix="recreate-lsst-images-") as tmp:
         path = Path(tmp) / "difference_image.fits"
-        lsst.images.fits.write(image, path)
+        lsst.images.fits.write(image, path, compression_options=options)
         return path.read_bytes()
+
+
+def _compression(
+    exposure: Exposure, *, lossy16: bool
+) -> dict[str, FitsCompressionOptions | None] | None:
+    """Return lossy16's options, or None for the lossless default."""
+    if not lossy16:
+        return None
+    return lossy16_options(lossy16_settings(exposure), exposure.shape[1])
 
 
 def _require_parts(

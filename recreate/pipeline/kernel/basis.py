@@ -14,6 +14,16 @@ after DM-47642, which shares the convolution and deconvolution rules):
 ``alardMinSigDeconv`` (0.4 px); the widths are ``[sK/2, sK, 2 sK]`` when
 ``sK/2`` is above that floor and ``[sK, 2 sK, 4 sK]`` otherwise. The kernel
 side is ``int(6 * largest sigma)``, made odd and clipped to [21, 35].
+
+The PSF sizes are what v29's (and v30.0.x's) ``getPsfFwhm`` reports:
+``2 ln(2 sqrt 2) = 2.0794`` times the PSF's trace radius, where a true
+FWHM is 2.3548 times it, and ``makeKernelBasisList`` divides that by
+2.3548. So every width, and the side before rounding and clipping, is
+0.883 times what the true PSF widths give. It is a bug (fixed upstream
+only after DP2, together with the first-width rule, which changed to
+``max(minSig, sK/2)``); both releases have it, and so do both recipes
+here (`KernelConfig.psf_fwhm_per_sigma`). The trace radius is taken as
+``fwhm / 2.3548``, the Gaussian-equivalent width of the PSF's FWHM.
 """
 
 from __future__ import annotations
@@ -157,7 +167,8 @@ def make_basis(
     Returns
     -------
     basis
-        Widths scaled by the PSFs; ``config.sig_gauss`` when the two
+        Widths scaled by the PSFs as v29 scales them (0.883 times the
+        true widths, module notes); ``config.sig_gauss`` when the two
         FWHMs are equal.
 
     Raises
@@ -170,12 +181,24 @@ def make_basis(
         if not (math.isfinite(fwhm) and fwhm > 0.0):
             raise FormatError(f"{name} PSF FWHM must be positive, got {fwhm}")
     sigmas = basis_sigmas(
-        science_fwhm / SIGMA_TO_FWHM, template_fwhm / SIGMA_TO_FWHM, config
+        reported_fwhm(science_fwhm, config) / SIGMA_TO_FWHM,
+        reported_fwhm(template_fwhm, config) / SIGMA_TO_FWHM,
+        config,
     )
     size = kernel_size(sigmas[-1], config)
     return KernelBasis(
         size=size, sigmas=sigmas, degrees=tuple(config.deg_gauss)
     )
+
+
+def reported_fwhm(fwhm: float, config: KernelConfig) -> float:
+    """Return what ``getPsfFwhm`` reports for a PSF of this true FWHM.
+
+    ``config.psf_fwhm_per_sigma`` times the trace radius, taken as the
+    Gaussian-equivalent ``fwhm / 2.3548``: 0.883 times ``fwhm`` with
+    v29's factor (module notes).
+    """
+    return config.psf_fwhm_per_sigma * (fwhm / SIGMA_TO_FWHM)
 
 
 def basis_sigmas(

@@ -86,14 +86,21 @@ def _eigen_pseudo_solve(
 def condition_number(matrix: npt.NDArray[np.float64]) -> float:
     """Return the eigenvalue condition number ``max(e) / min(e)``.
 
-    As ip_diffim's EIGENVALUE type, this is signed: a negative or
-    infinite value means the matrix is (numerically) singular.
+    The matrices are normal matrices, symmetric and positive
+    semi-definite, so a condition number is never negative. ip_diffim's
+    EIGENVALUE type divides the signed extremes, and for a singular
+    matrix (more spatial terms than the candidates constrain) rounding
+    leaves a tiny negative smallest eigenvalue: it reports e.g.
+    ``-1.0e+20``, which is below any limit. A smallest eigenvalue at or
+    below rounding level of the largest means singular: +inf here.
     """
     values = np.linalg.eigvalsh(np.asarray(matrix, dtype=np.float64))
-    smallest = float(values.min())
-    if smallest == 0.0:
+    largest = float(np.abs(values).max()) if values.size else 0.0
+    smallest = float(values.min()) if values.size else 0.0
+    rounding = np.finfo(np.float64).eps * max(len(values), 1) * largest
+    if smallest <= rounding:
         return math.inf
-    return float(values.max()) / smallest
+    return largest / smallest
 
 
 def clipped_mean_std(values: npt.ArrayLike) -> tuple[float, float]:

@@ -141,7 +141,7 @@ def fit_kernel(
         check_condition_number=check_condition_number,
     )
     if raise_on_ill_conditioned and not (
-        0.0 < solution.condition_number <= config.max_spatial_condition_number
+        solution.condition_number <= config.max_spatial_condition_number
     ):
         raise ProcessingError(
             f"spatial kernel condition number {solution.condition_number:.3e}"

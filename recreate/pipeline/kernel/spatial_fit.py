@@ -22,6 +22,7 @@ warning, as in v29's ``_diagnostic``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -216,7 +217,14 @@ class SpatialSystem:
         )
         background = solution[self.size - self.n_bg_terms :].copy()
         conditioning = condition_number(self.matrix)
-        if not 0.0 < conditioning <= self.max_condition:
+        if math.isinf(conditioning):
+            _LOG.warning(
+                "spatial kernel solution is singular: %d candidates cannot "
+                "constrain its %d terms",
+                self.n_used,
+                self.size,
+            )
+        elif conditioning > self.max_condition:
             _LOG.warning(
                 "spatial kernel solution exceeds the condition number limit "
                 "(%.3e > %.3e)",

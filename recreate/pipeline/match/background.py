@@ -1,22 +1,28 @@
-"""The binned background ScaleVarianceTask subtracts, as afw computes it.
+"""The binned backgrounds of SubtractBackgroundTask, as afw computes them.
 
-The background is SubtractBackgroundTask's as ScaleVarianceTask
-configures it (binSize 32, useApprox False, REDUCE_INTERP_ORDER, the
-default statistic MEANCLIP and interpolation AKIMA_SPLINE), computed the
-way afw's BackgroundMI does:
+`binned_background` is SubtractBackgroundTask with ``useApprox`` off and
+REDUCE_INTERP_ORDER, configured by a `BackgroundConfig`: ScaleVariance's
+(bin 32, MEANCLIP, AKIMA_SPLINE), or v30's detectAndMeasure (bins 8 and
+40, MEDIAN, super-pixel filter) and GetTemplate variance (bin 32, MEDIAN,
+LINEAR, filter) backgrounds. It is computed the way afw's BackgroundMI
+does:
 
-* ``nx = width // binSize + 1`` bins across (likewise down), bin ``i``
-  ending at ``((i + 1) * width + nx // 2) // nx``, its centre at
+* ``nx = width // binSize + 1`` bins across (meas_algorithms v29), or
+  ``ceil(width / binSize)`` (v30), likewise down; bin ``i`` ends at
+  ``((i + 1) * width + nx // 2) // nx``, its centre at
   ``start + size / 2 - 0.5``;
-* each bin's value is the 3-sigma, 3-iteration clipped mean of its
-  unmasked finite pixels (NaN for an empty bin);
+* each bin's value is the 3-sigma, 3-iteration clipped mean (MEANCLIP)
+  or the median (afw's: the two middle values' mean for an even count)
+  of its unmasked finite pixels, NaN for an empty bin;
+* with ``doFilterSuperPixels`` (v30) empty bins take the median of the
+  grid and the grid is 3x3 median-filtered (scipy, reflecting edges);
 * each column of bins is interpolated along y over the non-NaN bins,
   then each image row along x over the columns that have a value, with
   an Akima spline (a natural cubic spline for 3-4 points, linear for 2,
-  constant for 1: REDUCE_INTERP_ORDER);
+  constant for 1: REDUCE_INTERP_ORDER), or piecewise linearly (LINEAR);
 * beyond the first and last bin centres the value is extrapolated
   quadratically from the end point's first and second derivatives, as
-  afw's Interpolate does.
+  afw's Interpolate does (linearly, for LINEAR).
 
 The per-pixel work is compiled with numba and repeats the arithmetic of
 the plain numpy/scipy formulation operation for operation: the bins'
@@ -28,14 +34,18 @@ rows, so no result depends on the thread count.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import numpy.typing as npt
 from scipy.interpolate import CubicHermiteSpline, CubicSpline, PPoly
+from scipy.ndimage import median_filter
 
 from recreate.numerics.arrays import native_float_plane
 from recreate.numerics.robust import clipped_means_by_row
 from recreate.numerics.row_blocks import run_row_blocks
+from recreate.pipeline.config import BackgroundConfig
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -49,12 +59,17 @@ _MIN_CUBIC = 3
 #: of the largest are the plain mean of their neighbours.
 _AKIMA_BREAK = 1e-9
 
+#: Curves interpolated together by the piecewise-linear style.
+_LINEAR_BLOCK = 64
+
 #: Fewest rows of bins worth a thread of their own.
 _MIN_BLOCK_BINS = 4
 
 
 def binned_background(
-    image: npt.NDArray[np.floating], good: BoolArray, bin_size: int
+    image: npt.NDArray[np.floating],
+    good: BoolArray,
+    config: BackgroundConfig,
 ) -> FloatArray:
     """Return afw's interpolated binned background (see module notes).
 
@@ -64,8 +79,8 @@ def binned_background(
         The image (float32 values are taken as their float64 value).
     good
         Pixels that may enter the bin statistics.
-    bin_size
-        Nominal bin side in pixels.
+    config
+        Bin size and count rule, statistic, interpolation and filter.
 
     Returns
     -------
@@ -74,22 +89,49 @@ def binned_background(
         bin has a value.
     """
     height, width = image.shape
-    rows = _bin_edges(height, height // bin_size + 1)
-    cols = _bin_edges(width, width // bin_size + 1)
-    grid = _bin_means(native_float_plane(image), good, rows, cols)
+    rows = _bin_edges(height, bin_count(height, config))
+    cols = _bin_edges(width, bin_count(width, config))
+    median = config.statistic == "MEDIAN"
+    grid = _bin_means(native_float_plane(image), good, rows, cols, median)
+    if config.filter_super_pixels:
+        grid = _filter_super_pixels(grid)
+    linear = config.interpolation == "LINEAR"
     y_nodes = _bin_centres(rows)
     x_nodes = _bin_centres(cols)
     # afw interpolates each column of bins in y first, then each row in x.
     kept = np.flatnonzero(np.any(np.isfinite(grid), axis=0))
     if len(kept) == 0:
         return np.zeros(image.shape)
-    by_column = _interpolate_columns(grid[:, kept], y_nodes, height)
+    by_column = _interpolate_columns(grid[:, kept], y_nodes, height, linear)
     x_out = np.arange(width, dtype=np.float64)
-    return _interpolate(x_nodes[kept], by_column, x_out, per_curve=False)
+    return _interpolate(
+        x_nodes[kept], by_column, x_out, per_curve=False, linear=linear
+    )
+
+
+def bin_count(length: int, config: BackgroundConfig) -> int:
+    """Return how many bins SubtractBackgroundTask lays along an axis."""
+    if config.bin_count == "ceil":
+        return math.ceil(length / config.bin_size)
+    return length // config.bin_size + 1
+
+
+def _filter_super_pixels(grid: FloatArray) -> FloatArray:
+    """Apply meas_algorithms' ``filterSuperPixels`` (3x3) to a bin grid.
+
+    Empty bins first take the median of the grid's values (scipy's
+    median filter cannot take NaN), then the grid is median-filtered
+    with reflecting edges.
+    """
+    out = np.array(grid, dtype=np.float64, copy=True)
+    empty = np.isnan(out)
+    if empty.any() and not empty.all():
+        out[empty] = np.nanmedian(out)
+    return np.asarray(median_filter(out, mode="reflect", size=3))
 
 
 def _interpolate_columns(
-    grid: FloatArray, nodes: FloatArray, length: int
+    grid: FloatArray, nodes: FloatArray, length: int, linear: bool
 ) -> FloatArray:
     """Interpolate each column of ``grid`` over its finite values.
 
@@ -109,7 +151,11 @@ def _interpolate_columns(
     for g, pattern in enumerate(patterns):
         columns = np.flatnonzero(group.ravel() == g)
         values = grid[np.ix_(pattern, columns)]
-        if np.count_nonzero(pattern) in range(_MIN_CUBIC, _MIN_AKIMA):
+        if linear:
+            curves[columns] = _interpolate(
+                nodes[pattern], values, at, per_curve=True, linear=True
+            )
+        elif np.count_nonzero(pattern) in range(_MIN_CUBIC, _MIN_AKIMA):
             # LAPACK solves several right-hand sides together: keep the
             # natural cubic splines apart to keep their bits.
             for k, column in enumerate(columns):
@@ -143,13 +189,14 @@ def _bin_means(
     good: BoolArray,
     rows: npt.NDArray[np.intp],
     cols: npt.NDArray[np.intp],
+    median: bool = False,
 ) -> FloatArray:
-    """Return the clipped mean of every bin, NaN for an empty one.
+    """Return the clipped mean (or median) of every bin, NaN if empty.
 
     For each row of bins, every bin's good pixels are gathered into one
     row of a NaN-padded array of shape ``(n_bin_columns,
     max_bin_pixels)``, sorted in place, and all the bins are clipped at
-    once.
+    once (or their middle values taken).
     """
     length = int(np.diff(rows).max()) * int(np.diff(cols).max())
     image = native_float_plane(image)
@@ -164,14 +211,42 @@ def _bin_means(
             top, bottom = int(rows[by]), int(rows[by + 1])
             _gather_bin_row(image, good, top, bottom, edges, values)
             values.sort(axis=1)
-            means[by] = clipped_means_by_row(values, presorted=True)
+            if median:
+                means[by] = _sorted_row_medians(values)
+            else:
+                means[by] = clipped_means_by_row(values, presorted=True)
 
     run_row_blocks(block, len(means), min_rows=_MIN_BLOCK_BINS)
     return means
 
 
+def _sorted_row_medians(values: FloatArray) -> FloatArray:
+    """Return afw's MEDIAN of each sorted, NaN-padded row (NaN if empty).
+
+    afw interpolates at index ``(n - 1) / 2``: ``w1 v[q] + w2 v[q + 1]``
+    with ``q = floor`` of it, the two weights 1 and 0 (odd ``n``) or
+    both 1/2 (even ``n``).
+    """
+    counts = np.count_nonzero(np.isfinite(values), axis=1)
+    out = np.full(len(values), np.nan)
+    has = counts > 0
+    index = 0.5 * (counts[has] - 1)
+    low = index.astype(np.int64)
+    high = np.minimum(low + 1, counts[has] - 1)
+    rows = np.flatnonzero(has)
+    w1 = (low + 1) - index
+    w2 = index - low
+    out[has] = w1 * values[rows, low] + w2 * values[rows, high]
+    return out
+
+
 def _interpolate(
-    nodes: FloatArray, values: FloatArray, at: FloatArray, *, per_curve: bool
+    nodes: FloatArray,
+    values: FloatArray,
+    at: FloatArray,
+    *,
+    per_curve: bool,
+    linear: bool = False,
 ) -> FloatArray:
     """Interpolate each column of ``values`` as afw does (module notes).
 
@@ -185,6 +260,8 @@ def _interpolate(
     count = len(nodes)
     if count == 1:
         return np.repeat(values[0][:, None], len(at), axis=1)
+    if linear and count > 2:
+        return _piecewise_linear(nodes, values, at)
     if count == 2:
         slope = (values[1] - values[0]) / (nodes[1] - nodes[0])
         return values[0][:, None] + np.multiply.outer(slope, at - nodes[0])
@@ -216,6 +293,28 @@ def _interpolate(
                 + np.multiply.outer(slope, step)
                 + 0.5 * np.multiply.outer(curve, step**2)
             )
+    return out
+
+
+def _piecewise_linear(
+    nodes: FloatArray, values: FloatArray, at: FloatArray
+) -> FloatArray:
+    """Interpolate each curve linearly (GSL's linear).
+
+    The end segments are extended beyond the end nodes; the result has
+    shape ``(n_curves, len(at))``. Curves are done a block at a time, so
+    the temporaries stay small on a full detector.
+    """
+    segment = np.clip(
+        np.searchsorted(nodes, at, side="right") - 1, 0, len(nodes) - 2
+    )
+    x_lo, x_hi = nodes[segment], nodes[segment + 1]
+    fraction = (at - x_lo) / (x_hi - x_lo)
+    out = np.empty((values.shape[1], len(at)))
+    for first in range(0, values.shape[1], _LINEAR_BLOCK):
+        block = values[:, first : first + _LINEAR_BLOCK]
+        y_lo, y_hi = block[segment].T, block[segment + 1].T
+        out[first : first + _LINEAR_BLOCK] = y_lo + fraction * (y_hi - y_lo)
     return out
 
 

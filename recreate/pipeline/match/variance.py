@@ -29,7 +29,7 @@ from recreate.exposure import MaskPlanes
 from recreate.numerics.arrays import native_float_plane, native_mask
 from recreate.numerics.order_stats import percentiles
 from recreate.numerics.row_blocks import run_row_blocks
-from recreate.pipeline.config import SubtractConfig
+from recreate.pipeline.config import BackgroundConfig, SubtractConfig
 from recreate.pipeline.match.background import binned_background
 
 FloatArray = npt.NDArray[np.float64]
@@ -81,7 +81,9 @@ def scale_variance(
     image = native_float_plane(image)
     var = native_float_plane(variance)
     good = _good_pixels(image, var, native_mask(mask), ignored)
-    background = binned_background(image, good, config.scale_variance_bin_size)
+    background = binned_background(
+        image, good, scale_variance_background(config)
+    )
     factor = pixel_factor(image, background, var, good)
     limit = config.scale_variance_limit
     if not (math.isfinite(factor) and factor > 0):
@@ -100,6 +102,18 @@ def scale_variance(
             )
     scaled = np.asarray(variance, dtype=np.float32) * np.float32(factor)
     return scaled.astype(np.float32, copy=False), factor
+
+
+def scale_variance_background(config: SubtractConfig) -> BackgroundConfig:
+    """Return the background ScaleVarianceTask subtracts.
+
+    Bin 32, MEANCLIP, AKIMA_SPLINE; the bin count of the recipe's
+    meas_algorithms version.
+    """
+    return BackgroundConfig(
+        bin_size=config.scale_variance_bin_size,
+        bin_count=config.scale_variance_bin_count,
+    )
 
 
 def pixel_factor(

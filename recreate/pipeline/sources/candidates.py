@@ -23,12 +23,19 @@ on the science image, which is what we always do:
    * isolated: one peak in the footprint (``parent == 0`` and
      ``deblend_nChild == 0``: not a blend); ``detect_isPrimary`` adds
      nothing on a single detector without deblending;
-   * unresolved: adaptive-moment size within 0.8-1.1 times the PSF's
+   * unresolved: ``base_ClassificationSizeExtendedness_value`` below
+     ``unresolved_max_extendedness`` (0.1), from adaptive moments
      (`recreate.pipeline.sources.unresolved`);
-   * no ``exclude_mask_planes`` bit at the centroid pixel
-     (``rint(x), rint(y)``) or its 8 neighbours, in the science mask or
-     the template mask (their OR, plane by plane by name); off-image
-     neighbours count as bad.
+   * ``mask_check == "centroid"`` (v29): no ``exclude_mask_planes`` bit
+     at the centroid pixel (``rint(x), rint(y)``) or its 8 neighbours,
+     in the science mask or the template mask (their OR, plane by plane
+     by name); off-image neighbours count as bad.
+     ``mask_check == "box"`` (v30, DP2): no such bit anywhere in the
+     ``2 * kernel_size + 1`` box around the source, checked in the
+     science mask and in the template mask separately, the box inside
+     the science bbox, shrunk by ``kernel_size`` when
+     ``restrict_edge_sources``. Both precede the trim, as in each
+     version.
 3. If more than ``max_sources`` pass, keep the highest S/N (ties: lower
    detection index first).
 4. MakeKernel's stamps: a square of side ``2 * kernel_size + 1`` centred
@@ -38,7 +45,11 @@ on the science image, which is what we always do:
    in either mask. v29 checks the science mask only; we also check the
    template's, whose remaining planes (after updateMasks) are NO_DATA
    and BAD, so that no stamp reaches template pixels with no data.
-5. Fewer than ``min_sources`` left is an error.
+5. Fewer than ``min_sources`` left: with ``fallback_selector`` (v30)
+   steps 2-4 run again without the isolation cut (v30's fallback
+   selector, applied to a fresh 10-sigma detection on the science image,
+   which is what step 1 already is); then, or without it, too few is an
+   error.
 """
 
 from __future__ import annotations
@@ -152,34 +163,23 @@ def select_kernel_candidates(
         exclude_planes=CANDIDATE_DETECTION_EXCLUDE,
         threshold_type="stdev",
     )
-    keep = (
-        (detections.snr > config.detection_threshold)
-        & (detections.snr < config.detection_threshold_max)
-        & (detections.n_peaks == 1)
-    )
-    keep &= _clean_centroids(
+    selection = _Selection(
+        science,
         detections,
-        (science.mask, science.mask_planes),
         (template_mask, template_planes),
         border,
-        config.exclude_mask_planes,
+        kernel_size,
+        science_fwhm,
+        config,
     )
-    rows = np.flatnonzero(keep)
-    rows = rows[unresolved(science, detections, rows, science_fwhm)]
-    rows = rows[np.lexsort((rows, -detections.snr[rows]))]
-    rows = rows[: config.max_sources]
+    rows = selection.select(isolated=True)
+    if len(rows) < config.min_sources and config.fallback_selector:
+        # v30: too few stars -> detect again and take the fallback
+        # selector (no isolation cut) on what that finds. Our stars
+        # always come from detection, so it is the same detections.
+        rows = selection.select(isolated=False)
     n_after_selection = len(rows)
-    rows = rows[
-        _stamps_usable(
-            detections.x[rows],
-            detections.y[rows],
-            (science.mask, science.mask_planes),
-            (template_mask, template_planes),
-            border,
-            kernel_size,
-            config.stamp_reference_mask_planes,
-        )
-    ]
+    rows = selection.usable_stamps(rows)
     if len(rows) < config.min_sources:
         raise ProcessingError(
             f"only {len(rows)} kernel candidates (need "
@@ -194,6 +194,82 @@ def select_kernel_candidates(
         n_detected=len(detections),
         n_after_selection=n_after_selection,
     )
+
+
+MaskAndPlanes = tuple[npt.NDArray[np.integer], MaskPlanes]
+
+
+@dataclass(frozen=True, eq=False)
+class _Selection:
+    """The selector's cuts on one set of detections (module notes)."""
+
+    science: Exposure
+    detections: Detections
+    template: MaskAndPlanes
+    border: int
+    kernel_size: int
+    science_fwhm: float
+    config: SourceConfig
+
+    @property
+    def masks(self) -> tuple[MaskAndPlanes, MaskAndPlanes]:
+        """The science, then the template mask with its planes."""
+        return (self.science.mask, self.science.mask_planes), self.template
+
+    def select(self, *, isolated: bool) -> npt.NDArray[np.intp]:
+        """Return the rows the selector keeps, highest S/N first.
+
+        Steps 2 and 3 of the module notes; ``isolated`` applies the
+        isolation (single-peak) cut: the main selector does, v30's
+        fallback selector does not.
+        """
+        detections, config = self.detections, self.config
+        keep = (detections.snr > config.detection_threshold) & (
+            detections.snr < config.detection_threshold_max
+        )
+        if isolated:
+            keep &= detections.n_peaks == 1
+        if config.mask_check == "box":
+            keep &= _clean_boxes(
+                detections,
+                self.masks,
+                self.border,
+                self.kernel_size,
+                config,
+            )
+        else:
+            keep &= _clean_centroids(
+                detections,
+                *self.masks,
+                self.border,
+                config.exclude_mask_planes,
+            )
+        rows = np.flatnonzero(keep)
+        rows = rows[
+            unresolved(
+                self.science,
+                detections,
+                rows,
+                self.science_fwhm,
+                config.unresolved_max_extendedness,
+            )
+        ]
+        rows = rows[np.lexsort((rows, -detections.snr[rows]))]
+        return rows[: config.max_sources]
+
+    def usable_stamps(
+        self, rows: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.intp]:
+        """Return the rows whose MakeKernel stamps are usable (step 4)."""
+        usable = _stamps_usable(
+            self.detections.x[rows],
+            self.detections.y[rows],
+            *self.masks,
+            self.border,
+            self.kernel_size,
+            self.config.stamp_reference_mask_planes,
+        )
+        return rows[usable]
 
 
 def _clean_centroids(
@@ -218,6 +294,49 @@ def _clean_centroids(
                     np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)
                 ]
                 clean &= inside & ((values & bits) == 0)
+    return clean
+
+
+def _clean_boxes(
+    detections: Detections,
+    masks: tuple[MaskAndPlanes, MaskAndPlanes],
+    border: int,
+    kernel_size: int,
+    config: SourceConfig,
+) -> npt.NDArray[np.bool_]:
+    """Say which kernel boxes are clean in each mask (v30 ``checkMask``).
+
+    The box is the ``2 k + 1`` square v30 gives each source
+    (``setSourceFootprints``), centred as MakeKernel's stamps are. It
+    must lie inside the science bbox, shrunk by ``k`` when
+    ``restrict_edge_sources``, and hold no ``exclude_mask_planes`` bit
+    in the science mask, nor (separately) in the template mask over the
+    same science-frame box.
+    """
+    k = kernel_size
+    cx = np.floor(detections.x + 0.5).astype(np.int64)
+    cy = np.floor(detections.y + 0.5).astype(np.int64)
+    (science_mask, _), _ = masks
+    height, width = science_mask.shape
+    inset = k if config.restrict_edge_sources else 0
+    x0, y0 = cx - k, cy - k
+    x1, y1 = x0 + 2 * k + 1, y0 + 2 * k + 1
+    clean = (
+        (x0 >= inset)
+        & (y0 >= inset)
+        & (x1 <= width - inset)
+        & (y1 <= height - inset)
+    )
+    for (mask, mask_planes), offset in zip(masks, (0, border), strict=True):
+        bits = mask_planes.value_of_present(config.exclude_mask_planes)
+        if not bits:
+            continue
+        for i in np.flatnonzero(clean):
+            box = mask[
+                y0[i] + offset : y1[i] + offset,
+                x0[i] + offset : x1[i] + offset,
+            ]
+            clean[i] = not np.any(box & bits)
     return clean
 
 

@@ -61,6 +61,11 @@ class AdaptiveMoments:
         with np.errstate(invalid="ignore"):
             return np.where(self.ok, np.sqrt(np.sqrt(det)), np.nan)
 
+    @property
+    def trace(self) -> FloatArray:
+        """``ixx + iyy`` in pixels^2, NaN where not ok."""
+        return np.where(self.ok, self.ixx + self.iyy, np.nan)
+
 
 def adaptive_moments(stamps: StampStack, sigma0: float) -> AdaptiveMoments:
     """Return adaptive second moments, as SdssShape / HSM iterate them.

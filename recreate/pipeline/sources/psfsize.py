@@ -86,6 +86,8 @@ class StarSample:
         Adaptive centroid offsets from the stamp centres.
     radius
         Adaptive-moment determinant radius in pixels (NaN if failed).
+    trace
+        Adaptive-moment ``ixx + iyy`` in pixels^2 (NaN if failed).
     """
 
     stamps: StampStack
@@ -93,6 +95,7 @@ class StarSample:
     dx: FloatArray
     dy: FloatArray
     radius: FloatArray
+    trace: FloatArray
 
 
 def measure_psf_fwhm(
@@ -183,6 +186,7 @@ def star_sample(
         dx=moments.dx,
         dy=moments.dy,
         radius=moments.radius,
+        trace=moments.trace,
     )
 
 

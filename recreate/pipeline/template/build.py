@@ -52,6 +52,7 @@ from recreate.exposure import (
     PsfInfo,
 )
 from recreate.pipeline.config import TemplateConfig
+from recreate.pipeline.template.high_variance import mark_high_variance
 from recreate.pipeline.template.lanczos import LANCZOS_ORDER
 from recreate.pipeline.template.patches import (
     _check_consistent,
@@ -163,7 +164,14 @@ def build_template(
     if not warped:
         raise NoOverlapError(_coverage_message(0.0, science, config))
     merged = merge_warped(warped, no_data)
-    coverage = _coverage(merged.mask, config.border, no_data)
+    if config.high_variance is not None:
+        flagged, planes = mark_high_variance(
+            merged.variance, merged.mask, planes, config.high_variance
+        )
+        merged = Planes(merged.image, merged.variance, flagged)
+    coverage = _coverage(
+        merged.mask, config.border, no_data, _science_no_data(science, config)
+    )
     warnings = _check_coverage(coverage, science, config)
     psf_fwhm = _psf_fwhm(used, contributed, science)
     exposure = _template_exposure(
@@ -195,14 +203,40 @@ def _who(science: Exposure) -> str:
     return "the science image"
 
 
-def _coverage(mask: npt.NDArray[np.int32], border: int, no_data: int) -> float:
-    """Return the fraction of the science box (no border) with data."""
+def _coverage(
+    mask: npt.NDArray[np.int32],
+    border: int,
+    no_data: int,
+    science_no_data: npt.NDArray[np.bool_] | None = None,
+) -> float:
+    """Return the fraction of the science box (no border) with data.
+
+    With ``science_no_data`` (v30), a pixel the science image has no
+    data for counts as uncovered too.
+    """
     height, width = mask.shape
     inner = mask[border : height - border, border : width - border]
     if inner.size == 0:
         return 0.0
-    missing = count_flagged(inner, no_data)
+    if science_no_data is None:
+        missing = count_flagged(inner, no_data)
+    else:
+        missing = int(
+            np.count_nonzero(((inner & no_data) != 0) | science_no_data)
+        )
     return float(1.0 - missing / inner.size)
+
+
+def _science_no_data(
+    science: Exposure, config: TemplateConfig
+) -> npt.NDArray[np.bool_] | None:
+    """Return the science NO_DATA pixels if the coverage counts them."""
+    if not config.coverage_counts_science_no_data:
+        return None
+    planes = science.mask_planes
+    if "NO_DATA" not in planes:
+        return np.zeros(science.shape, dtype=np.bool_)
+    return (science.mask & np.int32(planes.value("NO_DATA"))) != 0
 
 
 def _coverage_message(

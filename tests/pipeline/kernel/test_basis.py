@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,10 +17,32 @@ from recreate.pipeline.kernel.basis import (
 from recreate.pipeline.kernel.spatial import spatial_terms
 
 CONFIG = KernelConfig()
+#: The rules alone, without v29's getPsfFwhm factor (the upstream fix).
+TRUE_FWHM = replace(CONFIG, psf_fwhm_per_sigma=SIGMA_TO_FWHM)
 
 
 def _fwhm(sigma):
     return sigma * SIGMA_TO_FWHM
+
+
+def _v29_basis(science_sigma, template_sigma):
+    """ip_diffim v29's widths and size, step by step from its formulas.
+
+    getPsfFwhm: 2 ln(2 sqrt 2) * trace radius; makeKernelBasisList:
+    / (2 sqrt(2 ln 2)); _calculateBasisSigmas; int(6 sigma) made odd and
+    clipped to [21, 35].
+    """
+    fwhm_s = 2 * math.log(2 * math.sqrt(2)) * science_sigma
+    fwhm_t = 2 * math.log(2 * math.sqrt(2)) * template_sigma
+    ref = fwhm_s / (2 * math.sqrt(2 * math.log(2)))
+    tgt = fwhm_t / (2 * math.sqrt(2 * math.log(2)))
+    min_sig = 0.7 if ref > tgt else 0.4
+    k = max(math.sqrt(abs(ref**2 - tgt**2)), min_sig)
+    first = k / 2 if k / 2 > min_sig else k
+    sigmas = (first, 2 * first, 4 * first)
+    size = int(6 * sigmas[-1])
+    size += 0 if size % 2 else 1
+    return sigmas, min(35, max(size, 21))
 
 
 def test_basis_has_27_images_with_unit_and_zero_sums():
@@ -84,17 +107,52 @@ def test_basis_is_cached_read_only_and_deterministic():
     ],
 )
 def test_sigma_and_size_rules(science, template, sigmas, size):
-    basis = make_basis(_fwhm(science), _fwhm(template), CONFIG)
+    basis = make_basis(_fwhm(science), _fwhm(template), TRUE_FWHM)
     np.testing.assert_allclose(basis.sigmas, sigmas, rtol=2e-4)
     assert basis.size == size
     assert basis.degrees == (4, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("science", "template", "sigmas", "size"),
+    [
+        # Science broader: 0.883 x (sK/2, sK, 2 sK) = (0.7648, ...); the
+        # true widths (0.866, ...) would give the same clipped 21.
+        (2.0, 1.0, (0.76475, 1.52950, 3.05900), 21),
+        # Template much broader: 29 px where the true widths give 33.
+        (1.0, 3.0, (1.24883, 2.49766, 4.99533), 29),
+        # DP1's tutorial PSFs: sK = 0.4596 is above the 0.4 floor, so the
+        # widths start there (0.52 with the true widths).
+        (1.90, 1.97, (0.45961, 0.91923, 1.83846), 21),
+        # On the clip: int(6 x 8.652) = 51 -> 35.
+        (5.0, 1.0, (2.16304, 4.32608, 8.65216), 35),
+        # At the clip: int(6 x 5.924) = 35 (true widths: 40 -> 35); and
+        # just under it: int(6 x 5.554) = 33 (true widths: 37 -> 35).
+        (3.5, 1.0, (1.48093, 2.96186, 5.92373), 35),
+        (3.3, 1.0, (1.38854, 2.77707, 5.55414), 33),
+    ],
+)
+def test_basis_reproduces_v29_getpsffwhm_factor(
+    science, template, sigmas, size
+):
+    # v29 (and v30.0.x) report 2 ln(2 sqrt 2) sigma as the FWHM and
+    # makeKernelBasisList divides by 2.3548: every width is 0.883 x.
+    assert CONFIG.psf_fwhm_per_sigma == pytest.approx(2.0794415416798357)
+    expected_sigmas, expected_size = _v29_basis(science, template)
+    np.testing.assert_allclose(expected_sigmas, sigmas, rtol=2e-5)
+    assert expected_size == size
+    basis = make_basis(_fwhm(science), _fwhm(template), CONFIG)
+    np.testing.assert_allclose(basis.sigmas, sigmas, rtol=2e-5)
+    assert basis.size == size
+    true_widths = make_basis(_fwhm(science), _fwhm(template), TRUE_FWHM)
+    assert basis.sigmas[0] < true_widths.sigmas[0]
 
 
 def test_kernel_size_is_made_odd():
     # Largest sigma 3.7 px: int(6 * 3.7) = 22, made 23.
     sigmas = basis_sigmas(math.hypot(1.0, 1.85), 1.0, CONFIG)
     assert sigmas[2] == pytest.approx(3.7)
-    basis = make_basis(_fwhm(math.hypot(1.0, 1.85)), _fwhm(1.0), CONFIG)
+    basis = make_basis(_fwhm(math.hypot(1.0, 1.85)), _fwhm(1.0), TRUE_FWHM)
     assert basis.size == 23
     for science in np.linspace(1.0, 6.0, 26):
         size = make_basis(_fwhm(science), _fwhm(0.9), CONFIG).size

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from scipy.interpolate import Akima1DInterpolator, CubicSpline
 
 from recreate.errors import ProcessingError
 from recreate.exposure import MaskPlanes
@@ -20,7 +18,7 @@ from recreate.numerics.robust import (
     clipped_means_by_row,
     pairwise_sum,
 )
-from recreate.pipeline.config import SubtractConfig
+from recreate.pipeline.config import BackgroundConfig, SubtractConfig
 from recreate.pipeline.match.background import binned_background
 from recreate.pipeline.match.variance import scale_variance
 from recreate.pipeline.sources.detection import set_detection_planes
@@ -28,6 +26,7 @@ from tests.pipeline.scenes import field
 
 PLANES = MaskPlanes.afw_default()
 CONFIG = SubtractConfig()
+BG32 = BackgroundConfig(bin_size=32)
 NOISE = 10.0
 
 
@@ -152,39 +151,6 @@ def test_mismatched_shapes_raise():
         scale_variance(image, variance[:30], mask, PLANES, CONFIG)
 
 
-def test_background_reproduces_a_plane_everywhere():
-    # Akima splines and afw's endpoint extrapolation are exact for a
-    # linear function, including beyond the outer bin centres.
-    yy, xx = np.mgrid[0:150, 0:170].astype(float)
-    plane = 5.0 + 0.25 * xx - 0.4 * yy
-    good = np.ones(plane.shape, dtype=bool)
-    background = binned_background(plane, good, 32)
-    assert np.allclose(background, plane, atol=1e-9)
-
-
-def test_background_follows_a_smooth_surface_with_few_bins():
-    # 2-4 bins per axis: linear and natural-cubic interpolation.
-    for shape in ((40, 70), (80, 110)):
-        yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
-        plane = 3.0 + 0.1 * xx + 0.05 * yy
-        good = np.ones(shape, dtype=bool)
-        assert np.allclose(binned_background(plane, good, 32), plane)
-
-
-def test_background_ignores_bad_pixels_and_empty_bins():
-    image = np.full((128, 128), 100.0)
-    good = np.ones(image.shape, dtype=bool)
-    image[40:60, 40:60] = 1e9
-    good[40:60, 40:60] = False
-    # afw's bins for 128 px and binSize 32: 5 bins ending at 26, 51, 77,
-    # 102, 128. Empty the corner bin and a whole column of bins.
-    good[0:26, 102:128] = False
-    good[:, 0:26] = False
-    background = binned_background(image, good, 32)
-    assert np.allclose(background, 100.0)
-    assert not np.any(binned_background(image, good & False, 32))
-
-
 def test_clipped_statistics_reject_outliers():
     rng = np.random.default_rng(3)
     values = rng.normal(10.0, 2.0, 5000)
@@ -278,77 +244,6 @@ def reference_row_means(rows):
         center = np.where(n_kept >= 2, mean, center)
         width = np.where(n_kept >= 2, 3.0 * np.sqrt(var), width)
     return np.where(counts > 0, median + center, np.nan)
-
-
-def reference_interpolate(nodes, values, at):
-    # One scipy spline over all the columns of ``values``; shape
-    # (len(at), n_curves) for 2-D values.
-    count = len(nodes)
-    if count == 1:
-        return np.broadcast_to(values[0], (len(at), *values.shape[1:])).copy()
-    if count == 2:
-        slope = (values[1] - values[0]) / (nodes[1] - nodes[0])
-        return values[0] + np.multiply.outer(at - nodes[0], slope)
-    if count >= 5:
-        spline = Akima1DInterpolator(nodes, values, axis=0)
-    else:
-        spline = CubicSpline(nodes, values, axis=0, bc_type="natural")
-    inside = (at >= nodes[0]) & (at <= nodes[-1])
-    out = np.empty((len(at), *values.shape[1:]))
-    out[inside] = spline(at[inside])
-    for end, beyond in (
-        (nodes[0], at < nodes[0]),
-        (nodes[-1], at > nodes[-1]),
-    ):
-        if np.any(beyond):
-            step = at[beyond] - end
-            value, slope, curve = (spline(end, nu) for nu in (0, 1, 2))
-            out[beyond] = (
-                value
-                + np.multiply.outer(step, slope)
-                + 0.5 * np.multiply.outer(step**2, curve)
-            )
-    return out
-
-
-def reference_background(image, good, bin_size):
-    height, width = image.shape
-
-    def edges(length):
-        count = length // bin_size + 1
-        ends = [
-            min(((i + 1) * length + count // 2) // count, length)
-            for i in range(count)
-        ]
-        return np.array([0, *ends])
-
-    rows, cols = edges(height), edges(width)
-    data = np.where(good, image.astype(np.float64), np.nan)
-    size = np.diff(rows).max() * np.diff(cols).max()
-    bins = np.full(((len(rows) - 1) * (len(cols) - 1), size), np.nan)
-    for k, ((r0, r1), (c0, c1)) in enumerate(
-        itertools.product(itertools.pairwise(rows), itertools.pairwise(cols))
-    ):
-        block = data[r0:r1, c0:c1].ravel()
-        bins[k, : block.size] = block
-    grid = reference_row_means(bins).reshape(len(rows) - 1, len(cols) - 1)
-    y_nodes = rows[:-1] + 0.5 * np.diff(rows) - 0.5
-    x_nodes = cols[:-1] + 0.5 * np.diff(cols) - 0.5
-    y_out = np.arange(height, dtype=np.float64)
-    columns, kept_x = [], []
-    for j in range(grid.shape[1]):
-        finite = np.isfinite(grid[:, j])
-        if np.any(finite):
-            columns.append(
-                reference_interpolate(y_nodes[finite], grid[finite, j], y_out)
-            )
-            kept_x.append(x_nodes[j])
-    if not columns:
-        return np.zeros(image.shape)
-    x_out = np.arange(width, dtype=np.float64)
-    return reference_interpolate(
-        np.asarray(kept_x), np.stack(columns), x_out
-    ).T
 
 
 def test_percentiles_match_numpy_bit_for_bit():
@@ -446,39 +341,6 @@ def test_row_clipped_means_match_the_numpy_formulation():
     )
 
 
-@pytest.mark.parametrize(
-    "shape", [(10, 10), (40, 70), (80, 110), (128, 128), (33, 400), (300, 37)]
-)
-def test_background_matches_the_scipy_formulation(shape):
-    # Per-column splines in y, then one Akima spline over all rows in x,
-    # as the scipy calls do; empty bins and a whole empty column too.
-    rng = np.random.default_rng(shape[0] * shape[1])
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    image = rng.normal(100.0, 10.0, shape) + 0.3 * xx + 20 * np.sin(yy / 40)
-    good = rng.random(shape) > 0.05
-    good[: shape[0] // 3, : shape[1] // 4] = False
-    good[:, -min(30, shape[1] // 5) :] = False
-    expected = reference_background(image, good, 32)
-    assert np.array_equal(binned_background(image, good, 32), expected)
-    as_float32 = image.astype(np.float32)
-    assert np.array_equal(
-        binned_background(as_float32, good, 32),
-        reference_background(as_float32, good, 32),
-    )
-
-
-def test_background_keeps_each_columns_own_akima_cutoff():
-    # A column varying by 1e-12 beside one varying by 1: scipy's Akima
-    # cutoff (1e-9 of the largest slope change) is per column in y.
-    shape = (320, 64)
-    image = np.zeros(shape)
-    image[:, :32] = 1e-12 * (np.arange(shape[0]) // 32 % 3)[:, None]
-    image[:, 32:] = (np.arange(shape[0]) // 32 % 4)[:, None]
-    good = np.ones(shape, dtype=bool)
-    expected = reference_background(image, good, 32)
-    assert np.array_equal(binned_background(image, good, 32), expected)
-
-
 def test_scale_variance_does_not_depend_on_thread_count(monkeypatch):
     image, variance, mask = noise_image((700, 520))
     mask[100:140, 200:260] = PLANES.value("DETECTED")
@@ -488,7 +350,7 @@ def test_scale_variance_does_not_depend_on_thread_count(monkeypatch):
         scaled, factor = scale_variance(
             image, variance / 3, mask, PLANES, CONFIG
         )
-        background = binned_background(image, mask == 0, 32)
+        background = binned_background(image, mask == 0, BG32)
         results.append(
             (
                 hashlib.sha256(scaled.tobytes()).hexdigest(),

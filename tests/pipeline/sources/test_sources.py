@@ -276,5 +276,119 @@ def test_few_stars_without_a_grid_use_a_gaussian_reference():
     assert not has_source_near(candidates, 160.0, 160.0, 3.0)
 
 
-def test_unresolved_ratio_is_documented_value():
-    assert unresolved.UNRESOLVED_RATIO == (0.8, 1.1)
+def test_extendedness_is_meas_base_size_extendedness():
+    # 1 - exp(-chi^2 / 2), chi = (T - T_psf) / sqrt(T_psf): 0 for the PSF,
+    # 0.1 at |chi| = sqrt(-2 ln 0.9), NaN for a failed measurement.
+    psf_trace = np.full(5, 8.0)
+    edge = np.sqrt(-2 * np.log(0.9)) * np.sqrt(8.0)
+    trace = np.array([8.0, 8.0 + edge, 8.0 - edge, 12.0, np.nan])
+    value = unresolved.extendedness(trace, psf_trace)
+    np.testing.assert_allclose(value[:3], [0.0, 0.1, 0.1], atol=1e-12)
+    assert value[3] == pytest.approx(1 - np.exp(-0.5 * 16 / 8))
+    assert np.isnan(value[4])
+    # RequireUnresolved keeps value < 0.1 (maximum, strict).
+    assert CONFIG.unresolved_max_extendedness == 0.1
+    assert unresolved.EXTENDEDNESS_EXPONENT == 0.5
+
+
+def test_sources_smaller_than_the_psf_are_not_unresolved():
+    # A sharp source (a cosmic-ray-like point) is as far from the PSF's
+    # size as a galaxy is: the extendedness cut rejects both.
+    wcs = tan_wcs(SHAPE)
+    sharp = render(
+        SHAPE, stars(wcs, [115.0], [205.0], [8e4]), fwhm=0.35, seed=9
+    )
+    result = scene()
+    science = exposure_of(result)
+    science.image[:] += sharp.image - np.median(sharp.image)
+    candidates = select(science, template_for(result))
+    assert not has_source_near(candidates, 115.0, 205.0, 3.0)
+    assert_good_stars_kept(candidates)
+
+
+DP2_SOURCES = replace(
+    CONFIG,
+    exclude_mask_planes=(*CONFIG.exclude_mask_planes, "HIGH_VARIANCE"),
+    mask_check="box",
+    restrict_edge_sources=True,
+    fallback_selector=True,
+)
+
+
+def test_dp2_checks_the_whole_box_in_each_mask():
+    # BAD 12 px from a star's centre: outside v29's 3x3 centroid check,
+    # inside v30's 43-px box. In the template mask: the same.
+    result = scene()
+    science = exposure_of(result)
+    science.mask[int(GOOD_Y[0]) + 12, int(GOOD_X[0])] |= PLANES.value("BAD")
+    image, mask = template_for(result)
+    planes = PLANES.with_planes("HIGH_VARIANCE")
+    mask[int(GOOD_Y[4]) + BORDER, int(GOOD_X[4]) + BORDER - 12] |= (
+        planes.value("HIGH_VARIANCE")
+    )
+    v29 = select_kernel_candidates(
+        science,
+        image,
+        mask,
+        planes,
+        border=BORDER,
+        kernel_size=KERNEL,
+        science_fwhm=FWHM_PX,
+        config=CONFIG,
+    )
+    assert len(v29) == 9
+    v30 = select_kernel_candidates(
+        science,
+        image,
+        mask,
+        planes,
+        border=BORDER,
+        kernel_size=KERNEL,
+        science_fwhm=FWHM_PX,
+        config=replace(DP2_SOURCES, restrict_edge_sources=False),
+    )
+    assert len(v30) == 7
+    # The cuts precede the trim: two are gone before it counts.
+    assert v30.n_after_selection == 7
+    assert not has_source_near(v30, GOOD_X[0], GOOD_Y[0])
+    assert not has_source_near(v30, GOOD_X[4], GOOD_Y[4])
+
+
+def test_dp2_keeps_kernel_stars_two_kernel_widths_from_the_edge():
+    # With k = 35 the 71-px box must sit 35 px inside the 320-px image:
+    # centres from 70 to 249. The stars at 250.3 (centre pixel 250) are
+    # out, those at 70.3 and 160.3 in; with k = 21 all nine are.
+    result = scene()
+    strict = select(result, config=DP2_SOURCES)
+    assert len(strict) == 9
+    wide = select_kernel_candidates(
+        exposure_of(result),
+        *template_for(result),
+        PLANES,
+        border=BORDER,
+        kernel_size=35,
+        science_fwhm=FWHM_PX,
+        config=replace(DP2_SOURCES, fallback_selector=False, min_sources=1),
+    )
+    assert len(wide) == 4
+    assert np.all((wide.x < 200) & (wide.y < 200))
+
+
+def test_dp2_falls_back_to_blends_only_when_too_few_stars():
+    # One isolated star and two stars each with a faint neighbour 11 px
+    # away (one footprint, two peaks): the main selector keeps 1 (< 3),
+    # the fallback (no isolation cut) takes the two bright ones too.
+    wcs = tan_wcs(SHAPE)
+    table = SourceTable.concatenate(
+        stars(wcs, [160.0], [160.0], [1e5]),
+        stars(wcs, [100.0, 111.0], [100.0, 100.0], [1e5, 1e4]),
+        stars(wcs, [220.0, 231.0], [220.0, 220.0], [1e5, 1e4]),
+    )
+    result = render(SHAPE, table, fwhm=FWHM, seed=5)
+    with pytest.raises(ProcessingError, match="only 1 kernel candidates"):
+        select(result)
+    candidates = select(result, config=DP2_SOURCES)
+    assert len(candidates) == 3
+    # With enough isolated stars, no fallback: blends stay out.
+    extra = stars(wcs, [115.0, 119.5], [115.0, 116.0], [1e5, 8e4])
+    assert len(select(scene(extra), config=DP2_SOURCES)) == 9

@@ -1,0 +1,133 @@
+"""Prepare a subtraction's inputs (AlardLuptonSubtractTask._prepareInputs).
+
+After the template is built: ScaleVariance on the template, then on the
+science image; ``updateMasks`` (the science detection planes cleared; in
+the template only ``preserve_template_mask`` kept and SAT copied to
+SAT_TEMPLATE); the PSF sizes of both images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from recreate.exposure import Exposure, MaskPlanes
+from recreate.pipeline.config import PipelineConfig
+from recreate.pipeline.match import scale_variance
+from recreate.pipeline.sources import measure_psf_fwhm
+from recreate.pipeline.template import WarpedTemplate
+
+#: Planes the difference image has beyond the science image's own (and
+#: the template planes the recipe preserves).
+DIFFERENCE_PLANES = ("SAT_TEMPLATE", "DETECTED", "DETECTED_NEGATIVE")
+#: Template planes copied under a new name (updateMasks' rename).
+RENAMED_TEMPLATE_PLANES = ("SAT_TEMPLATE",)
+#: Science planes cleared before subtraction (updateMasks).
+CLEARED_SCIENCE_PLANES = ("DETECTED", "DETECTED_NEGATIVE")
+
+
+def difference_planes(
+    science: MaskPlanes, config: PipelineConfig
+) -> MaskPlanes:
+    """Return the difference image's planes.
+
+    The science image's, the renamed and detection planes, and the
+    preserved template planes (DP2's HIGH_VARIANCE).
+    """
+    return science.with_planes(
+        *DIFFERENCE_PLANES, *config.subtract.preserve_template_mask
+    )
+
+
+def grown_template_planes(config: PipelineConfig) -> tuple[str, ...]:
+    """Return the template planes the convolution grows by the kernel.
+
+    The preserved ones and SAT_TEMPLATE.
+    """
+    return (*config.subtract.preserve_template_mask, *RENAMED_TEMPLATE_PLANES)
+
+
+def scaled_variances(
+    science: Exposure, template: Exposure, config: PipelineConfig
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Return the science and template variances after ScaleVariance.
+
+    The template is scaled first, then the science image, as v29 does.
+    """
+    if not config.subtract.do_scale_variance:
+        return science.variance, template.variance
+    template_variance, _ = scale_variance(
+        template.image,
+        template.variance,
+        template.mask,
+        template.mask_planes,
+        config.subtract,
+    )
+    science_variance, _ = scale_variance(
+        science.image,
+        science.variance,
+        science.mask,
+        science.mask_planes,
+        config.subtract,
+    )
+    return science_variance, template_variance
+
+
+def prepared_science_mask(
+    mask: npt.NDArray[np.int32], planes: MaskPlanes
+) -> npt.NDArray[np.int32]:
+    """Return the science mask with its detection planes cleared."""
+    cleared = planes.value_of_present(CLEARED_SCIENCE_PLANES)
+    return mask & ~np.int32(cleared)
+
+
+def prepared_template_mask(
+    template: Exposure, planes: MaskPlanes, config: PipelineConfig
+) -> npt.NDArray[np.int32]:
+    """Return the template mask in the difference's planes (updateMasks).
+
+    Renamed planes (SAT -> SAT_TEMPLATE) are copied; of the rest only
+    ``preserve_template_mask`` (NO_DATA, BAD) survive. Bits are mapped by
+    plane name: the template's bit numbers may differ from the science's.
+    """
+    source = template.mask_planes
+    out = np.zeros(template.mask.shape, dtype=np.int32)
+    kept = [(n, n) for n in config.subtract.preserve_template_mask]
+    renamed = [
+        (n, f"{n}_TEMPLATE") for n in config.subtract.rename_template_mask
+    ]
+    for name, target in kept + renamed:
+        if name in source and target in planes:
+            on = (template.mask & source.value(name)) != 0
+            out[on] |= np.int32(planes.value(target))
+    return out
+
+
+def psf_sizes(
+    science: Exposure, template: WarpedTemplate, notes: list[str]
+) -> tuple[float, float]:
+    """Return the science and template PSF FWHMs in science pixels.
+
+    Each comes from the PSF model where the input has one, and is measured
+    from the stars otherwise (and the provenance says so).
+    """
+    if science.psf is not None:
+        science_fwhm = science.psf.fwhm
+    else:
+        science_fwhm = measure_psf_fwhm(
+            science.image, science.variance, science.mask, science.mask_planes
+        )
+        notes.append(
+            f"science PSF FWHM measured from stars: {science_fwhm:.3f} px"
+        )
+    if template.psf_fwhm is not None:
+        template_fwhm = template.psf_fwhm
+    else:
+        warped = template.exposure
+        template_fwhm = measure_psf_fwhm(
+            warped.image, warped.variance, warped.mask, warped.mask_planes
+        )
+        notes.append(
+            f"template PSF FWHM measured from stars: {template_fwhm:.3f} px"
+        )
+    return science_fwhm, template_fwhm
