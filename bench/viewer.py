@@ -30,9 +30,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from distributed import LocalCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from served import served_api
 
 from cache import RedisServer
 from recreate.exposure import Exposure, MaskPlanes
@@ -42,8 +43,6 @@ from recreate.preview.png import encode_png
 from recreate.preview.render import render_triplet
 from tests.support.browser import launched_chromium, offline_page
 from tests.support.exposures import tan_sip_wcs
-from workers.serve import serve_in_thread
-from workers.settings import Settings
 
 REPO = Path(os.environ.get("BENCH_DEMO_REPO", "data/demo-repo"))
 REPEATS = 5
@@ -264,27 +263,14 @@ def main() -> int:
     with (
         RedisServer(maxmemory="4gb", policy="allkeys-lru") as cache,
         RedisServer(policy="noeviction") as control,
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=2,
-            processes=True,
-            dashboard_address=":0",
-        ) as cluster,
+        served_api(REPO, cache, control, threads=2) as (url, _),
     ):
-        settings = Settings(
-            butler_repo=str(REPO),
-            cache_redis_url=cache.url,
-            control_redis_url=control.url,
-            scheduler_address=cluster.scheduler_address,
-            sync_timeout_seconds=600,
-        )
-        with serve_in_thread(settings) as url:
-            key = first_key(url)
-            # Cold means cold: no product, no stored kernel.
-            for server in (cache, control):
-                server.client().flushall()
-            service_table(url, key, cache.client().flushall)
-            page_table(url, key)
+        key = first_key(url)
+        # Cold means cold: no product, no stored kernel.
+        for server in (cache, control):
+            server.client().flushall()
+        service_table(url, key, cache.client().flushall)
+        page_table(url, key)
     return 0
 
 

@@ -1,14 +1,15 @@
 """PNG previews of difference images, triplets and regions.
 
-A difference image, a science/template/difference triplet, or any
-region's FITS, stretched (IRAF zscale, or asinh), reduced by block means
-to at most 1024 pixels a side, masked pixels tinted and detections
-outlined; written by a small deterministic PNG encoder.
+A difference image, a science/template/difference triplet, any
+region's FITS (a SODA cutout), or a light curve's stamps side by side,
+stretched (IRAF zscale, or asinh), reduced by block means to at most
+1024 pixels a side, masked pixels tinted and detections outlined;
+written by a small deterministic PNG encoder.
 
 ``scale``
     zscale limits (IRAF's algorithm) and the stretches.
 ``render``
-    Block means, tints, outlines, the triplet's layout.
+    Block means, tints, outlines, the triplet's and the strip's layout.
 ``png``
     The encoder (zlib, no imaging library).
 ``images``
@@ -21,6 +22,7 @@ from recreate.preview.images import (
     difference_png,
     fits_to_png,
     image_png,
+    strip_png,
     triplet_png,
 )
 from recreate.preview.render import PreviewLayout, preview_layout
@@ -34,6 +36,7 @@ __all__ = [
     "fits_to_png",
     "image_png",
     "preview_layout",
+    "strip_png",
     "triplet_png",
     "zscale_limits",
 ]

@@ -1,13 +1,15 @@
 """Previews of products: a difference, a triplet, a region's FITS.
 
 The functions the format registry's PNG writers and the cutout faces
-call. Each returns the bytes of a PNG (`recreate.preview.png`), the same
-bytes for the same pixels and stretch.
+(SODA's PNG cutouts, the light curves' strips) call. Each returns the
+bytes of a PNG (`recreate.preview.png`), the same bytes for the same
+pixels and stretch.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,8 +20,10 @@ from recreate.errors import FormatError, ProcessingError
 from recreate.exposure import MaskPlanes
 from recreate.preview.png import encode_png
 from recreate.preview.render import (
+    GAP,
     preview_layout,
     render_panel,
+    render_strip,
     render_triplet,
 )
 from recreate.preview.scale import check_stretch
@@ -31,6 +35,7 @@ __all__ = [
     "difference_png",
     "fits_to_png",
     "image_png",
+    "strip_png",
     "triplet_png",
 ]
 
@@ -142,6 +147,54 @@ def fits_to_png(data: bytes, stretch: str = "zscale") -> bytes:
         If the bytes are not FITS or hold no 2-D image.
     """
     check_stretch(stretch)
+    image, mask, planes = _fits_image(data)
+    return image_png(image, stretch, mask=mask, planes=planes)
+
+
+def strip_png(
+    files: Sequence[bytes], side: int, stretch: str = "zscale"
+) -> bytes:
+    """Return FITS images side by side: a light curve's stamps.
+
+    Each file (a region in the DP1 layout, or any FITS image) is shown
+    as `fits_to_png` shows it, with its own limits, centred in a
+    ``side`` x ``side`` tile (reduced by block means as a preview of
+    that size would be); the tiles are `GAP` pixels apart.
+
+    Raises
+    ------
+    InvalidRequestError
+        If the stretch is unknown.
+    FormatError
+        If a file is not FITS or holds no 2-D image.
+    """
+    check_stretch(stretch)
+    factor = preview_layout((side, side)).factor
+    panels = []
+    for data in files:
+        image, mask, planes = _fits_image(data)
+        panels.append(
+            render_panel(
+                image, stretch, mask=mask, planes=planes, factor=factor
+            )
+        )
+    return encode_png(render_strip(panels, -(-side // factor), GAP))
+
+
+def _fits_image(
+    data: bytes,
+) -> tuple[
+    npt.NDArray[np.float32],
+    npt.NDArray[np.integer] | None,
+    MaskPlanes | None,
+]:
+    """Return a FITS file's image, and its mask and planes if it has one.
+
+    Raises
+    ------
+    FormatError
+        If the bytes are not FITS or hold no 2-D image.
+    """
     try:
         hdulist = fits.open(io.BytesIO(data), memmap=False)
     except OSError as error:
@@ -149,13 +202,12 @@ def fits_to_png(data: bytes, stretch: str = "zscale") -> bytes:
     with hdulist:
         if "IMAGE" in hdulist and "MASK" in hdulist:
             mask_hdu = hdulist["MASK"]
-            return image_png(
+            return (
                 np.asarray(hdulist["IMAGE"].data, dtype=np.float32),
-                stretch,
-                mask=np.asarray(mask_hdu.data),
-                planes=MaskPlanes.from_header(mask_hdu.header),
+                np.asarray(mask_hdu.data),
+                MaskPlanes.from_header(mask_hdu.header),
             )
         for hdu in hdulist:
             if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
-                return image_png(np.asarray(hdu.data, np.float32), stretch)
+                return np.asarray(hdu.data, np.float32), None, None
     raise FormatError("the FITS file holds no 2-D image")

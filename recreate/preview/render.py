@@ -18,7 +18,9 @@ reduction. Then
 
 A triplet puts science, template and difference side by side, `GAP`
 pixels apart; science and template share the science image's limits
-(same units, so they compare), the difference has its own.
+(same units, so they compare), the difference has its own. A strip (a
+light curve's stamps) puts panels side by side in square tiles, each
+centred in its tile and stretched on its own.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "block_or",
     "preview_layout",
     "render_panel",
+    "render_strip",
     "render_triplet",
 ]
 
@@ -300,4 +303,23 @@ def render_triplet(
     for index, panel in enumerate(panels):
         x0 = index * step
         out[:, x0 : x0 + layout.panel_width] = panel
+    return out
+
+
+def render_strip(panels: list[Rgb], side: int, gap: int = GAP) -> Rgb:
+    """Return panels side by side, each centred in a ``side`` tile.
+
+    A panel larger than its tile (it never is for a stamp) is cropped;
+    a smaller one (a stamp clipped at a detector's edge) sits in the
+    middle. Tiles are ``gap`` pixels apart on the background colour;
+    no panel at all is a tile-high strip one pixel wide.
+    """
+    width = max(1, len(panels) * (side + gap) - gap)
+    out = np.empty((side, width, 3), dtype=np.uint8)
+    out[:] = BACKGROUND
+    for index, panel in enumerate(panels):
+        tile = panel[:side, :side]
+        top = (side - tile.shape[0]) // 2
+        left = index * (side + gap) + (side - tile.shape[1]) // 2
+        out[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
     return out

@@ -13,10 +13,16 @@ from astropy.visualization import ZScaleInterval
 from recreate.errors import FormatError, InvalidRequestError
 from recreate.exposure import MaskPlanes
 from recreate.io.difference import difference_bytes
-from recreate.preview import fits_to_png, image_png, preview_layout
+from recreate.preview import (
+    fits_to_png,
+    image_png,
+    preview_layout,
+    strip_png,
+)
 from recreate.preview.png import encode_png
 from recreate.preview.render import (
     BACKGROUND,
+    GAP,
     NEGATIVE_OUTLINE,
     POSITIVE_OUTLINE,
     block_mean,
@@ -189,3 +195,15 @@ def test_what_is_not_an_image_is_a_format_error():
     fits.HDUList([fits.PrimaryHDU()]).writeto(empty)
     with pytest.raises(FormatError, match="no 2-D image"):
         fits_to_png(empty.getvalue())
+
+
+def test_a_strip_of_large_stamps_is_reduced_as_a_preview_is():
+    image = _sky(5, (1100, 1100))
+    plain = io.BytesIO()
+    fits.PrimaryHDU(image).writeto(plain)
+    strip = read_png(strip_png([plain.getvalue()] * 2, 1100, "asinh"))
+    # Each tile as a preview of its side: factor 2, 550 pixels.
+    assert strip.shape == (550, 2 * 550 + GAP, 3)
+    assert np.array_equal(strip[:, :550], read_png(image_png(image, "asinh")))
+    with pytest.raises(InvalidRequestError, match="'log'"):
+        strip_png([plain.getvalue()], 10, "log")

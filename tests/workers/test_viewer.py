@@ -1,20 +1,27 @@
 """The viewer page and the docs pages, in a real browser, offline.
 
 Debian's Chromium through Playwright (`tests.support.browser`) against
-the real service in a thread on the ``ci`` repository. The parts that
-need the IVOA services (position search by SIA, stamps by SODA, light
-curves) are skipped, saying so, while those routes answer 404.
+the real service in a thread on the ``ci`` repository: the visit listing
+and previews, position search through SIA, a click's stamp through the
+SODA descriptor DataLink gives, and its light curve through the stamps
+service.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.wcs import WCS
 
+from recreate.butler import open_butler
+from recreate.discovery import covering
+from recreate.preview import fits_to_png
 from tests.support.browser import launched_chromium, offline_page
 from tests.support.exposures import tan_sip_wcs
 
@@ -37,10 +44,6 @@ def page(browser, api_url):
         assert log.errors == [], "the page raised JavaScript errors"
 
 
-def _missing(http, method: str, path: str, **kwargs) -> bool:
-    return http.request(method, path, **kwargs).status_code in {404, 405}
-
-
 def test_the_page_paints_and_offers_the_visits(page, api_url, ci_repo):
     opened, _ = page
     response = opened.goto(api_url + "/")
@@ -57,22 +60,31 @@ def test_the_page_paints_and_offers_the_visits(page, api_url, ci_repo):
     )
 
 
+def _search_visit(opened, api_url: str, visit: int) -> Any:
+    """Search a visit on a fresh page; return the table's rows."""
+    opened.goto(api_url + "/")
+    opened.fill("#visit", str(visit))
+    opened.click("#by-visit button")
+    return opened.locator("#table tbody tr")
+
+
+def _row_of(opened, rows, detector: int) -> Any:
+    """Return the table row of a detector."""
+    return rows.filter(
+        has=opened.locator(f"td:nth-child(2):text-is('{detector}')")
+    )
+
+
 def test_a_visit_search_shows_previews_and_working_links(
     page, api_url, http, full_key, ci_repo
 ):
     opened, _ = page
     visit, detector = full_key
-    opened.goto(api_url + "/")
-    opened.fill("#visit", str(visit))
-    opened.click("#by-visit button")
-    rows = opened.locator("#table tbody tr")
+    rows = _search_visit(opened, api_url, visit)
     detectors = [k for k in ci_repo.coverage if k.startswith(f"{visit}/")]
     rows.nth(len(detectors) - 1).wait_for()
     assert rows.count() == len(detectors)
-    row = rows.filter(
-        has=opened.locator(f"td:nth-child(2):text-is('{detector}')")
-    )
-    row.locator("button").click()
+    _row_of(opened, rows, detector).locator("button").click()
     opened.wait_for_function(
         "document.getElementById('preview').complete && "
         "document.getElementById('preview').naturalWidth > 0"
@@ -83,7 +95,7 @@ def test_a_visit_search_shows_previews_and_working_links(
         opened.evaluate("document.getElementById('preview').naturalWidth")
         == layout["width"]
     )
-    links = opened.locator("#links a")
+    links = opened.locator("#links a[data-kind=fits], #links a[data-kind=png]")
     links.first.wait_for()
     hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
     assert {h.split("format=")[1].split("&")[0] for h in hrefs} >= {
@@ -117,8 +129,6 @@ def test_a_visit_search_shows_previews_and_working_links(
     expected = WCS(geometry["wcs"]).all_pix2world(x, y, 0)
     assert ra == pytest.approx(float(expected[0]), abs=1e-8)
     assert dec == pytest.approx(float(expected[1]), abs=1e-8)
-    if _missing(http, "GET", "/api/datalink/links"):
-        assert "cutout service" in opened.locator("#stamp-status").inner_text()
 
 
 def test_the_page_wcs_is_astropy_wcs(page, api_url):
@@ -159,8 +169,6 @@ def test_the_api_docs_render_offline(page, api_url, path, rendered):
 def test_a_position_search_lists_difference_images(
     page, api_url, http, full_key
 ):
-    if _missing(http, "GET", "/api/sia/query"):
-        pytest.skip("needs SIAv2 at /api/sia/query (the ivoa branch)")
     opened, _ = page
     geometry = http.get(
         "/api/v1/diffims/{}/{}/geometry".format(*full_key)
@@ -186,33 +194,63 @@ def test_a_position_search_lists_difference_images(
 
 
 def test_a_click_gives_a_stamp_and_a_light_curve(
-    page, api_url, http, full_key
+    page, api_url, http, full_key, ci_repo
 ):
-    if _missing(http, "GET", "/api/datalink/links"):
-        pytest.skip("needs DataLink and SODA cutouts (the ivoa branch)")
-    if _missing(http, "POST", "/api/v1/stamps", json={}):
-        pytest.skip("needs POST /api/v1/stamps light curves (the ivoa branch)")
     opened, _ = page
     visit, detector = full_key
-    opened.goto(api_url + "/")
-    opened.fill("#visit", str(visit))
-    opened.click("#by-visit button")
-    row = opened.locator("#table tbody tr").filter(
-        has=opened.locator(f"td:nth-child(2):text-is('{detector}')")
-    )
-    row.locator("button").click()
+    rows = _search_visit(opened, api_url, visit)
+    _row_of(opened, rows, detector).locator("button").click()
     opened.wait_for_function(
         "document.getElementById('preview').naturalWidth > 0"
     )
     opened.locator("#links a").first.wait_for()
+    # The inputs DataLink names are listed; their file: URIs are no links.
+    inputs = opened.locator("#links li:not(:has(a))")
+    assert "visit_image" in inputs.first.inner_text()
     preview = opened.locator("#preview")
     box = preview.bounding_box()
     preview.click(position={"x": box["width"] * 5 / 6, "y": box["height"] / 2})
+    position = opened.locator("#position")
+    ra, dec = (
+        float(position.get_attribute(f"data-{k}")) for k in ("ra", "dec")
+    )
     opened.wait_for_function(
         "document.getElementById('stamp').naturalWidth > 0"
     )
+    # The stamp is SODA's PNG, asked for with the descriptor's ID (the
+    # #cutout row's) and defaults, as the FITS link beside it.
+    stamp = opened.locator("#stamp").get_attribute("src")
+    cutout = opened.locator("#links a[data-kind=cutout]").get_attribute("href")
+    assert stamp.startswith(api_url + "/api/cutout/sync?")
+    params = dict(parse_qsl(urlsplit(stamp).query))
+    assert params["ID"].startswith(
+        f"ivo://recreate.lsst/repo?visit={visit}&detector={detector}"
+    )
+    assert params["CUTOUTDETAIL"] == "Exposure"
+    assert params["RESPONSEFORMAT"] == "image/png"
+    assert dict(parse_qsl(urlsplit(cutout).query)) == {
+        **params,
+        "RESPONSEFORMAT": "application/fits",
+    }
+    fits_cutout = http.get(cutout)
+    assert fits_cutout.status_code == 200
+    assert http.get(stamp).content == fits_to_png(fits_cutout.content)
+    # The light curve: every epoch of the clicked position, by time.
     opened.wait_for_function(
         "document.getElementById('lightcurve').naturalWidth > 0"
     )
-    cutout = opened.locator("#links a[data-kind=cutout]").get_attribute("href")
-    assert http.get(cutout).status_code == 200
+    epochs = covering(open_butler(str(ci_repo.root)), ra, dec)
+    assert len(epochs) > 1
+    status = opened.locator("#lc-status").inner_text()
+    assert status.startswith(f"Light curve: {len(epochs)} epoch")
+    assert opened.locator("#lc-progress").is_hidden()
+    strip = opened.locator("#lightcurve")
+    assert strip.evaluate("img => img.naturalHeight") == 51
+    hrefs = [
+        a.get_attribute("href") for a in opened.locator("#lc-links a").all()
+    ]
+    assert [h.rsplit("/", 1)[1] for h in hrefs] == ["fits", "png"]
+    with fits.open(io.BytesIO(http.get(hrefs[0]).content)) as series:
+        table = series["EPOCHS"].data
+        kept = list(zip(table["VISIT"], table["DETECTOR"], strict=True))
+    assert kept == [(f.visit, f.detector) for f in epochs]

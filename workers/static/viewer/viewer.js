@@ -7,9 +7,14 @@ import { pixToSky } from "./wcs.js";
 
 const API = "/api/v1";
 const STAMP_RADIUS_DEG = 5 / 3600; // a 10 arcsec wide stamp
+const LIGHT_CURVE_STAMP_PX = 51; // the stamps service's default side
 const POLL_MS = 500;
+// UWS phases after which a light-curve job changes no more.
+const FINAL_PHASES = ["COMPLETED", "ERROR", "ABORTED"];
 const $ = (id) => document.getElementById(id);
-const state = { row: null, geometry: null, soda: null, links: [], cutout: null, seq: 0 };
+// seq counts the products chosen, click the clicks (and products): an
+// answer for an older one is dropped.
+const state = { row: null, geometry: null, soda: null, links: [], linkError: null, cutout: null, seq: 0, click: 0 };
 
 function setStatus(text, error = false) {
   $("status").textContent = text;
@@ -65,9 +70,6 @@ async function searchByPosition(event) {
   const [ra, dec, radius] = ["ra", "dec", "radius"].map((id) => $(id).value.trim());
   setStatus(`Searching around ${ra} ${dec} ...`);
   const response = await fetch(`/api/sia/query?${query({ POS: `CIRCLE ${ra} ${dec} ${radius}`, MAXREC: 500 })}`);
-  if (response.status === 404) {
-    return setStatus("Position search needs the SIA service (/api/sia/query), which this service does not offer.", true);
-  }
   let table;
   try {
     table = parseVOTable(await response.text());
@@ -117,6 +119,7 @@ async function choose(row, tr) {
   state.geometry = null;
   state.cutout = null;
   state.seq += 1;
+  state.click += 1;
   $("viewer").hidden = false;
   $("viewer-title").textContent = `Visit ${row.visit}, detector ${row.detector}`;
   $("marker").hidden = true;
@@ -171,18 +174,31 @@ async function fetchGeometry(row) {
 async function fetchDataLink(row) {
   state.soda = null;
   state.links = [];
+  state.linkError = null;
   const url = row.datalink || `/api/datalink/links?${query({ VISIT: row.visit, DETECTOR: row.detector, INSTRUMENT: row.instrument })}`;
-  let response;
-  try {
-    response = await fetch(url);
-  } catch {
-    return;
-  }
+  const response = await fetch(url);
   if (!response.ok) return;
   const table = parseVOTable(await response.text());
   state.links = table.rows.filter((r) => r.access_url && !r.error_message);
-  const cutout = table.rows.find((r) => r.semantics === "#cutout" && r.service_def);
-  state.soda = table.resources.find((r) => cutout ? r.id === cutout.service_def : /soda/i.test(r.standardID || "")) || null;
+  // An image DataLink cannot resolve (no template overlap, say) is one
+  // row with its error: the reason there is no stamp.
+  state.linkError = (table.rows.find((r) => r.error_message) || {}).error_message || table.error;
+  const cutout = table.rows.find((r) => r.semantics === "#cutout" && r.service_def && !r.error_message);
+  const descriptor = cutout && table.resources.find((r) => r.id === cutout.service_def);
+  if (descriptor && descriptor.accessURL) {
+    state.soda = { accessURL: descriptor.accessURL, params: descriptorParams(descriptor, cutout, table.fieldIds) };
+  }
+}
+
+// The fixed parameters of a service descriptor for one links row: each
+// input's default, or (ref) the row's value of the FIELD it names: the
+// cutout service's ID is the row's ID column.
+function descriptorParams(descriptor, row, fieldIds) {
+  const params = {};
+  for (const [name, input] of Object.entries(descriptor.inputs)) {
+    params[name] = input.ref ? row[fieldIds[input.ref]] : input.value;
+  }
+  return params;
 }
 
 function link(text, href, kind) {
@@ -206,8 +222,16 @@ function showLinks() {
   ];
   for (const r of state.links) {
     if (["#derivation", "#progenitor"].includes(r.semantics)) {
-      const what = r.semantics === "#derivation" ? "Solution" : "Input";
-      items.push(link(`${what}: ${r.description || r.access_url}`, r.access_url, r.semantics.slice(1)));
+      const what = `${r.semantics === "#derivation" ? "Solution" : "Input"}: ${r.description || r.access_url}`;
+      // A datastore's file: URI is no link a web page can follow.
+      if (/^https?:/.test(r.access_url)) {
+        items.push(link(what, r.access_url, r.semantics.slice(1)));
+      } else {
+        const li = document.createElement("li");
+        li.textContent = what;
+        li.title = r.access_url;
+        items.push(li);
+      }
     }
   }
   if (state.cutout) items.push(link("Cutout around the clicked position (FITS)", state.cutout, "cutout"));
@@ -243,64 +267,85 @@ function onPreviewClick(event) {
   $("position").textContent = `x ${pixel.x.toFixed(1)}, y ${pixel.y.toFixed(1)}: RA ${ra.toFixed(6)}, Dec ${dec.toFixed(6)}`;
   Object.assign($("position").dataset, { x: pixel.x, y: pixel.y, ra, dec });
   $("stamps").hidden = false;
+  state.click += 1;
   requestStamp(ra, dec);
-  requestLightCurve(ra, dec, state.seq);
+  requestLightCurve(ra, dec, state.click);
 }
 
 function requestStamp(ra, dec) {
   const img = $("stamp");
   state.cutout = null;
-  if (!state.soda || !state.soda.accessURL) {
+  if (!state.soda) {
     img.hidden = true;
-    $("stamp-status").textContent = "Stamps need the cutout service (SODA), which this service does not offer.";
+    $("stamp-status").textContent = state.linkError
+      ? `No stamp: ${state.linkError}`
+      : "No cutout service is described for this image (DataLink).";
     showLinks();
     return;
   }
-  const base = { ...state.soda.inputs, CIRCLE: `${ra} ${dec} ${STAMP_RADIUS_DEG}` };
-  const url = (params) => `${state.soda.accessURL}?${query({ ...base, ...params })}`;
+  const url = (format) => `${state.soda.accessURL}?${query({
+    ...state.soda.params, CIRCLE: `${ra} ${dec} ${STAMP_RADIUS_DEG}`, RESPONSEFORMAT: format,
+  })}`;
   img.onload = () => { $("stamp-status").textContent = "Stamp ready."; };
   img.onerror = () => { $("stamp-status").textContent = "The stamp could not be cut."; };
-  img.src = url({ RESPONSEFORMAT: "image/png" });
+  img.src = url("image/png");
   img.hidden = false;
-  state.cutout = url({ RESPONSEFORMAT: "application/fits" });
+  state.cutout = url("application/fits");
   showLinks();
 }
 
+// POST /api/v1/stamps {ra, dec, size, instrument} answers 202 with a job
+// {id, phase, url, progress: {done, total}, epochs, failed, results,
+// error}; its url is polled until a final phase, when results holds the
+// URLs of the FITS and the PNG strip.
 async function requestLightCurve(ra, dec, seq) {
   const progress = $("lc-progress");
   const strip = $("lightcurve");
+  const status = $("lc-status");
   strip.hidden = true;
   $("lc-links").replaceChildren();
-  // The light-curve service's request body: a position (and the
-  // instrument); its job answers state/phase, progress and result URLs.
+  status.textContent = "Finding the epochs of this position ...";
   const response = await fetch(`${API}/stamps`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ ra, dec, instrument: state.row.instrument }),
+    body: JSON.stringify({ ra, dec, size: LIGHT_CURVE_STAMP_PX, instrument: state.row.instrument }),
   });
-  if (response.status === 404 || response.status === 405) {
-    $("stamp-status").textContent += " Light curves need the stamps service, which this service does not offer.";
-    return;
-  }
+  if (seq !== state.click) return;
   if (!response.ok) {
-    $("stamp-status").textContent += ` Light curve: ${await errorText(response)}`;
+    status.textContent = `Light curve: ${await errorText(response)}`;
     return;
   }
   let job = await response.json();
-  const url = response.headers.get("Location") || `${API}/stamps/${job.id}`;
   progress.hidden = false;
-  while (seq === state.seq && !["done", "completed", "failed", "error"].includes(String(job.state || job.phase).toLowerCase())) {
-    progress.value = Number(job.progress ?? 0);
+  while (!FINAL_PHASES.includes(job.phase)) {
+    progress.max = Math.max(1, job.progress.total);
+    progress.value = job.progress.done;
+    status.textContent = `Light curve: ${job.progress.done} of ${job.progress.total} epochs cut (${job.phase}) ...`;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    job = await (await fetch(url)).json();
+    if (seq !== state.click) return;
+    job = await (await fetch(job.url)).json();
   }
+  if (seq !== state.click) return;
   progress.hidden = true;
-  const urls = JSON.stringify(job).match(/"(\/[^"]+|https?:[^"]+)"/g) || [];
-  for (const quoted of urls) {
-    const href = quoted.slice(1, -1);
-    if (/png/i.test(href)) { strip.src = href; strip.hidden = false; }
-    if (/fits|png/i.test(href)) $("lc-links").append(link(`Light curve: ${href.split("/").pop()}`, href, "lightcurve"));
+  showLightCurve(job);
+}
+
+function showLightCurve(job) {
+  const kept = job.epochs.length - job.failed.length;
+  const failed = job.failed.map((f) => `${f.visit}/${f.detector}: ${f.message}`);
+  if (job.phase !== "COMPLETED") {
+    const why = job.error ? `${job.error.prefix}: ${job.error.message}` : job.phase;
+    $("lc-status").textContent = `Light curve: ${why}`;
+    return;
   }
+  $("lc-status").textContent = `Light curve: ${kept} epoch${kept === 1 ? "" : "s"}, by time`
+    + (failed.length ? `; not cut: ${failed.join("; ")}` : ".");
+  $("lightcurve").src = job.results.png;
+  $("lightcurve").hidden = false;
+  $("lc-links").replaceChildren(
+    link("Light curve stamps (FITS, one extension set per epoch)", job.results.fits, "lightcurve"),
+    link("Light curve strip (PNG)", job.results.png, "lightcurve"),
+  );
 }
 
 // --- wiring ----------------------------------------------------------------

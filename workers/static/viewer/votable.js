@@ -9,9 +9,10 @@ function children(node, tag) {
   return Array.from(node.children).filter((c) => c.localName === tag);
 }
 
-// Return {fields, rows, resources, error}: the first results table as
-// objects keyed by field name, the meta resources (service descriptors)
-// and the query status message when it is an error.
+// Return {fields, fieldIds, rows, resources, error}: the first results
+// table as objects keyed by field name, the field names by FIELD ID (what
+// a descriptor's PARAM ref names), the meta resources (service
+// descriptors) and the query status message when it is an error.
 export function parseVOTable(text) {
   const doc = new DOMParser().parseFromString(text, "application/xml");
   if (byTag(doc, "parsererror").length) {
@@ -21,7 +22,11 @@ export function parseVOTable(text) {
   const error = info && info.getAttribute("value") === "ERROR"
     ? (info.textContent || "error").trim() : null;
   const table = byTag(doc, "TABLE")[0];
-  const fields = table ? children(table, "FIELD").map((f) => f.getAttribute("name")) : [];
+  const fieldNodes = table ? children(table, "FIELD") : [];
+  const fields = fieldNodes.map((f) => f.getAttribute("name"));
+  const fieldIds = Object.fromEntries(fieldNodes
+    .filter((f) => f.getAttribute("ID"))
+    .map((f) => [f.getAttribute("ID"), f.getAttribute("name")]));
   const rows = [];
   if (table && byTag(table, "BINARY").length + byTag(table, "BINARY2").length) {
     throw new Error("binary VOTables are not read here; ask for TABLEDATA");
@@ -33,7 +38,7 @@ export function parseVOTable(text) {
   const resources = byTag(doc, "RESOURCE")
     .filter((r) => r.getAttribute("type") === "meta")
     .map(serviceDescriptor);
-  return { fields, rows, resources, error };
+  return { fields, fieldIds, rows, resources, error };
 }
 
 function serviceDescriptor(resource) {
@@ -41,11 +46,12 @@ function serviceDescriptor(resource) {
   for (const p of children(resource, "PARAM")) {
     params[p.getAttribute("name")] = p.getAttribute("value");
   }
+  // Each input: its default value, or the FIELD its value comes from.
   const inputs = {};
   for (const group of children(resource, "GROUP")) {
     if (group.getAttribute("name") !== "inputParams") continue;
     for (const p of children(group, "PARAM")) {
-      inputs[p.getAttribute("name")] = p.getAttribute("value") || "";
+      inputs[p.getAttribute("name")] = { value: p.getAttribute("value") || "", ref: p.getAttribute("ref") };
     }
   }
   return {
