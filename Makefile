@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) bench/solution.py --recipe dp2
 	$(PY) bench/anysurvey.py
 	$(PY) bench/service.py
+	$(PY) bench/viewer.py
 	$(PY) bench/ivoa.py
 
 lint: $(STAMP)

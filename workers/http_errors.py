@@ -51,6 +51,27 @@ def bad_parameter(where: str, name: str, msg: str) -> ParameterError:
     return error
 
 
+def parse_id(name: str, raw: str, limit: int) -> int:
+    """Return a non-negative integer path id, or a 422 naming the value."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_parameter(
+            "path", name, f"{name} must be an integer, got {raw!r}"
+        ) from None
+    if value < 0:
+        raise bad_parameter(
+            "path", name, f"{name} must not be negative, got {value}"
+        )
+    if value >= limit:
+        raise bad_parameter(
+            "path",
+            name,
+            f"{name} {value} is out of range (0 to {limit - 1})",
+        )
+    return value
+
+
 def _error_response(
     status: int, code: str, msg: str, loc: tuple[str, ...], retry: int
 ) -> JSONResponse:

@@ -156,6 +156,7 @@ def render_whole(
         (decorrelation.science_variance, decorrelation.template_variance),
         solution,
         solved.template.patch_bounds,
+        science,
     )
 
 
