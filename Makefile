@@ -47,8 +47,11 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/diffim.py --recipe dp1
 	$(PY) bench/diffim.py --recipe dp2
+	$(PY) bench/solution.py --recipe dp1
+	$(PY) bench/solution.py --recipe dp2
 	$(PY) bench/anysurvey.py
 	$(PY) bench/service.py
+	$(PY) bench/viewer.py
 	$(PY) bench/ivoa.py
 
 lint: $(STAMP)

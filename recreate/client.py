@@ -35,7 +35,8 @@ import httpx
 from astropy.io import fits
 
 from recreate import errors
-from recreate.formats import DEFAULT_FORMAT
+from recreate.formats import DEFAULT_FORMAT, FORMATS
+from recreate.formats import FITS as FITS_MEDIA_TYPE
 from recreate.io.fitsfile import atomic_destination
 
 #: Error classes by the stable code the API sends in ``type``.
@@ -130,9 +131,17 @@ class Client:
 
         Raises
         ------
+        InvalidRequestError
+            If the format is a PNG preview (use `fetch` or `to_file`).
         RecreateError
             The server's error, as the matching class.
         """
+        known = FORMATS.get(output_format)
+        if known is not None and known.media_type != FITS_MEDIA_TYPE:
+            raise errors.InvalidRequestError(
+                f"format {output_format!r} is a {known.media_type} preview, "
+                "not FITS: use fetch() or to_file()"
+            )
         product = self.fetch(
             visit, detector, instrument=instrument, output_format=output_format
         )

@@ -51,6 +51,14 @@ class FormatError(RecreateError):
     user_facing = True
 
 
+class SolutionMismatchError(RecreateError):
+    """A stored solution is not of the request: recipe, inputs or code."""
+
+    code = "solution_mismatch"
+    status = 422
+    user_facing = True
+
+
 class ProcessingError(RecreateError):
     """Recreation failed for a reason that is not the user's."""
 

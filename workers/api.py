@@ -24,13 +24,29 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from recreate import __version__
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
-from recreate.errors import DataNotFoundError, RecreateError
-from recreate.formats import FORMATS, OutputFormat, format_names
+from recreate.errors import (
+    DataNotFoundError,
+    InvalidRequestError,
+    RecreateError,
+)
+from recreate.formats import (
+    FORMATS,
+    OutputFormat,
+    format_names,
+    stretched_format,
+)
 from recreate.pipeline.recipes import RECIPE_NAMES
+from recreate.preview.scale import STRETCHES
 from workers.auth import Authenticator, Identity
+from workers.browse import router as browse_router
 from workers.budgets import parse_quotas
 from workers.campaign_api import router as campaign_router
-from workers.http_errors import ErrorModel, add_error_handlers, bad_parameter
+from workers.http_errors import (
+    ErrorModel,
+    add_error_handlers,
+    bad_parameter,
+    parse_id,
+)
 from workers.ivoa import add_ivoa_routes
 from workers.limits import Quotas, charge, rate_limit
 from workers.metrics import RequestMetrics
@@ -40,6 +56,7 @@ from workers.openapi import install_openapi
 from workers.responses import if_none_match, respond
 from workers.services import Services, start_services
 from workers.settings import Settings
+from workers.viewer import add_viewer
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +109,9 @@ def create_app(
         description="Rubin LSST difference images, recreated on demand "
         "and cached.",
         lifespan=lifespan,
+        # Served from the package by add_viewer, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.auth = Authenticator.from_settings(settings)
     app.state.quotas = Quotas(parse_quotas(settings.quotas))
@@ -102,6 +122,8 @@ def create_app(
     app.add_middleware(RequestIds)
     _add_routes(app)
     app.include_router(campaign_router)
+    app.include_router(browse_router)
+    add_viewer(app)
     add_ivoa_routes(app)
     install_openapi(app)
     return app
@@ -177,8 +199,10 @@ def _add_diffim_route(app: FastAPI, method: str) -> None:
         methods=[method],
         summary="Get a difference image",
         description="The difference image of one visit and detector, as "
-        "FITS: from the cache when it is there (X-Cache: hit), recreated "
-        "otherwise (X-Cache: miss), streamed as it comes from the cache. "
+        "FITS, or a PNG preview (format=png or png-triplet: science, "
+        "template, difference; &stretch=asinh): from the cache when it "
+        "is there (X-Cache: hit), recreated otherwise (X-Cache: miss), "
+        "streamed as it comes from the cache. "
         "A recreation that outlives the sync timeout answers 202 with a "
         "job URL and goes on filling the cache. ETag is the SHA-256 of "
         "the bytes; If-None-Match gives 304. A body cut short (fewer "
@@ -210,6 +234,14 @@ FormatQuery = Annotated[
         + "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
     ),
 ]
+StretchQuery = Annotated[
+    str | None,
+    Query(
+        description="Stretch of a preview format (png, png-triplet): "
+        f"{', '.join(STRETCHES)} (default {STRETCHES[0]}); "
+        "png&stretch=asinh is the png-asinh format.",
+    ),
+]
 RecipeQuery = Annotated[
     str | None,
     Query(
@@ -228,6 +260,7 @@ async def get_diffim(
     detector: DetectorPath,
     instrument: InstrumentQuery = None,
     format: FormatQuery = None,  # noqa: A002 - the public parameter name
+    stretch: StretchQuery = None,
     recipe: RecipeQuery = None,
 ) -> Response:
     """Serve one difference image; see the route's description."""
@@ -237,10 +270,10 @@ async def get_diffim(
         await charge(request, who, "recompute")
 
     product = ProductRequest(
-        visit=_parse_id("visit", visit, MAX_VISIT),
-        detector=_parse_id("detector", detector, MAX_DETECTOR),
+        visit=parse_id("visit", visit, MAX_VISIT),
+        detector=parse_id("detector", detector, MAX_DETECTOR),
         instrument=instrument,
-        output_format=_parse_format(format, services.settings),
+        output_format=_parse_format(format, stretch, services.settings),
         recipe=_parse_recipe(recipe),
     )
     answer = await services.products.get(
@@ -253,39 +286,22 @@ async def get_diffim(
     return respond(request, answer, services.settings.retry_after_seconds)
 
 
-def _parse_id(name: str, raw: str, limit: int) -> int:
-    """Return a non-negative integer id, or a 422 naming the value."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_parameter(
-            "path", name, f"{name} must be an integer, got {raw!r}"
-        ) from None
-    if value < 0:
-        raise bad_parameter(
-            "path", name, f"{name} must not be negative, got {value}"
-        )
-    if value >= limit:
-        raise bad_parameter(
-            "path",
-            name,
-            f"{name} {value} is out of range (0 to {limit - 1})",
-        )
-    return value
-
-
-def _parse_format(raw: str | None, settings: Settings) -> OutputFormat:
+def _parse_format(
+    raw: str | None, stretch: str | None, settings: Settings
+) -> OutputFormat:
     """Return the output format, or a 422 naming the bad one."""
     name = settings.default_format if raw is None else raw
-    fmt = FORMATS.get(name)
-    if fmt is None:
+    if name not in FORMATS:
         raise bad_parameter(
             "query",
             "format",
             f"unknown format {raw!r}; choose one of "
             f"{', '.join(format_names())}",
         )
-    return fmt
+    try:
+        return FORMATS[stretched_format(name, stretch)]
+    except InvalidRequestError as error:
+        raise bad_parameter("query", "stretch", str(error)) from None
 
 
 def _parse_recipe(raw: str | None) -> str | None:

@@ -16,6 +16,13 @@ Subcommands:
     Recreate a difference image from any science and template FITS
     files (Rubin layout or plain images): the any-survey mode
     (`workers.cli_subtract`).
+``solve``
+    Write the solution of a (visit, detector): the kernel and every
+    statistic a render needs, a small FITS file (``get --solution``
+    renders the whole image from it without refitting).
+``cutout``
+    Render a box of a difference image (pixel corners, or a sky centre
+    and a size) from a stored solution or a fresh one.
 ``serve``
     Serve the HTTP API (embedded Redis and LocalCluster unless
     ``RECREATE_*`` settings point at real ones).
@@ -61,6 +68,7 @@ from workers.commands import (
 from workers.numba_cache import seed_numba_cache
 from workers.recreating import GET
 from workers.settings import Settings
+from workers.solving import CUTOUT, SOLVE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,6 +127,8 @@ def _commands() -> tuple[Command, ...]:
         ),
         GET,
         SUBTRACT,
+        SOLVE,
+        CUTOUT,
         Command("serve", "serve the HTTP API", _add_serve_options, _serve),
         Command(
             "worker",

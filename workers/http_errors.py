@@ -97,6 +97,27 @@ def bad_parameter(where: str, name: str, msg: str) -> ParameterError:
     return error
 
 
+def parse_id(name: str, raw: str, limit: int) -> int:
+    """Return a non-negative integer path id, or a 422 naming the value."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_parameter(
+            "path", name, f"{name} must be an integer, got {raw!r}"
+        ) from None
+    if value < 0:
+        raise bad_parameter(
+            "path", name, f"{name} must not be negative, got {value}"
+        )
+    if value >= limit:
+        raise bad_parameter(
+            "path",
+            name,
+            f"{name} {value} is out of range (0 to {limit - 1})",
+        )
+    return value
+
+
 #: What a client reads for each server-side failure: the kind of failure
 #: and what to do, never its internals (they are in the log).
 _SAFE_MESSAGES = {

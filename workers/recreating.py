@@ -1,7 +1,9 @@
 """``recreate get``, and the output options it shares with ``subtract``.
 
 ``get`` recreates one key of a Butler repository in this process (or
-fetches it from a running service with ``--url``); ``subtract``
+fetches it from a running service with ``--url``, or renders it from a
+stored solution without refitting with ``--solution``,
+`workers.solving`); ``subtract``
 (`workers.cli_subtract`) takes any science and template FITS files.
 Both write a format of the registry (`recreate.formats`) with the
 options added here: ``-o``, ``--format`` (``dp1``: uncompressed planes,
@@ -15,6 +17,8 @@ loads lsst.images.
 from __future__ import annotations
 
 import argparse
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,10 +30,11 @@ from workers.commands import (
     add_repo_option,
     repo_of,
 )
+from workers.solving import add_solution_option, solution_of
 
 if TYPE_CHECKING:
     from recreate.pipeline.kernel import SolvedKernel
-    from recreate.pipeline.subtract import DifferenceResult
+    from recreate.pipeline.result import DifferenceResult
 
 
 def _configure_get(parser: argparse.ArgumentParser) -> None:
@@ -43,10 +48,11 @@ def _configure_get(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recipe",
         choices=RECIPE_NAMES,
-        help="dp1 (pipelines v29) or dp2 (v30.0.6); default: the "
-        "repository's release's (dp2 where visit images are "
-        "lsst.images VisitImages)",
+        help="dp1 (pipelines v29) or dp2 (v30.0.6); default: a stored "
+        "solution's, else the repository's release's (dp2 where visit "
+        "images are lsst.images VisitImages)",
     )
+    add_solution_option(parser)
     add_output_options(parser)
 
 
@@ -85,6 +91,8 @@ def _get(args: argparse.Namespace) -> int:
     if args.url:
         return _get_remote(args)
     retain_freed_memory()
+    if args.solution is not None:
+        return write_output(args, _from_solution(args))
     result = recreate_from_butler(
         open_butler(repo_of(args)),
         args.visit,
@@ -94,6 +102,38 @@ def _get(args: argparse.Namespace) -> int:
         kernel=stored_kernel(args),
     )
     return write_output(args, result)
+
+
+def _from_solution(args: argparse.Namespace) -> DifferenceResult:
+    """Render the whole difference image from ``--solution``.
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``--kernel`` is given too.
+    SolutionMismatchError, FormatError
+        If the solution is not of this request, or not a solution.
+    """
+    from recreate.butler import find_inputs, open_butler
+    from recreate.errors import InvalidRequestError
+    from recreate.solution import read_inputs_whole, render_full
+    from recreate.solution.product import rendered_result
+
+    if args.kernel is not None:
+        raise InvalidRequestError(
+            "--kernel and --solution both give a kernel; choose one"
+        )
+    found = find_inputs(
+        open_butler(repo_of(args)),
+        args.visit,
+        args.detector,
+        instrument=args.instrument,
+    )
+    start = time.perf_counter()
+    solution = solution_of(args, found)
+    inputs = read_inputs_whole(found, solution.config())
+    result = rendered_result(solution, render_full(solution, inputs), inputs)
+    return replace(result, timings={"render": time.perf_counter() - start})
 
 
 def check_output(args: argparse.Namespace) -> None:
@@ -159,6 +199,7 @@ def _get_remote(args: argparse.Namespace) -> int:
 
     for option, given in (
         ("--kernel", args.kernel),
+        ("--solution", args.solution),
         ("--recipe", getattr(args, "recipe", None)),
         ("--lossy16", args.lossy16),
         ("--decorrelated-psf", args.decorrelated_psf),

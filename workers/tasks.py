@@ -11,7 +11,11 @@ task
    broker and worker; a loser waits for the holder and reads its result;
 3. recreates the difference image from exactly the inputs in the spec
    (reusing a stored kernel when there is one), encodes it, and writes
-   it to Redis as the last step: a failure before leaves no cache entry;
+   it to Redis as the last step: a failure before leaves no cache entry.
+   A format that renders from another (a PNG preview from the DP1 FITS)
+   is rendered from that product's cached bytes instead, when they are
+   there: the same bytes, without a recreation; and a recreated FITS
+   product gets its zscale preview cached beside it (its companion);
 4. returns small metadata only. The bytes cross the scheduler only when
    the cache is down (degraded mode), so the request is still served.
 
@@ -31,16 +35,19 @@ import logging
 import time
 from typing import Any
 
+from cache import CacheUnavailableError, CorruptValueError
 from recreate import __version__
 from recreate.errors import (
+    FormatError,
     KernelFitError,
     ProcessingError,
     RecreateError,
     TransientError,
 )
+from recreate.formats import companions, get_format
 from recreate.pipeline.kernel import SolvedKernel
 from recreate.pipeline.subtract import DifferenceResult
-from recreate.recreation import recreate_from_inputs
+from recreate.recreation import product_key, recreate_from_inputs
 from workers.models import TaskResult, TaskSpec
 from workers.state import WorkerState, worker_state
 
@@ -162,6 +169,9 @@ def _cached(
 
 def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
     """Recreate, encode and cache the product; the cache write is last."""
+    rendered = _render_from_source(spec, state, started)
+    if rendered is not None:
+        return rendered
     kernel = _stored_kernel(state, spec.recipe_hash)
     result = recreate_from_inputs(
         spec.inputs, config=spec.config, kernel=kernel
@@ -175,6 +185,7 @@ def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
         state.cache.keep_kernel(
             spec.recipe_hash, json.dumps(result.kernel.to_dict())
         )
+        _cache_companions(spec, result, state, meta)
     return TaskResult(
         product_key=spec.product_key,
         sha256=stored.sha256 if stored else hashlib.sha256(data).hexdigest(),
@@ -185,6 +196,87 @@ def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
         worker=state.address,
         payload=None if stored else data,
     )
+
+
+def _cache_companions(
+    spec: TaskSpec,
+    result: DifferenceResult,
+    state: WorkerState,
+    meta: dict[str, Any],
+) -> None:
+    """Cache the products kept beside this one (its zscale preview).
+
+    Each is whole before it is written, and a failure here is logged,
+    never the task's: the product asked for is already cached.
+    """
+    for fmt in companions(spec.output_format.name):
+        try:
+            data = fmt.to_bytes(result)
+            state.cache.put(
+                product_key(spec.recipe, fmt),
+                data,
+                {**meta, "format": fmt.name},
+            )
+        except Exception:  # a companion never fails the task; logged
+            log.exception(
+                "caching the %s beside %s failed", fmt.name, spec.describe()
+            )
+
+
+def _render_from_source(
+    spec: TaskSpec, state: WorkerState, started: float
+) -> TaskResult | None:
+    """Render the product from a source format's cached bytes, if any.
+
+    None when the format has no source or none is cached (or it breaks
+    while read): then the product is recreated.
+    """
+    fmt = spec.output_format
+    for name in fmt.sources:
+        source_key = product_key(spec.recipe, get_format(name))
+        data = _cached_bytes(state, source_key)
+        if data is None:
+            continue
+        try:
+            payload = fmt.from_source(data)
+        except FormatError:
+            log.warning("cached %s of %s unreadable", name, spec.describe())
+            continue
+        manifest = state.cache.head(source_key)
+        meta = dict(manifest.meta) if manifest is not None else {}
+        meta.update(
+            format=fmt.name,
+            rendered_from=name,
+            recompute_seconds=round(time.perf_counter() - started, 3),
+        )
+        stored = state.cache.put(spec.product_key, payload, meta)
+        return TaskResult(
+            product_key=spec.product_key,
+            sha256=(
+                stored.sha256
+                if stored
+                else hashlib.sha256(payload).hexdigest()
+            ),
+            size=len(payload),
+            computed=True,
+            seconds=time.perf_counter() - started,
+            meta=meta,
+            worker=state.address,
+            payload=None if stored else payload,
+        )
+    return None
+
+
+def _cached_bytes(state: WorkerState, key: str) -> bytes | None:
+    """Return a cached product's whole bytes, or None (a miss)."""
+    value = state.cache.open(key)
+    opened = state.cache.start_reading(value) if value is not None else None
+    if opened is None:
+        return None
+    try:
+        return opened.first + b"".join(opened.rest)
+    except (CorruptValueError, CacheUnavailableError):
+        return None
 
 
 def _product_meta(

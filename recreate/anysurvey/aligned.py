@@ -22,7 +22,10 @@ from recreate.exposure import Exposure
 from recreate.pipeline.config import TemplateConfig
 from recreate.pipeline.template import WarpedTemplate
 from recreate.pipeline.template.build import _grown_wcs
-from recreate.pipeline.template.high_variance import mark_high_variance
+from recreate.pipeline.template.high_variance import (
+    flag_high_variance,
+    high_variance_levels,
+)
 
 
 def aligned_template(
@@ -79,10 +82,12 @@ def aligned_template(
     image[inner] = np.where(missing, np.nan, template.image)
     variance[inner] = np.where(missing, np.inf, template.variance)
     mask[inner] = template.mask
+    levels = None
     if config.high_variance is not None:
-        mask, planes = mark_high_variance(
+        levels, flagged = high_variance_levels(
             variance, mask, planes, config.high_variance
         )
+        mask, planes = flag_high_variance(mask, planes, flagged)
     coverage = float(1.0 - np.count_nonzero(missing) / missing.size)
     if coverage < config.required_fraction:
         raise NoOverlapError(
@@ -114,4 +119,5 @@ def aligned_template(
         psf_fwhm=None if template.psf is None else template.psf.fwhm,
         patch_bounds=(corners,),
         warnings=(),
+        high_variance=levels,
     )

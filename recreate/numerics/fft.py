@@ -1,12 +1,14 @@
-"""2-D real FFTs that give the same bits on any number of threads.
+"""A kernel's 2-D real FFT that gives the same bits on any thread count.
 
 scipy's FFT splits a batch of 1-D transforms over its ``workers`` and
 vectorises each thread's share; how the rows fall into vector groups then
 depends on the thread count, and single-precision results can differ in
 the last bit (measured here: a whole difference image's hash changed
-between 1 and 2 workers). These transforms cut the array into blocks of
-a fixed size, transform each block with one worker, and spread the
-blocks over threads: the grouping, hence every bit, is fixed.
+between 1 and 2 workers). `centred_rfft2` cuts the array into blocks of
+a fixed size, transforms each block with one worker, and spreads the
+blocks over threads: the grouping, hence every bit, is fixed. (The
+render's tiles call scipy with one worker on arrays of fixed shapes,
+for the same reason.)
 """
 
 from __future__ import annotations
@@ -22,85 +24,6 @@ import scipy.fft
 #: Rows (or columns) per block: large enough to vectorise well, small
 #: enough to share work between two cores.
 BLOCK = 256
-
-
-def rfft2(
-    data: npt.NDArray[np.floating[Any]],
-    workers: int = 1,
-    shape: tuple[int, int] | None = None,
-) -> npt.NDArray[np.complexfloating[Any, Any]]:
-    """Return the 2-D real FFT of ``data``, bit-identical for any workers.
-
-    Parameters
-    ----------
-    data
-        2-D real array (float32 gives complex64, float64 complex128).
-    workers
-        Threads to use; the result does not depend on it.
-    shape
-        Transform ``data`` zero-padded to this grid (at least its own
-        shape), as ``numpy.fft.rfft2(data, s=shape)`` does; the padding
-        rows are never built, their transforms being zero.
-
-    Raises
-    ------
-    ValueError
-        If ``shape`` is smaller than the data.
-    """
-    height, width = data.shape
-    rows_out, cols_out = (height, width) if shape is None else shape
-    if rows_out < height or cols_out < width:
-        raise ValueError(f"grid {shape} is smaller than the data {data.shape}")
-    rows = _by_blocks(
-        height,
-        lambda s: scipy.fft.rfft(data[s], n=cols_out, axis=1, workers=1),
-        workers,
-        axis=0,
-        size=rows_out,
-    )
-    return _by_blocks(
-        rows.shape[1],
-        lambda s: scipy.fft.fft(rows[:, s], axis=0, workers=1),
-        workers,
-        axis=1,
-    )
-
-
-def irfft2(
-    spectrum: npt.NDArray[np.complexfloating[Any, Any]],
-    shape: tuple[int, int],
-    workers: int = 1,
-    keep: tuple[int, int] | None = None,
-) -> npt.NDArray[np.floating[Any]]:
-    """Return the inverse of `rfft2` for an array of ``shape``.
-
-    Parameters
-    ----------
-    spectrum
-        The half spectrum `rfft2` gives.
-    shape
-        The real grid, ``(rows, columns)``.
-    workers
-        Threads to use; the result does not depend on it.
-    keep
-        Return only the first ``keep = (rows, columns)`` of the grid (the
-        other rows are never transformed back).
-    """
-    kept_rows, kept_cols = shape if keep is None else keep
-    columns = _by_blocks(
-        spectrum.shape[1],
-        lambda s: scipy.fft.ifft(spectrum[:, s], axis=0, workers=1),
-        workers,
-        axis=1,
-    )
-    return _by_blocks(
-        kept_rows,
-        lambda s: scipy.fft.irfft(columns[s], n=shape[1], axis=1, workers=1)[
-            :, :kept_cols
-        ],
-        workers,
-        axis=0,
-    )
 
 
 def centred_rfft2(

@@ -191,21 +191,37 @@ def _masked(
     return np.float64(np.float32(plane[r, c])) if usable[r, c] else 0.0
 
 
+#: Which edges of an array are the image's own: (top, bottom, left,
+#: right). A window of a larger image has interior edges.
+Edges = tuple[bool, bool, bool, bool]
+
+#: Every edge is the image's: the array is the whole image.
+ALL_EDGES: Edges = (True, True, True, True)
+
+
 def _block(
-    usable: BoolImage, half: int, border: int, smoothed: FloatImage
+    usable: BoolImage,
+    half: int,
+    border: int,
+    smoothed: FloatImage,
+    edges: Edges = ALL_EDGES,
 ) -> BoolImage:
     """Return the pixels no detection may reach, zeroing them in place.
 
     Blocked are those whose ``(2 half + 1)``-square box holds an unusable
     pixel (afw ORs the mask over the kernel box) and the outer
-    ``border`` pixels; ``smoothed`` is set to 0 there.
+    ``border`` pixels along the image's own ``edges`` (the outer pixel
+    along the others, whose values a window gets wrong anyway, so that
+    no footprint pixel has a neighbour off the array); ``smoothed`` is
+    set to 0 there.
     """
     height, width = usable.shape
     blocked = np.empty((height, width), dtype=np.bool_)
     unusable = np.ascontiguousarray(~usable)
+    borders = np.array([border if e else 1 for e in edges], dtype=np.int64)
 
     def block(rows: tuple[int, int]) -> None:
-        _box_any(unusable, half, border, rows[0], rows[1], blocked, smoothed)
+        _box_any(unusable, half, borders, rows[0], rows[1], blocked, smoothed)
 
     run_row_blocks(block, height)
     return blocked
@@ -215,7 +231,7 @@ def _block(
 def _box_any(
     flags: BoolImage,
     half: int,
-    border: int,
+    borders: npt.NDArray[np.int64],
     top: int,
     bottom: int,
     out: BoolImage,
@@ -225,9 +241,10 @@ def _box_any(
 
     ``out`` is whether the pixel's ``(2 half + 1)``-square box holds a
     flag (off-image pixels are unflagged) or the pixel lies within
-    ``border`` of the edge; ``smoothed`` is zeroed there. Per-column
-    counts over the window of rows are updated row by row, then each row
-    is windowed by prefix sums: exact integer counts.
+    ``borders`` (top, bottom, left, right) of the edge; ``smoothed`` is
+    zeroed there. Per-column counts over the window of rows are updated
+    row by row, then each row is windowed by prefix sums: exact integer
+    counts.
     """
     height, width = flags.shape
     counts = np.zeros(width, dtype=np.int64)
@@ -245,15 +262,18 @@ def _box_any(
                 counts[c] -= flags[leave, c]
         for c in range(width):
             prefix[c + 1] = prefix[c] + (counts[c] > 0)
-        edge_row = r < border or r >= height - border
-        _block_row(prefix, half, border, edge_row, out[r], smoothed[r])
+        edge_row = r < borders[0] or r >= height - borders[1]
+        _block_row(
+            prefix, half, borders[2], borders[3], edge_row, out[r], smoothed[r]
+        )
 
 
 @numba.njit(cache=True, nogil=True)
 def _block_row(
     prefix: npt.NDArray[np.int64],
     half: int,
-    border: int,
+    left: int,
+    right: int,
     edge_row: bool,
     out: BoolImage,
     smoothed: FloatImage,
@@ -264,8 +284,8 @@ def _block_row(
         low, high = max(c - half, 0), min(c + half + 1, width)
         hit = (
             edge_row
-            or c < border
-            or c >= width - border
+            or c < left
+            or c >= width - right
             or prefix[high] > prefix[low]
         )
         out[c] = hit

@@ -20,8 +20,9 @@ from typing import Literal
 
 from recreate.pipeline.provenance import canonical_hash
 
-#: Bumped whenever the meaning of a field changes.
-CONFIG_VERSION = 2
+#: Bumped whenever the meaning of a field changes (3: the
+#: decorrelation is a real-space kernel applied on the render's tiles).
+CONFIG_VERSION = 3
 
 #: ``getPsfFwhm``'s sigma-to-"FWHM" factor in v29 and v30.0.x:
 #: ``2 ln(2 sqrt 2)`` = 2.0794 instead of ``2 sqrt(2 ln 2)`` = 2.3548. A
@@ -229,6 +230,19 @@ class SubtractConfig:
 
 
 @dataclass(frozen=True)
+class RenderConfig:
+    """How a difference image is rendered from its solution.
+
+    The convolution and the decorrelation run on a fixed grid of square
+    tiles anchored to the detector (`recreate.solution.layout`), so any
+    region is made of the same tiles as the full product. The side is
+    part of the recipe: another side is another product.
+    """
+
+    tile_size: int = 256
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole recipe: a name, the pipelines version, every parameter."""
 
@@ -238,6 +252,7 @@ class PipelineConfig:
     sources: SourceConfig = field(default_factory=SourceConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
     subtract: SubtractConfig = field(default_factory=SubtractConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
     version: int = CONFIG_VERSION
 
     def to_dict(self) -> dict[str, object]:

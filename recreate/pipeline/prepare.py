@@ -1,9 +1,9 @@
 """Prepare a subtraction's inputs (AlardLuptonSubtractTask._prepareInputs).
 
-After the template is built: ScaleVariance on the template, then on the
-science image; ``updateMasks`` (the science detection planes cleared; in
-the template only ``preserve_template_mask`` kept and SAT copied to
-SAT_TEMPLATE); the PSF sizes of both images.
+After the template is built (ScaleVariance is in
+`recreate.solution.solve`): ``updateMasks`` (the science detection
+planes cleared; in the template only ``preserve_template_mask`` kept and
+SAT copied to SAT_TEMPLATE); the PSF sizes of both images.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import numpy.typing as npt
 
 from recreate.exposure import Exposure, MaskPlanes
 from recreate.pipeline.config import PipelineConfig
-from recreate.pipeline.match import scale_variance
 from recreate.pipeline.sources import measure_psf_fwhm
 from recreate.pipeline.template import WarpedTemplate
 
@@ -47,32 +46,6 @@ def grown_template_planes(config: PipelineConfig) -> tuple[str, ...]:
     return (*config.subtract.preserve_template_mask, *RENAMED_TEMPLATE_PLANES)
 
 
-def scaled_variances(
-    science: Exposure, template: Exposure, config: PipelineConfig
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Return the science and template variances after ScaleVariance.
-
-    The template is scaled first, then the science image, as v29 does.
-    """
-    if not config.subtract.do_scale_variance:
-        return science.variance, template.variance
-    template_variance, _ = scale_variance(
-        template.image,
-        template.variance,
-        template.mask,
-        template.mask_planes,
-        config.subtract,
-    )
-    science_variance, _ = scale_variance(
-        science.image,
-        science.variance,
-        science.mask,
-        science.mask_planes,
-        config.subtract,
-    )
-    return science_variance, template_variance
-
-
 def prepared_science_mask(
     mask: npt.NDArray[np.int32], planes: MaskPlanes
 ) -> npt.NDArray[np.int32]:
@@ -90,15 +63,26 @@ def prepared_template_mask(
     ``preserve_template_mask`` (NO_DATA, BAD) survive. Bits are mapped by
     plane name: the template's bit numbers may differ from the science's.
     """
-    source = template.mask_planes
-    out = np.zeros(template.mask.shape, dtype=np.int32)
+    return prepared_template_bits(
+        template.mask, template.mask_planes, planes, config
+    )
+
+
+def prepared_template_bits(
+    mask: npt.NDArray[np.int32],
+    source: MaskPlanes,
+    planes: MaskPlanes,
+    config: PipelineConfig,
+) -> npt.NDArray[np.int32]:
+    """Return `prepared_template_mask` of a mask with planes ``source``."""
+    out = np.zeros(mask.shape, dtype=np.int32)
     kept = [(n, n) for n in config.subtract.preserve_template_mask]
     renamed = [
         (n, f"{n}_TEMPLATE") for n in config.subtract.rename_template_mask
     ]
     for name, target in kept + renamed:
         if name in source and target in planes:
-            on = (template.mask & source.value(name)) != 0
+            on = (mask & source.value(name)) != 0
             out[on] |= np.int32(planes.value(target))
     return out
 

@@ -21,73 +21,37 @@ DetectAndMeasureTask does to the pixels after it; the recipe
    bin-40 backgrounds and NO_DATA pixels set to 0
    (`recreate.pipeline.sources.detect_and_measure`).
 
+It is the solve (`recreate.solution.solve`: steps 1-5, the
+decorrelation's levels and kernel, DP2's bin-40 background) followed by
+the render of the whole detector (`recreate.solution.render`: steps
+6-8 on the fixed tile grid), so every region rendered from the same
+solution is the same pixels of this product, bit for bit.
+
 The result carries the science image's WCS, PSF, calibration and
 metadata, and the provenance cards of `recreate.pipeline.provenance`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
-import numpy as np
-import numpy.typing as npt
-
-from recreate import __version__
-from recreate.errors import KernelFitError, NoOverlapError, ProcessingError
 from recreate.exposure import Exposure
-from recreate.numerics.threads import thread_count
+from recreate.io.region import ImageGeometry
+from recreate.numerics.box import PixelBox
 from recreate.pipeline.config import DEFAULT_CONFIG, PipelineConfig
-from recreate.pipeline.kernel import SolvedKernel, fit_kernel, make_basis
-from recreate.pipeline.kernel.spatial import subtract_polynomial_and_image
-from recreate.pipeline.match.convolve import convolve_template
-from recreate.pipeline.match.decorrelate import decorrelate
-from recreate.pipeline.prepare import (
-    difference_planes,
-    grown_template_planes,
-    prepared_science_mask,
-    prepared_template_mask,
-    psf_sizes,
-    scaled_variances,
+from recreate.pipeline.kernel import SolvedKernel
+from recreate.pipeline.provenance import InputRef
+from recreate.pipeline.result import DifferenceResult
+from recreate.pipeline.template import WarpedTemplate
+from recreate.solution.layout import plan_render
+from recreate.solution.render import (
+    RenderInputs,
+    detection_planes,
+    predetection,
+    region_exposure,
 )
-from recreate.pipeline.provenance import InputRef, Provenance, canonical_hash
-from recreate.pipeline.sources import select_kernel_candidates
-from recreate.pipeline.sources.detect_and_measure import detect_and_measure
-from recreate.pipeline.template import WarpedTemplate, build_template
-
-
-@dataclass(frozen=True, eq=False)
-class DifferenceResult:
-    """A difference image with what made it.
-
-    Attributes
-    ----------
-    exposure
-        The difference image on the science grid, with the science
-        image's WCS, PSF, calibration and observation metadata, and the
-        provenance cards in ``metadata``.
-    kernel
-        The solved (or reused) matching kernel.
-    template
-        The warped template, for coverage and per-patch bounds.
-    provenance
-        Inputs, config hash, code version, kernel summary, notes.
-    timings
-        Seconds spent in each stage.
-    variance_levels
-        The science and template variance levels the decorrelation used
-        (NaN when it did not run): with the kernel they give the
-        difference image's true PSF (`decorrelated_psf`).
-    """
-
-    exposure: Exposure
-    kernel: SolvedKernel
-    template: WarpedTemplate
-    provenance: Provenance
-    timings: dict[str, float] = field(default_factory=dict)
-    variance_levels: tuple[float, float] = (float("nan"), float("nan"))
+from recreate.solution.solve import SolveResult, _timed, solve
 
 
 def subtract(
@@ -134,226 +98,66 @@ def subtract(
         If too few kernel candidates are found, or the kernel solution is
         ill-conditioned (a `ProcessingError`).
     """
-    timings: dict[str, float] = {}
-    notes = list(notes)
-    with _timed(timings, "template"):
-        template = warped or build_template(science, patches, config.template)
-    notes.extend(template.warnings)
-    border = config.template.border
-    planes = difference_planes(science.mask_planes, config)
-    with _timed(timings, "scale_variance"):
-        science_variance, template_variance = scaled_variances(
-            science, template.exposure, config
-        )
-    science_mask = prepared_science_mask(science.mask, planes)
-    template_mask = prepared_template_mask(template.exposure, planes, config)
-    with _timed(timings, "psf"):
-        science_fwhm, template_fwhm = psf_sizes(science, template, notes)
-    prepared = replace(
+    solved = solve(
         science,
-        variance=science_variance,
-        mask=science_mask,
-        mask_planes=planes,
+        patches,
+        config=config,
+        inputs=inputs,
+        kernel=kernel,
+        notes=notes,
+        warped=warped,
     )
-    reused = kernel is not None
-    if kernel is None:
-        try:
-            kernel = _fit(
-                prepared,
-                template,
-                template_variance,
-                template_mask,
-                (science_fwhm, template_fwhm),
-                config,
-                timings,
-            )
-        except ProcessingError as error:
-            _raise_if_failure_expected(template.coverage, config, error)
-            # The data's, not the service's: the same inputs fail alike.
-            raise KernelFitError(str(error)) from error
-    with _timed(timings, "convolve"):
-        matched, matched_variance, matched_mask = convolve_template(
-            np.nan_to_num(template.exposure.image, nan=0.0),
-            _finite_or_zero(template_variance),
-            template_mask,
-            planes,
-            kernel,
-            border=border,
-            grow_planes=grown_template_planes(config),
-            workers=thread_count(),
-        )
-    with _timed(timings, "subtract"):
-        image = _difference(science.image, matched, kernel, config)
-        variance = science_variance + matched_variance
-        mask = science_mask | matched_mask
-        # Where the template had no data, the difference has none either.
-        no_data = (
-            template_mask[border:-border, border:-border]
-            & planes.value("NO_DATA")
-        ) != 0
-        image[no_data] = np.nan
-    levels = (float("nan"), float("nan"))
-    if config.subtract.do_decorrelation:
-        with _timed(timings, "decorrelate"):
-            height, width = science.shape
-            result = decorrelate(
-                image,
-                science_variance,
-                template_variance[border:-border, border:-border],
-                mask,
-                planes,
-                kernel.kernel_image(width / 2.0, height / 2.0),
-                config.subtract.decorrelation_ignore_planes,
-            )
-            image, variance = result.image, result.variance
-            levels = (result.science_variance, result.template_variance)
-    if config.subtract.do_detection:
-        with _timed(timings, "detect"):
-            measured = detect_and_measure(
-                image, variance, mask, planes, science_fwhm, config.subtract
-            )
-            image, mask, planes = (
-                measured.image,
-                measured.mask,
-                measured.planes,
-            )
-    provenance = Provenance(
-        recipe=config.recipe,
-        pipelines_version=config.pipelines_version,
-        inputs=list(inputs),
-        config_hash=config.config_hash(),
-        code_version=__version__,
-        template_coverage=template.coverage,
-        kernel_size=kernel.basis.size,
-        kernel_sum=kernel.kernel_sum(),
-        n_kernel_candidates=kernel.n_candidates,
-        n_kernel_used=kernel.n_used,
-        kernel_from_storage=reused,
-        kernel_sha256=canonical_hash(kernel.to_dict()),
-        science_fwhm=science_fwhm,
-        template_fwhm=template_fwhm,
-        notes=tuple(notes),
+    return render_whole(solved, science, patches)
+
+
+def render_whole(
+    solved: SolveResult, science: Exposure, patches: Sequence[Exposure]
+) -> DifferenceResult:
+    """Render the whole detector from a solve made in this process.
+
+    The solve's warped template (and, for DP2, its pre-detection
+    difference) are reused; the planes are those of any render of the
+    solution (`recreate.solution.render.render`).
+    """
+    solution = solved.solution
+    timings = dict(solved.timings)
+    height, width = science.shape
+    inputs = RenderInputs(
+        science,
+        ImageGeometry(science.wcs, science.xy0, science.shape),
+        patches,
     )
-    exposure = Exposure(
-        image=image,
-        variance=variance,
-        mask=mask,
-        mask_planes=planes,
-        wcs=science.wcs,
-        xy0=science.xy0,
-        psf=science.psf,
-        photo_calib=science.photo_calib,
-        observation=science.observation,
+    box = PixelBox(0, 0, width, height)
+    planes = solved.predetection
+    if planes is None:
+        with _timed(timings, "difference"):
+            plan = plan_render(
+                box,
+                (height, width),
+                solution.config().render.tile_size,
+                solution.halos(),
+            )
+            planes = predetection(
+                solution, inputs, plan, solved.template_window()
+            )
+    with _timed(timings, "detect"):
+        planes = detection_planes(solution, planes)
+        exposure = region_exposure(solution, inputs, planes, box)
+    provenance = replace(
+        solution.provenance(), kernel_from_storage=solved.reused
     )
-    exposure.metadata = provenance.cards(exposure.plane_hash())
+    decorrelation = solution.decorrelation
     return DifferenceResult(
-        exposure, kernel, template, provenance, timings, levels
-    )
-
-
-def _raise_if_failure_expected(
-    coverage: float, config: PipelineConfig, error: ProcessingError
-) -> None:
-    """Turn a failed fit into "no work" when coverage made it expected.
-
-    v29 tolerates a PSF-matching failure when the template covers less
-    than ``minTemplateFractionForExpectedSuccess`` (20%): the task ends
-    with NoWorkFound and no difference image is made. Here that is a
-    NoOverlapError, so the user hears "not enough template", not "bug".
-    """
-    expected = config.template.expected_success_fraction
-    if coverage < expected:
-        raise NoOverlapError(
-            f"template covers only {100.0 * coverage:.1f}% of the "
-            f"detector (< {100.0 * expected:g}%) and the kernel fit "
-            f"failed ({error}); as in v29, no difference image is made"
-        ) from error
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    """Add the wall time of the block to ``timings[stage]``."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
-
-
-def _fit(
-    science: Exposure,
-    template: WarpedTemplate,
-    template_variance: npt.NDArray[np.float32],
-    template_mask: npt.NDArray[np.int32],
-    fwhms: tuple[float, float],
-    config: PipelineConfig,
-    timings: dict[str, float],
-) -> SolvedKernel:
-    """Select kernel candidates and fit the spatially varying kernel.
-
-    ``science`` carries the scaled variance and the prepared mask, in
-    the difference image's planes.
-    """
-    science_fwhm, template_fwhm = fwhms
-    basis = make_basis(science_fwhm, template_fwhm, config.kernel)
-    with _timed(timings, "kernel_candidates"):
-        candidates = select_kernel_candidates(
-            science,
-            template.exposure.image,
-            template_mask,
-            science.mask_planes,
-            border=config.template.border,
-            kernel_size=basis.size,
-            science_fwhm=science_fwhm,
-            config=config.sources,
-        )
-    with _timed(timings, "kernel_fit"):
-        return fit_kernel(
-            template.exposure.image,
-            template_variance,
-            science.image,
-            science.variance,
-            np.column_stack([candidates.x, candidates.y]),
-            basis,
-            config.kernel,
-            border=config.template.border,
-            science_mask=science.mask,
-            template_mask=template_mask,
-            mask_planes=science.mask_planes,
-            ratings=candidates.flux,
-            min_candidates=config.sources.min_sources,
-        )
-
-
-def _difference(
-    science: npt.NDArray[np.float32],
-    matched: npt.NDArray[np.float32],
-    kernel: SolvedKernel,
-    config: PipelineConfig,
-) -> npt.NDArray[np.float32]:
-    """Return science - background - matched template, float32.
-
-    The background is subtracted in float64 before the cast, as afw's
-    MaskedImage arithmetic with a double-precision model rounds once.
-    """
-    if (
-        not config.subtract.do_subtract_background
-        or kernel.background.size == 0
-    ):
-        return (science.astype(np.float64) - matched).astype(np.float32)
-    return subtract_polynomial_and_image(
+        exposure,
+        solution.kernel,
+        solved.template,
+        provenance,
+        timings,
+        (decorrelation.science_variance, decorrelation.template_variance),
+        solution,
+        solved.template.patch_bounds,
         science,
-        kernel.background,
-        kernel.bbox,
-        kernel.spatial_bg_order,
-        matched,
     )
 
 
-def _finite_or_zero(
-    values: npt.NDArray[np.float32],
-) -> npt.NDArray[np.float32]:
-    """Return a copy with non-finite values set to 0 (masked NO_DATA)."""
-    out = np.array(values, dtype=np.float32, copy=True)
-    out[~np.isfinite(out)] = 0.0
-    return out
+__all__ = ["DifferenceResult", "render_whole", "subtract"]

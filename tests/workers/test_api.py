@@ -11,6 +11,7 @@ from astropy.io import fits
 from cache import JobStore
 from recreate.butler import find_inputs, open_butler
 from recreate.recreation import recreate_from_butler
+from tests.support.products import chunk_keys
 from tests.support.redis import stored_keys
 from workers.tasks import RECOMPUTES_COUNTER
 
@@ -142,10 +143,26 @@ BAD_INPUTS = [
     (
         "{visit}",
         "{detector}",
-        {"format": "png"},
+        {"format": "tiff"},
         422,
         "invalid_parameter",
         ["query", "format"],
+    ),
+    (
+        "{visit}",
+        "{detector}",
+        {"format": "dp1", "stretch": "asinh"},
+        422,
+        "invalid_parameter",
+        ["query", "stretch"],
+    ),
+    (
+        "{visit}",
+        "{detector}",
+        {"format": "png", "stretch": "log"},
+        422,
+        "invalid_parameter",
+        ["query", "stretch"],
     ),
     (
         "{visit}",
@@ -221,7 +238,7 @@ def test_a_corrupt_value_is_dropped_and_recomputed(
     http, full_key, cache_redis, control_redis
 ):
     first = diffim(http, full_key)
-    chunks = sorted(cache_redis.scan_iter(match="recreate:blob:*"))
+    chunks = chunk_keys(cache_redis, "dp1")
     assert chunks
     stored = cache_redis.get(chunks[0])
     cache_redis.setrange(chunks[0], len(stored) // 2, b"\x00garbage\x00")
@@ -238,7 +255,7 @@ def test_an_evicted_chunk_is_a_miss_not_a_short_file(
     http, full_key, cache_redis, control_redis
 ):
     first = diffim(http, full_key)
-    chunks = sorted(cache_redis.scan_iter(match="recreate:blob:*"))
+    chunks = chunk_keys(cache_redis, "dp1")
     cache_redis.unlink(chunks[-1])
     second = diffim(http, full_key)
     assert second.headers["x-cache"] == "miss"

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from cache import RedisServer
+from tests.support.products import manifest_keys
 from tests.support.service import free_port, running_api
 from tests.workers.conftest import service_settings
 
@@ -257,7 +258,7 @@ def test_overload_is_503_with_retry_after_and_caches_nothing(
             job = httpx.get(first.headers["location"]).json()
         assert job["state"] == "done"
     # The refused product was never started: only the first is cached.
-    assert len(list(cache.client().scan_iter(match="recreate:result:*"))) == 1
+    assert len(manifest_keys(cache.client(), "dp1")) == 1
 
 
 def _full_keys(ci_repo, count):
@@ -316,7 +317,7 @@ def test_a_campaign_goes_on_by_itself_after_a_control_store_outage(
     counts = campaign["counts"]
     assert counts["done"] + counts["already_cached"] == len(keys)
     assert counts["missing"] == counts["failed"] == 0
-    cached = list(cache.client().scan_iter(match="recreate:result:*"))
+    cached = manifest_keys(cache.client(), "dp1")
     assert len(cached) == len(keys)
 
 
@@ -344,9 +345,7 @@ def test_counts_say_what_is_cached_now_and_a_resume_remakes_it(
         counts = campaign["counts"]
         assert counts["done"] + counts["already_cached"] == len(keys)
         assert counts["missing"] == 0
-        assert len(
-            list(cache.client().scan_iter(match="recreate:result:*"))
-        ) == (len(keys))
+        assert len(manifest_keys(cache.client(), "dp1")) == (len(keys))
         # The cache loses everything again: the finished campaign's
         # counts say so instead of "done".
         cache.client().flushall()

@@ -3,8 +3,10 @@
 A cutout order is one identifier and one stencil (``CIRCLE``,
 ``POLYGON`` or ``POS`` with CIRCLE, RANGE or POLYGON: Rubin's own
 service lacks RANGE), a detail level (``CUTOUTDETAIL``: Image,
-MaskedImage or Exposure) and a response format (FITS, or a zscaled
-PNG). `cut` makes it through the region seam (`workers.regions`): the
+MaskedImage or Exposure) and a response format (FITS, or a PNG drawn
+by `recreate.preview` as the previews are: zscale, and, when the detail
+level keeps the mask, masked pixels tinted and detections outlined).
+`cut` makes it through the region seam (`workers.regions`): the
 detector's geometry, the stencil's pixel box clipped at the detector's
 edges, then the region's pixels, however the seam makes them. A stencil
 that misses the detector is no cutout (SODA's 204).
@@ -23,16 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
-from recreate.cutout_png import grey_png
-from recreate.cutouts import (
-    EXPOSURE,
-    cutout_image,
-    detail_level,
-    reduce_detail,
-)
+from recreate.cutouts import EXPOSURE, detail_level, reduce_detail
 from recreate.errors import InvalidRequestError
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
+from recreate.preview import fits_to_png
 from recreate.skyshapes import (
     SkyRange,
     SkyShape,
@@ -279,7 +276,7 @@ def render(data: bytes, order: CutoutOrder) -> bytes:
     """Return a region's bytes at the order's detail level and format."""
     reduced = reduce_detail(data, order.detail)
     if order.response_format == PNG:
-        return grey_png(cutout_image(reduced))
+        return fits_to_png(reduced)
     return reduced
 
 

@@ -21,8 +21,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recreate.cutout_png import strip
-from recreate.cutouts import Stamp, cutout_image, stamp_series_fits
+from recreate.cutouts import Stamp, stamp_series_fits, stamp_series_png
 from recreate.discovery import ImageFootprint
 from recreate.errors import (
     DataNotFoundError,
@@ -181,7 +180,7 @@ def series_files(
 ) -> tuple[bytes, bytes]:
     """Return the multi-extension FITS and the PNG strip of stamps."""
     fits_bytes = stamp_series_fits(stamps, body.ra, body.dec, body.size)
-    png_bytes = strip([cutout_image(s.data) for s in stamps], body.size)
+    png_bytes = stamp_series_png(stamps, body.size)
     return fits_bytes, png_bytes
 
 

@@ -46,6 +46,8 @@ from recreate.exposure import (
 )
 from recreate.io.lsst_images.components import FWHM_PER_SIGMA
 from recreate.io.lsst_images.mask import _known_mask_planes
+from recreate.io.region import ImageGeometry
+from recreate.numerics.box import PixelBox
 
 
 def read_visit_image(path: str | os.PathLike[str]) -> Exposure:
@@ -62,21 +64,77 @@ def read_visit_image(path: str | os.PathLike[str]) -> Exposure:
         If the file cannot be read as a VisitImage, has more mask planes
         than an int32 mask holds, or has no sky projection.
     """
+    visit = _read(path)
+    return _exposure(visit, visit.image.bbox, os.fspath(path))
+
+
+def read_visit_image_region(
+    path: str | os.PathLike[str], box: PixelBox, whole: PixelBox
+) -> tuple[Exposure, ImageGeometry]:
+    """Read a box of a VisitImage, and the whole image's geometry.
+
+    Only the box's pixels are read (``lsst.images``' subset read). The
+    geometry's WCS is the whole image's, as `read_visit_image` gives it.
+
+    Parameters
+    ----------
+    path
+        The file; its name must end in ``.fits``.
+    box
+        Parent pixels to read, inside the image.
+    whole
+        The whole image's box of parent pixels.
+
+    Raises
+    ------
+    FormatError
+        As `read_visit_image`.
+    """
+    bbox = _box(box)
+    visit = _read(path, bbox=bbox)
+    source = os.fspath(path)
+    exposure = _exposure(visit, bbox, source)
+    geometry = ImageGeometry(
+        wcs=_array_wcs(visit, _box(whole), source),
+        xy0=(whole.x0, whole.y0),
+        shape=(whole.height, whole.width),
+    )
+    return exposure, geometry
+
+
+def _box(box: PixelBox) -> li.Box:
+    """Return an ``lsst.images`` box of parent pixels."""
+    return li.Box.factory[
+        box.y0 : box.y0 + box.height, box.x0 : box.x0 + box.width
+    ]
+
+
+def _read(path: str | os.PathLike[str], **kwargs: Any) -> li.VisitImage:
+    """Read a VisitImage (or a box of it: ``bbox``).
+
+    Raises
+    ------
+    FormatError
+        If the file cannot be read as a VisitImage.
+    """
     try:
-        visit = li.VisitImage.read(str(Path(path)))
+        return li.VisitImage.read(str(Path(path)), **kwargs)
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise FormatError(
             f"{os.fspath(path)}: not an lsst.images VisitImage ({error})"
         ) from None
-    bbox = visit.image.bbox
+
+
+def _exposure(visit: li.VisitImage, bbox: li.Box, source: str) -> Exposure:
+    """Return a VisitImage's pixels on ``bbox`` as an `Exposure`."""
     x0, y0 = int(bbox.x.start), int(bbox.y.start)
-    mask, planes = _int32_mask(visit.mask, os.fspath(path))
+    mask, planes = _int32_mask(visit.mask, source)
     return Exposure(
         image=np.asarray(visit.image.array, dtype=np.float32),
         variance=np.asarray(visit.variance.array, dtype=np.float32),
         mask=mask,
         mask_planes=planes,
-        wcs=_array_wcs(visit, bbox, os.fspath(path)),
+        wcs=_array_wcs(visit, bbox, source),
         xy0=(x0, y0),
         psf=_psf(visit.psf),
         photo_calib=_photo_calib(visit),
@@ -103,6 +161,26 @@ def _int32_mask(
         out[on] |= np.int32(1 << bit) if bit < 31 else np.int32(-(2**31))
         bits[back.get(name, name)] = bit
     return out, MaskPlanes(bits)
+
+
+def mask_bits_are_stored_bits(header: Any, planes: MaskPlanes) -> bool:
+    """Say whether `_int32_mask` keeps each stored plane on its own bit.
+
+    A VisitImage's MASK HDU names plane ``n`` (bit ``1 << n``) in its
+    ``MSKNnnnn`` cards; when every such plane has bit ``n`` in ``planes``
+    (and no other plane exists), the stored int32 values are the mask.
+    """
+    legacy, _ = _known_mask_planes()
+    back = {plane.name: name for name, plane in legacy.items()}
+    stored: dict[str, int] = {}
+    for n in range(MAX_MASK_PLANES):
+        name = header.get(f"MSKN{n:04d}")
+        if name is None:
+            continue
+        if header.get(f"MSKM{n:04d}") != 1 << n:
+            return False
+        stored[back.get(name, name)] = n
+    return stored == {name: planes.bit(name) for name in planes.names}
 
 
 def _array_wcs(visit: li.VisitImage, bbox: li.Box, source: str) -> WCS:

@@ -1,5 +1,9 @@
 """Apply the spatially varying matching kernel to the template (afw).
 
+This is the whole-image form of the convolution, afw's definition that
+the tests and the kernel checks compare with; a render applies the same
+sums tile by tile (`recreate.solution.tiles`, image only).
+
 afw's ``convolve(MaskedImage, LinearCombinationKernel)`` computes, at
 every output pixel ``x``, the local kernel ``K_x(u) = sum_j P_j(x) K_j(u)``
 and then (``convolveAtAPoint``)::

@@ -89,13 +89,17 @@ def detect_and_measure(
         )
     else:
         planes = planes.with_planes(*backgrounds.cleared_planes)
-        copy = image - _background(image, mask, planes, backgrounds.initial)
+        copy = image - subtracted_background(
+            image, mask, planes, backgrounds.initial
+        )
         cleared = np.int32(planes.value(*backgrounds.cleared_planes))
         mask, planes = set_detection_planes(
             copy, variance, mask & ~cleared, planes, psf_fwhm, config
         )
         del copy
-        subtracted = _background(image, mask, planes, backgrounds.final)
+        subtracted = subtracted_background(
+            image, mask, planes, backgrounds.final
+        )
         image = image - subtracted
         mask, planes = set_detection_planes(
             image, variance, mask, planes, psf_fwhm, config
@@ -108,7 +112,7 @@ def detect_and_measure(
     return MeasuredDifference(image, mask, planes, subtracted)
 
 
-def _background(
+def subtracted_background(
     image: npt.NDArray[np.float32],
     mask: npt.NDArray[np.int32],
     planes: MaskPlanes,

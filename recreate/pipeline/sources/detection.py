@@ -50,8 +50,10 @@ import numpy as np
 import numpy.typing as npt
 
 from recreate.exposure import MaskPlanes
+from recreate.numerics.smoothing import ALL_EDGES, Edges, smoothing_kernel
 from recreate.pipeline.config import SubtractConfig
 from recreate.pipeline.sources.footprints import (
+    N_SIGMA_TO_GROW,
     Footprints,
     FootprintSet,
     find_footprints,
@@ -211,6 +213,7 @@ def set_detection_planes(
     planes: MaskPlanes,
     psf_fwhm: float,
     config: SubtractConfig,
+    edges: Edges = ALL_EDGES,
 ) -> tuple[npt.NDArray[np.int32], MaskPlanes]:
     """Return the mask with DetectAndMeasureTask's detection planes.
 
@@ -231,6 +234,11 @@ def set_detection_planes(
         PSF FWHM in pixels (the difference image's PSF is the science's).
     config
         The subtraction configuration.
+    edges
+        Which sides (top, bottom, left, right) are the image's own edges:
+        on a window of a difference image, the planes are those of the
+        whole image at every pixel at least `detection_halo` from the
+        window's other sides.
 
     Returns
     -------
@@ -257,6 +265,7 @@ def set_detection_planes(
         polarity="both",
         exclude_planes=config.detection_exclude_planes,
         threshold_type="pixel_stdev",
+        edges=edges,
     )
     for footprints, name in (
         (found.positive, "DETECTED"),
@@ -264,8 +273,20 @@ def set_detection_planes(
     ):
         if footprints is not None:
             _mark_labelled(out, footprints.labels, planes.value(name))
-    _set_border(out, found.border, np.int32(planes.value("EDGE")))
+    _set_border(out, found.border, np.int32(planes.value("EDGE")), edges)
     return out, planes
+
+
+def detection_halo(psf_fwhm: float) -> int:
+    """Return how far a pixel's detection planes look: kernel and growth.
+
+    A pixel is DETECTED when a pixel within the growth radius is above
+    threshold, which depends on the pixels within the smoothing kernel's
+    half-width of it (connectivity and peaks do not enter the planes).
+    """
+    sigma = psf_fwhm / FWHM_PER_SIGMA
+    half = len(smoothing_kernel(sigma)) // 2
+    return half + int(N_SIGMA_TO_GROW * sigma + 0.5) + 1
 
 
 def _measure(
@@ -347,15 +368,20 @@ def _mark_labelled(
 
 
 def _set_border(
-    mask: npt.NDArray[np.int32], border: int, bits: np.int32
+    mask: npt.NDArray[np.int32], border: int, bits: np.int32, edges: Edges
 ) -> None:
-    """OR ``bits`` into the outer ``border`` pixels of ``mask``, in place."""
+    """OR ``bits`` into the outer ``border`` pixels along ``edges``."""
     if border <= 0:
         return
-    mask[:border, :] |= bits
-    mask[-border:, :] |= bits
-    mask[:, :border] |= bits
-    mask[:, -border:] |= bits
+    top, bottom, left, right = edges
+    if top:
+        mask[:border, :] |= bits
+    if bottom:
+        mask[-border:, :] |= bits
+    if left:
+        mask[:, :border] |= bits
+    if right:
+        mask[:, -border:] |= bits
 
 
 __all__ = [
@@ -364,5 +390,6 @@ __all__ = [
     "Polarity",
     "ThresholdType",
     "detect",
+    "detection_halo",
     "set_detection_planes",
 ]

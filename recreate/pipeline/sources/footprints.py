@@ -30,6 +30,8 @@ from recreate.numerics.arrays import native_mask
 from recreate.numerics.robust import clipped_mean_std_of_finite
 from recreate.numerics.row_blocks import run_row_blocks
 from recreate.numerics.smoothing import (
+    ALL_EDGES,
+    Edges,
     _block,
     _smooth,
     _usable,
@@ -124,10 +126,15 @@ def find_footprints(
     exclude_planes: tuple[str, ...],
     threshold_type: str,
     grow: bool = True,
+    edges: Edges = ALL_EDGES,
 ) -> Footprints:
     """Return the footprints above a PSF-smoothed threshold.
 
-    Parameters are those of `recreate.pipeline.sources.detection.detect`.
+    Parameters are those of `recreate.pipeline.sources.detection.detect`;
+    ``edges`` says which sides of the arrays are the image's own edges
+    (top, bottom, left, right), where the border is not searched: on a
+    window of a larger image the others are not (and the pixels within
+    the kernel half-width of them come out wrong).
 
     Returns
     -------
@@ -152,7 +159,7 @@ def find_footprints(
     excluded = planes.value_of_present(exclude_planes)
     usable = _usable(image, variance, mask, excluded)
     smoothed, smoothed_var = _smooth(image, variance, usable, kernel)
-    blocked = _block(usable, len(kernel) // 2, border, smoothed)
+    blocked = _block(usable, len(kernel) // 2, border, smoothed, edges)
     if threshold_type == "pixel_stdev":
         significance = _pixel_significance(smoothed, smoothed_var)
     else:

@@ -52,7 +52,11 @@ from recreate.exposure import (
     PsfInfo,
 )
 from recreate.pipeline.config import TemplateConfig
-from recreate.pipeline.template.high_variance import mark_high_variance
+from recreate.pipeline.template.high_variance import (
+    HighVarianceLevels,
+    flag_high_variance,
+    high_variance_levels,
+)
 from recreate.pipeline.template.lanczos import LANCZOS_ORDER
 from recreate.pipeline.template.patches import (
     _check_consistent,
@@ -93,6 +97,9 @@ class WarpedTemplate:
         array of ``(x, y)`` science array pixels, counter-clockwise.
     warnings
         Things worth telling the user, e.g. a low coverage.
+    high_variance
+        What the HIGH_VARIANCE plane needs of the whole template (v30);
+        None when the recipe has no such plane.
     """
 
     exposure: Exposure
@@ -100,6 +107,7 @@ class WarpedTemplate:
     psf_fwhm: float | None
     patch_bounds: tuple[npt.NDArray[np.float64], ...]
     warnings: tuple[str, ...]
+    high_variance: HighVarianceLevels | None = None
 
 
 def build_template(
@@ -164,11 +172,13 @@ def build_template(
     if not warped:
         raise NoOverlapError(_coverage_message(0.0, science, config))
     merged = merge_warped(warped, no_data)
+    levels = None
     if config.high_variance is not None:
-        flagged, planes = mark_high_variance(
+        levels, flagged = high_variance_levels(
             merged.variance, merged.mask, planes, config.high_variance
         )
-        merged = Planes(merged.image, merged.variance, flagged)
+        mask, planes = flag_high_variance(merged.mask, planes, flagged)
+        merged = Planes(merged.image, merged.variance, mask)
     coverage = _coverage(
         merged.mask, config.border, no_data, _science_no_data(science, config)
     )
@@ -177,7 +187,9 @@ def build_template(
     exposure = _template_exposure(
         science, merged, planes, used, psf_fwhm, config.border
     )
-    return WarpedTemplate(exposure, coverage, psf_fwhm, bounds, warnings)
+    return WarpedTemplate(
+        exposure, coverage, psf_fwhm, bounds, warnings, levels
+    )
 
 
 def _check_kernel(name: str) -> None:

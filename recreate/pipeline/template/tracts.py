@@ -42,6 +42,7 @@ from recreate.pipeline.template.warp import (
     Planes,
     count_flagged,
     merge_patches,
+    source_window,
     warp_planes,
 )
 
@@ -106,8 +107,15 @@ def _warp_tract(
     grown: tuple[int, int],
     planes: MaskPlanes,
     config: TemplateConfig,
+    window: PixelBox | None = None,
 ) -> tuple[Planes, dict[int, int]] | None:
     """Merge one tract's patches and warp them onto the grown grid.
+
+    With a ``window`` (grown-grid array pixels), only the window is
+    warped, from the part of the tract region its footprints reach: the
+    pixels are those of the whole grid there (`warp_planes`), and a
+    tract without data there still gives its (edge) planes, which a
+    merge weighs 0.
 
     Returns
     -------
@@ -123,22 +131,33 @@ def _warp_tract(
     region = region.intersection(_union_box([p.geometry for p in group]))
     if region.empty:
         return None
-    # The pixels, whole patch or cut-out, each placed by its own xy0.
-    placed = [_place(p.exposure, region, planes) for p in group]
-    no_data = planes.value("NO_DATA")
-    merged, counts = merge_patches(
-        placed, (region.height, region.width), no_data
-    )
-    if not counts.any():
-        return None
     coarse = CoarseMap.build(
         grown,
         _DestToTract(science, anchor, region, config.border),
         config.interp_length,
     )
+    whole = PixelBox(0, 0, region.width, region.height)
+    read = whole
+    if window is not None:
+        read = source_window(coarse, window).intersection(whole)
+    # The pixels, whole patch or cut-out, each placed by its own xy0.
+    origin = PixelBox(region.x0 + read.x0, region.y0 + read.y0, 0, 0)
+    placed = [_place(p.exposure, origin, planes) for p in group]
+    no_data = planes.value("NO_DATA")
+    merged, counts = merge_patches(placed, (read.height, read.width), no_data)
+    if window is None and not counts.any():
+        return None
     grow_bits = planes.value_of_present(GROW_FULL_MASK_PLANES)
-    warped = warp_planes(merged, coarse, no_data=no_data, grow_bits=grow_bits)
-    if count_flagged(warped.mask, no_data) == warped.mask.size:
+    warped = warp_planes(
+        merged,
+        coarse,
+        no_data=no_data,
+        grow_bits=grow_bits,
+        window=window,
+        source_frame=PixelBox(read.x0, read.y0, region.width, region.height),
+    )
+    all_edge = count_flagged(warped.mask, no_data) == warped.mask.size
+    if window is None and all_edge:
         return None
     contributed = {p.index: int(n) for p, n in zip(group, counts, strict=True)}
     return warped, contributed
@@ -193,12 +212,16 @@ def _tract_region(
 
 
 def patch_read_box(
-    science: Exposure, frame: PatchFrame, border: int
+    science: Exposure,
+    frame: PatchFrame,
+    border: int,
+    window: PixelBox | None = None,
 ) -> PixelBox | None:
     """Return the pixels of a patch the warped template can depend on.
 
-    The grown science box (``border`` px on every side) is sampled along
-    its outer edges every `EDGE_SAMPLE_STEP` px, corners included, and
+    The grown science box (``border`` px on every side), or a ``window``
+    of it, is sampled along its outer edges every `EDGE_SAMPLE_STEP` px,
+    corners included, and
     mapped through the science WCS to the sky and the patch WCS to the
     tract frame; the box holding those points, expanded to whole pixels
     as `_tract_region` does, is grown by `REGION_MARGIN` (v29's own
@@ -221,6 +244,11 @@ def patch_read_box(
         The whole patch's frame.
     border
         GetTemplateTask's border, in science pixels.
+    window
+        Only the pixels the warp of this window of the grown grid (its
+        array pixels) can depend on (`recreate.pipeline.template.window`
+        warps from the part of the tract region its Lanczos footprints
+        reach, well inside this box).
 
     Returns
     -------
@@ -232,7 +260,10 @@ def patch_read_box(
     """
     if science.wcs is None:
         return None
-    xs, ys = _grown_edges(science.shape, border)
+    if window is None:
+        height, width = _grown_shape(science.shape, border)
+        window = PixelBox(0, 0, width, height)
+    xs, ys = _box_edges(window, border)
     try:
         ra, dec = science.wcs.pixel_to_world_values(xs, ys)
         tx, ty = frame.wcs.world_to_pixel_values(ra, dec)
@@ -259,19 +290,19 @@ def _expanded_box(tx: FloatArray, ty: FloatArray, grow: int) -> PixelBox:
     return PixelBox(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
 
 
-def _grown_edges(
-    shape: tuple[int, int], border: int
-) -> tuple[FloatArray, FloatArray]:
-    """Return points along the outer edges of the grown science box.
+def _box_edges(window: PixelBox, border: int) -> tuple[FloatArray, FloatArray]:
+    """Return points along the outer edges of a window of the grown grid.
 
-    In science array pixels, corners first: the points `_tract_region`
-    maps, then every `EDGE_SAMPLE_STEP` px along each edge.
+    In science array pixels, corners first: for the whole grown grid,
+    the points `_tract_region` maps; then every `EDGE_SAMPLE_STEP` px
+    along each edge.
     """
-    height, width = _grown_shape(shape, border)
-    left, right = -0.5 - border, width - 0.5 - border
-    bottom, top = -0.5 - border, height - 0.5 - border
-    along_x = np.linspace(left, right, width // EDGE_SAMPLE_STEP + 2)
-    along_y = np.linspace(bottom, top, height // EDGE_SAMPLE_STEP + 2)
+    left = window.x0 - border - 0.5
+    right = left + window.width
+    bottom = window.y0 - border - 0.5
+    top = bottom + window.height
+    along_x = np.linspace(left, right, window.width // EDGE_SAMPLE_STEP + 2)
+    along_y = np.linspace(bottom, top, window.height // EDGE_SAMPLE_STEP + 2)
     xs = np.concatenate(
         [
             [left, right, right, left],

@@ -45,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from recreate.numerics.box import PixelBox
 from recreate.pipeline.template.lanczos import (
     LANCZOS_ORDER,
     CoarseMap,
@@ -110,7 +111,13 @@ class _Geometry:
 
 
 def warp_planes(
-    source: Planes, coarse: CoarseMap, *, no_data: int, grow_bits: int
+    source: Planes,
+    coarse: CoarseMap,
+    *,
+    no_data: int,
+    grow_bits: int,
+    window: PixelBox | None = None,
+    source_frame: PixelBox | None = None,
 ) -> Planes:
     """Warp masked-image planes onto a destination grid, as afw does.
 
@@ -126,17 +133,46 @@ def warp_planes(
     grow_bits
         Mask bits taken from the whole Lanczos footprint rather than the
         2x2 bilinear one (afw's ``growFullMask``, the ``EDGE`` bit).
+    window
+        The destination pixels to warp (array pixels of ``coarse``'s
+        grid); the whole grid by default. Each pixel gets the value the
+        whole grid has there.
+    source_frame
+        Where ``source`` lies in the whole source, and that whole
+        source's size (``x0, y0`` of ``source``'s first pixel; ``width,
+        height`` of the whole source, whose edges decide which pixels
+        are edge pixels); ``source`` itself by default. ``source`` must
+        hold every pixel the window's footprints reach
+        (`source_window`).
 
     Returns
     -------
     warped
-        Planes of ``coarse.shape``, warped with ``lanczos3``.
+        Planes of the window's shape, warped with ``lanczos3``.
     """
-    out = empty_planes(coarse.shape)
+    height, width = coarse.shape
+    if window is None:
+        window = PixelBox(0, 0, width, height)
+    if source_frame is None:
+        rows, cols = source.image.shape
+        source_frame = PixelBox(0, 0, cols, rows)
+    out = empty_planes((window.height, window.width))
     geometry = _Geometry.of(coarse)
     image, variance, mask = _contiguous(source)
+    frame = np.array(
+        [
+            window.y0,
+            window.x0,
+            source_frame.x0,
+            source_frame.y0,
+            source_frame.height,
+            source_frame.width,
+        ],
+        dtype=np.int64,
+    )
     # Scanning the footprint for grow bits costs as much as the image
-    # itself; skip it when no source pixel carries one.
+    # itself; skip it when no source pixel carries one (no footprint
+    # holds one, so the bits are the same).
     grow = int(grow_bits) if count_flagged(mask, grow_bits) else 0
     with _PARALLEL_LOCK:
         _use_threads()
@@ -155,11 +191,44 @@ def warp_planes(
             geometry.row_t,
             geometry.row_step,
             lanczos_table(LANCZOS_ORDER),
+            frame,
             out.image,
             out.variance,
             out.mask,
         )
     return out
+
+
+def source_window(coarse: CoarseMap, window: PixelBox) -> PixelBox:
+    """Return the source pixels the warp of ``window`` can read.
+
+    The interpolated source position is bilinear in each cell of the
+    coarse grid, so over the window it is extreme at the window's
+    corners or where a node line crosses its edges or another node
+    line: those points are mapped, and the box of their Lanczos
+    footprints (taps ``floor(x) - 2 ... floor(x) + 3``), grown by a
+    pixel for rounding, returned in the source's array pixels. It may
+    reach beyond the source.
+    """
+    xs = _crossings(coarse.node_x, window.x0, window.x0 + window.width)
+    ys = _crossings(coarse.node_y, window.y0, window.y0 + window.height)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    src_x, src_y = coarse.positions(grid_x.ravel(), grid_y.ravel())
+    finite = np.isfinite(src_x) & np.isfinite(src_y)
+    if not finite.any():
+        return PixelBox(0, 0, 0, 0)
+    low, high = LANCZOS_ORDER, LANCZOS_ORDER + 2
+    x0 = int(np.floor(src_x[finite].min())) - low
+    y0 = int(np.floor(src_y[finite].min())) - low
+    x1 = int(np.floor(src_x[finite].max())) + high
+    y1 = int(np.floor(src_y[finite].max())) + high
+    return PixelBox(x0, y0, x1 - x0, y1 - y0)
+
+
+def _crossings(nodes: IntArray, first: int, stop: int) -> IntArray:
+    """Return ``first``, ``stop - 1`` and the nodes strictly between."""
+    inside = nodes[(nodes > first) & (nodes < stop - 1)]
+    return np.unique(np.concatenate([[first, stop - 1], inside]))
 
 
 #: Most inputs one merge takes. The kernel gets its inputs as tuples of

@@ -72,37 +72,48 @@ def _warp_kernel(
     row_t: FloatArray,
     row_step: FloatArray,
     table: FloatArray,
+    frame: IntArray,
     out_image: npt.NDArray[np.float32],
     out_variance: npt.NDArray[np.float32],
     out_mask: npt.NDArray[np.int32],
 ) -> None:
-    """Warp every destination row; rows are independent."""
+    """Warp every destination row of a window; rows are independent.
+
+    ``frame`` is ``(row0, col0, src_x0, src_y0, src_height, src_width)``:
+    the window's first destination row and column, where the source
+    arrays start in the whole source, and the whole source's shape. A
+    pixel's value depends on its own position alone, so a window holds
+    the very values of the whole destination there.
+    """
+    row0, col0, src_x0, src_y0 = frame[0], frame[1], frame[2], frame[3]
+    shape = (frame[4], frame[5])
     for r in numba.prange(out_image.shape[0]):
-        j, ty, step_y = row_cell[r], row_t[r], row_step[r]
+        j, ty, step_y = row_cell[row0 + r], row_t[row0 + r], row_step[row0 + r]
         for c in range(out_image.shape[1]):
-            i, tx = col_cell[c], col_t[c]
+            i, tx = col_cell[col0 + c], col_t[col0 + c]
             x = _bilinear(src_x, j, i, ty, tx)
             y = _bilinear(src_y, j, i, ty, tx)
-            if not _inside(x, y, image.shape):
+            if not _inside(x, y, shape):
                 out_image[r, c] = np.nan
                 out_variance[r, c] = np.inf
                 out_mask[r, c] = no_data
                 continue
             area = _relative_area(
-                src_x, src_y, j, i, ty, tx, col_step[c], step_y
+                src_x, src_y, j, i, ty, tx, col_step[col0 + c], step_y
             )
             ix, iy = math.floor(x), math.floor(y)
             cache = table.shape[0] - 1
             kx = int((x - ix) * cache + 0.5)
             ky = int((y - iy) * cache + 0.5)
+            sx, sy = ix - src_x0, iy - src_y0
             value, var = _convolve(
-                image, variance, iy, ix, table[ky], table[kx]
+                image, variance, sy, sx, table[ky], table[kx]
             )
             out_image[r, c] = value * area
             out_variance[r, c] = var * area * area
-            bits = _bilinear_mask(mask, iy, ix, ky, kx, cache)
+            bits = _bilinear_mask(mask, sy, sx, ky, kx, cache)
             if grow_bits != 0:
-                footprint = _footprint_mask(mask, iy, ix, table[ky], table[kx])
+                footprint = _footprint_mask(mask, sy, sx, table[ky], table[kx])
                 bits |= footprint & grow_bits
             out_mask[r, c] = bits
 

@@ -5,11 +5,23 @@ from __future__ import annotations
 import numpy as np
 
 from recreate.exposure import MaskPlanes
+from recreate.numerics.box import PixelBox
 from recreate.pipeline.config import HighVarianceConfig
-from recreate.pipeline.template.high_variance import mark_high_variance
+from recreate.pipeline.template.high_variance import (
+    flag_high_variance,
+    high_variance_levels,
+    high_variance_window,
+    mark_high_variance,
+)
 
 PLANES = MaskPlanes.afw_default()
 CONFIG = HighVarianceConfig()
+
+
+def _mark(variance, mask):
+    """Flag the whole template, as the solve does."""
+    _, flagged = high_variance_levels(variance, mask, PLANES, CONFIG)
+    return flag_high_variance(mask, PLANES, flagged)
 
 
 def _variance(shape=(256, 320), seed=4):
@@ -22,7 +34,7 @@ def test_regions_above_four_times_the_median_are_flagged():
     # A block where few visits went in: 6x the variance, a few bins wide.
     variance[64:192, 200:320] *= 6.0
     mask = np.zeros(variance.shape, dtype=np.int32)
-    out, planes = mark_high_variance(variance, mask, PLANES, CONFIG)
+    out, planes = _mark(variance, mask)
     flagged = (out & planes.value("HIGH_VARIANCE")) != 0
     assert flagged[128, 280]
     assert not flagged[128, 60]
@@ -41,7 +53,7 @@ def test_masked_pixels_do_not_enter_the_background():
     mask = np.zeros(variance.shape, dtype=np.int32)
     # DETECTED over the high block: ignored, the block is not flagged.
     mask[48:208, 184:320] |= PLANES.value("DETECTED")
-    out, planes = mark_high_variance(variance, mask, PLANES, CONFIG)
+    out, planes = _mark(variance, mask)
     assert not np.any(out[100:150, 250:300] & planes.value("HIGH_VARIANCE"))
 
 
@@ -50,7 +62,7 @@ def test_nothing_is_flagged_under_ten_percent_unmasked():
     variance[:, 160:] *= 6.0
     mask = np.full(variance.shape, PLANES.value("NO_DATA"), dtype=np.int32)
     mask[:20, :] = 0  # 7.8% unmasked
-    out, planes = mark_high_variance(variance, mask, PLANES, CONFIG)
+    out, planes = _mark(variance, mask)
     assert "HIGH_VARIANCE" in planes
     assert not np.any(out & planes.value("HIGH_VARIANCE"))
 
@@ -81,3 +93,42 @@ def test_v30_coverage_also_counts_science_no_data():
     assert _coverage(template_mask, border, no_data) == 0.75
     both = _science_no_data(science, v30)
     assert _coverage(template_mask, border, no_data, both) == 0.375
+
+
+def test_a_window_is_flagged_as_the_whole_template_is():
+    rng = np.random.default_rng(7)
+    variance = _variance((300, 420))
+    variance[64:192, 200:320] *= 6.0
+    variance[250:, :90] *= 5.0
+    mask = np.zeros(variance.shape, dtype=np.int32)
+    mask[100:140, 20:60] |= PLANES.value("NO_DATA")  # empty bins too
+    levels, flagged = high_variance_levels(variance, mask, PLANES, CONFIG)
+    whole, planes = flag_high_variance(mask, PLANES, flagged)
+    assert flagged.any()
+    shape = variance.shape
+    for _ in range(12):
+        w, h = (int(v) for v in rng.integers(1, 90, size=2))
+        x0 = int(rng.integers(0, shape[1] - w + 1))
+        y0 = int(rng.integers(0, shape[0] - h + 1))
+        box = PixelBox(x0, y0, w, h)
+        window = high_variance_window(shape, CONFIG, box)
+        cut = (
+            slice(window.y0, window.y0 + window.height),
+            slice(window.x0, window.x0 + window.width),
+        )
+        out, got = mark_high_variance(
+            variance[cut],
+            mask[cut],
+            PLANES,
+            CONFIG,
+            levels,
+            origin=(window.x0, window.y0),
+            shape=shape,
+            box=box,
+        )
+        assert got == planes
+        inner = (
+            slice(y0 - window.y0, y0 - window.y0 + h),
+            slice(x0 - window.x0, x0 - window.x0 + w),
+        )
+        assert np.array_equal(out[inner], whole[y0 : y0 + h, x0 : x0 + w])

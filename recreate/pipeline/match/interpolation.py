@@ -1,0 +1,214 @@
+"""afw's 1-D interpolation of background bins, as scipy computes it.
+
+`interpolate` evaluates several curves on the same nodes the way afw's
+``Interpolate`` (REDUCE_INTERP_ORDER) does: an Akima spline for 5 or
+more nodes (scipy's ``Akima1DInterpolator``: the same slopes and piece
+polynomials, evaluated operation for operation), a natural cubic spline
+for 3-4, linear for 2, constant for 1, or piecewise linear (LINEAR);
+beyond the end nodes the value is extrapolated from the end point's
+derivatives. Each value depends on its own point alone; the one number
+shared by all curves of a call, the scale of scipy's Akima cutoff, can
+be given (`akima_scale`), so that a few curves of a larger set come out
+as they do in the call on all of them.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import numpy.typing as npt
+from scipy.interpolate import CubicHermiteSpline, CubicSpline, PPoly
+
+from recreate.numerics.row_blocks import run_row_blocks
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Fewest points for each interpolation style (afw's
+#: ``lookupMinInterpPoints``): Akima 5, cubic spline 3, linear 2.
+MIN_AKIMA = 5
+MIN_CUBIC = 3
+
+#: scipy's Akima cutoff: slopes whose weights sum below this fraction
+#: of the largest are the plain mean of their neighbours.
+_AKIMA_BREAK = 1e-9
+
+#: Curves interpolated together by the piecewise-linear style.
+_LINEAR_BLOCK = 64
+
+
+def interpolate(
+    nodes: FloatArray,
+    values: FloatArray,
+    at: FloatArray,
+    *,
+    per_curve: bool,
+    linear: bool = False,
+    largest: float | None = None,
+) -> FloatArray:
+    """Interpolate each column of ``values`` as afw does (module notes).
+
+    ``values`` has shape ``(len(nodes), n_curves)``: several curves on
+    the same nodes. The result has shape ``(n_curves, len(at))``, one
+    interpolated curve per row; ``at`` ascends. Akima splines are
+    scipy's ``Akima1DInterpolator``, whose slope cutoff (1e-9 of the
+    largest slope change) is taken per curve if ``per_curve``, else over
+    all the curves (as one call on all of them does), or from
+    ``largest`` when given (`akima_scale` of the whole set of curves,
+    when ``values`` holds only some of them).
+    """
+    count = len(nodes)
+    if count == 1:
+        return np.repeat(values[0][:, None], len(at), axis=1)
+    if linear and count > 2:
+        return _piecewise_linear(nodes, values, at)
+    if count == 2:
+        slope = (values[1] - values[0]) / (nodes[1] - nodes[0])
+        return values[0][:, None] + np.multiply.outer(slope, at - nodes[0])
+    spline: PPoly
+    if count >= MIN_AKIMA:
+        slopes = _akima_slopes(
+            nodes, values, per_curve=per_curve, largest=largest
+        )
+        spline = CubicHermiteSpline(nodes, values, slopes, extrapolate=False)
+    else:
+        spline = CubicSpline(nodes, values, axis=0, bc_type="natural")
+    out = np.empty((values.shape[1], len(at)))
+    coefficients = np.ascontiguousarray(spline.c.transpose(2, 1, 0))
+
+    def block(curves: tuple[int, int]) -> None:
+        first, stop = curves
+        _evaluate_pieces(
+            coefficients[first:stop], spline.x, at, out[first:stop]
+        )
+
+    run_row_blocks(block, len(out))
+    for end, beyond in (
+        (nodes[0], at < nodes[0]),
+        (nodes[-1], at > nodes[-1]),
+    ):
+        if np.any(beyond):
+            step = np.asarray(at[beyond] - end)
+            value, slope, curve = (spline(end, nu) for nu in (0, 1, 2))
+            out[:, beyond] = (
+                value[:, None]
+                + np.multiply.outer(slope, step)
+                + 0.5 * np.multiply.outer(curve, step**2)
+            )
+    return out
+
+
+def _piecewise_linear(
+    nodes: FloatArray, values: FloatArray, at: FloatArray
+) -> FloatArray:
+    """Interpolate each curve linearly (GSL's linear).
+
+    The end segments are extended beyond the end nodes; the result has
+    shape ``(n_curves, len(at))``. Curves are done a block at a time, so
+    the temporaries stay small on a full detector.
+    """
+    segment = np.clip(
+        np.searchsorted(nodes, at, side="right") - 1, 0, len(nodes) - 2
+    )
+    x_lo, x_hi = nodes[segment], nodes[segment + 1]
+    fraction = (at - x_lo) / (x_hi - x_lo)
+    out = np.empty((values.shape[1], len(at)))
+    for first in range(0, values.shape[1], _LINEAR_BLOCK):
+        block = values[:, first : first + _LINEAR_BLOCK]
+        y_lo, y_hi = block[segment].T, block[segment + 1].T
+        out[first : first + _LINEAR_BLOCK] = y_lo + fraction * (y_hi - y_lo)
+    return out
+
+
+def akima_scale(x: FloatArray, y: FloatArray) -> float:
+    """Return the largest Akima slope change over all curves of ``y``.
+
+    The scale of scipy's cutoff when one call interpolates every curve
+    (``per_curve=False``); 0 with fewer than 5 nodes (no Akima spline).
+    """
+    if len(x) < MIN_AKIMA:
+        return 0.0
+    return float(np.max(_slope_changes(x, y)[2]))
+
+
+def _slope_changes(
+    x: FloatArray, y: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Return scipy Akima's extended secants ``m``, ``|dm|`` and ``f12``."""
+    dx = np.diff(x)[:, None]
+    m = np.empty((x.shape[0] + 3, y.shape[1]))
+    m[2:-2] = np.diff(y, axis=0) / dx
+    m[1] = 2.0 * m[2] - m[3]
+    m[0] = 2.0 * m[1] - m[2]
+    m[-2] = 2.0 * m[-3] - m[-4]
+    m[-1] = 2.0 * m[-2] - m[-3]
+    dm = np.abs(np.diff(m, axis=0))
+    return m, dm, dm[2:] + dm[:-2]
+
+
+def _akima_slopes(
+    x: FloatArray,
+    y: FloatArray,
+    *,
+    per_curve: bool,
+    largest: float | None = None,
+) -> FloatArray:
+    """Return the node slopes scipy's ``Akima1DInterpolator`` uses.
+
+    The same operations as scipy 1.18's (method "akima", 5 or more
+    nodes) on ``y`` of shape ``(len(x), n_curves)``, with the cutoff
+    below which a slope is the plain mean taken per curve, overall, or
+    from ``largest`` when given.
+    """
+    m, dm, f12 = _slope_changes(x, y)
+    t = 0.5 * (m[3:] + m[:-3])
+    f2 = dm[:-2]
+    scale: FloatArray | float
+    if largest is not None:
+        scale = largest
+    else:
+        scale = np.max(f12, axis=0) if per_curve else np.max(f12)
+    node, curve = np.nonzero(f12 > _AKIMA_BREAK * scale)
+    t[node, curve] = m[node + 1, curve] + (
+        (f2[node, curve] / f12[node, curve])
+        * (m[node + 2, curve] - m[node + 1, curve])
+    )
+    return t
+
+
+@numba.njit(cache=True, nogil=True)
+def _evaluate_pieces(
+    coefficients: FloatArray,
+    breaks: FloatArray,
+    at: FloatArray,
+    out: FloatArray,
+) -> None:
+    """Write scipy PPoly's value at each ascending ``at`` inside the breaks.
+
+    ``coefficients`` has shape ``(n_curves, n_intervals, 4)`` (cubics,
+    highest power first); ``out[j, p]`` receives curve ``j`` at ``at[p]``
+    where ``breaks[0] <= at[p] <= breaks[-1]``, the interval found and
+    the polynomial summed exactly as scipy's ``_ppoly.evaluate`` does.
+    """
+    n_curves, n_intervals, _ = coefficients.shape
+    # ``at`` ascends: the points inside are one run, and so are each
+    # interval's points within it.
+    first = np.searchsorted(at, breaks[0], side="left")
+    stop = np.searchsorted(at, breaks[-1], side="right")
+    inside = at[first:stop]
+    # x[i] <= at < x[i + 1]; the last breakpoint closes the last interval.
+    interval = np.searchsorted(breaks, inside, side="right") - 1
+    interval = np.minimum(interval, n_intervals - 1)
+    s1 = inside - breaks[interval]
+    s2 = s1 * s1
+    s3 = s2 * s1
+    starts = np.searchsorted(interval, np.arange(n_intervals + 1))
+    for j in range(n_curves):
+        for i in range(n_intervals):
+            low, high = starts[i], starts[i + 1]
+            # scipy's sum: res = res + c[k] * s**(3 - k), from c[3].
+            c0, c1, c2, c3 = coefficients[j, i]
+            constant = 0.0 + c3
+            row = out[j, first + low : first + high]
+            z1, z2, z3 = s1[low:high], s2[low:high], s3[low:high]
+            for q in range(high - low):
+                row[q] = ((constant + c2 * z1[q]) + c1 * z2[q]) + c0 * z3[q]

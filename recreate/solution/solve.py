@@ -1,0 +1,440 @@
+"""Solve a difference image: everything that needs the whole detector.
+
+`solve` runs the steps of AlardLuptonSubtractTask that take the whole
+detector into account, and keeps what a render needs of them:
+
+1. the template warped and stitched on the whole grown grid
+   (GetTemplateTask): its coverage, its PSF size and (DP2) its
+   HIGH_VARIANCE levels need all of it;
+2. ScaleVariance on the template, then on the science image: the
+   factors are statistics over every unmasked pixel;
+3. the PSF sizes, the kernel candidates and the spatially varying
+   kernel fit (skipped for a kernel given);
+4. the decorrelation's variance levels (MEANCLIP over the difference's
+   unmasked pixels: the science mask and the template mask grown by the
+   kernel, no convolved pixel needed) and its kernel;
+5. DP2 only: the bin-40 background of the difference. Its bins skip what
+   the first detection (on the difference less a bin-8 background)
+   found, so this step renders the whole pre-detection difference
+   (`recreate.solution.render.predetection`), which is kept for a full
+   product made at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from recreate import __version__
+from recreate.errors import (
+    InvalidRequestError,
+    KernelFitError,
+    NoOverlapError,
+    ProcessingError,
+)
+from recreate.exposure import Exposure, MaskPlanes
+from recreate.io.region import ImageGeometry
+from recreate.numerics.box import PixelBox
+from recreate.pipeline.config import PipelineConfig
+from recreate.pipeline.kernel import SolvedKernel, fit_kernel, make_basis
+from recreate.pipeline.match.background_grid import (
+    BackgroundGrid,
+    background_grid,
+)
+from recreate.pipeline.match.decorrelate import (
+    DecorrelationKernel,
+    decorrelation_kernel,
+    variance_levels,
+)
+from recreate.pipeline.match.mask_growth import grow_mask
+from recreate.pipeline.match.variance import scale_variance
+from recreate.pipeline.prepare import (
+    difference_planes,
+    grown_template_planes,
+    prepared_science_mask,
+    prepared_template_mask,
+    psf_sizes,
+)
+from recreate.pipeline.provenance import InputRef
+from recreate.pipeline.sources import select_kernel_candidates
+from recreate.pipeline.sources.detect_and_measure import (
+    subtracted_background,
+)
+from recreate.pipeline.sources.detection import set_detection_planes
+from recreate.pipeline.template import WarpedTemplate, build_template
+from recreate.pipeline.template.warp import Planes as TemplatePlanes
+from recreate.pipeline.template.window import TemplateWindow
+from recreate.solution.layout import plan_render
+from recreate.solution.model import DetectorFrame, Solution
+from recreate.solution.render import Planes, RenderInputs, predetection
+
+
+@dataclass(frozen=True, eq=False)
+class SolveResult:
+    """A solution, and what the solve made on the way.
+
+    Attributes
+    ----------
+    solution
+        The solution.
+    template
+        The warped template on the whole grown grid.
+    predetection
+        The whole detector's decorrelated difference before detection,
+        when the solve made it (DP2); None otherwise.
+    reused
+        Whether the kernel was given rather than fitted.
+    timings
+        Seconds spent in each step.
+    """
+
+    solution: Solution
+    template: WarpedTemplate
+    predetection: Planes | None
+    reused: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def template_window(self) -> TemplateWindow:
+        """Return the warped template as a render's template window."""
+        exposure = self.template.exposure
+        height, width = exposure.shape
+        whole = PixelBox(0, 0, width, height)
+        planes = TemplatePlanes(
+            exposure.image, exposure.variance, exposure.mask
+        )
+        return TemplateWindow(planes, exposure.mask_planes, whole, whole)
+
+
+def solve(
+    science: Exposure,
+    patches: Sequence[Exposure],
+    *,
+    config: PipelineConfig,
+    inputs: Sequence[InputRef] = (),
+    kernel: SolvedKernel | None = None,
+    notes: Sequence[str] = (),
+    warped: WarpedTemplate | None = None,
+) -> SolveResult:
+    """Solve the difference image of a visit image (module notes).
+
+    Parameters
+    ----------
+    science
+        The whole visit image (nJy, with WCS).
+    patches
+        The template patches that may overlap it (whole or cut-outs).
+    config
+        The recipe.
+    inputs
+        Provenance names of the science image and patches, in order.
+    kernel
+        A stored kernel to reuse: the fit is skipped.
+    notes
+        Provenance notes from the caller.
+    warped
+        The template already on the science grid (``patches`` unused):
+        for pixel-aligned inputs, or a retry that reuses its template.
+
+    Returns
+    -------
+    result
+        The solution and the warped template.
+
+    Raises
+    ------
+    NoOverlapError
+        If the template covers too little of the detector.
+    KernelFitError
+        If too few kernel candidates are found or the kernel solution is
+        ill-conditioned (a `ProcessingError`).
+    ProcessingError
+        If ScaleVariance fails.
+    InvalidRequestError
+        If the recipe turns the decorrelation off (the render needs it).
+    """
+    if not config.subtract.do_decorrelation:
+        raise InvalidRequestError(
+            f"recipe {config.recipe!r} turns the decorrelation off; "
+            "solutions are made with it only"
+        )
+    timings: dict[str, float] = {}
+    notes = list(notes)
+    with _timed(timings, "template"):
+        template = warped or build_template(science, patches, config.template)
+    notes.extend(template.warnings)
+    planes = difference_planes(science.mask_planes, config)
+    with _timed(timings, "scale_variance"):
+        factors, variances = _scale_variances(science, template, config)
+    science_mask = prepared_science_mask(science.mask, planes)
+    template_mask = prepared_template_mask(template.exposure, planes, config)
+    with _timed(timings, "psf"):
+        fwhms = psf_sizes(science, template, notes)
+    reused = kernel is not None
+    if kernel is None:
+        try:
+            kernel = _fit(
+                replace(
+                    science,
+                    variance=variances[0],
+                    mask=science_mask,
+                    mask_planes=planes,
+                ),
+                template,
+                (variances[1], template_mask),
+                fwhms,
+                config,
+                timings,
+            )
+        except ProcessingError as error:
+            _raise_if_failure_expected(template.coverage, config, error)
+            # The data's, not the service's: the same inputs fail alike.
+            raise KernelFitError(str(error)) from error
+    with _timed(timings, "decorrelation"):
+        decorrelation = _decorrelation(
+            (science_mask, template_mask), variances, planes, kernel, config
+        )
+    # The whole-plane arrays are not needed any more: a DP2 solve goes on
+    # to render the whole difference.
+    del variances, science_mask, template_mask
+    solution = Solution(
+        recipe=config.recipe,
+        pipelines_version=config.pipelines_version,
+        config_hash=config.config_hash(),
+        code_version=__version__,
+        inputs=tuple(inputs),
+        frame=DetectorFrame.of(science),
+        template_coverage=template.coverage,
+        notes=tuple(notes),
+        science_fwhm=fwhms[0],
+        template_fwhm=fwhms[1],
+        kernel=kernel,
+        science_variance_factor=factors[0],
+        template_variance_factor=factors[1],
+        decorrelation=decorrelation,
+        high_variance=template.high_variance,
+        background=None,
+        solved_with=config,
+    )
+    result = SolveResult(solution, template, None, reused, timings)
+    if config.subtract.difference_background is not None:
+        result = _with_difference_background(result, science, patches)
+    return result
+
+
+def _decorrelation(
+    masks: tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]],
+    variances: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+    planes: MaskPlanes,
+    kernel: SolvedKernel,
+    config: PipelineConfig,
+) -> DecorrelationKernel:
+    """Return the decorrelation kernel and its variance levels.
+
+    The levels skip the difference's masked pixels: the science mask and
+    the template mask grown by the kernel (no convolved pixel needed).
+    """
+    science_mask, template_mask = masks
+    border = config.template.border
+    half = kernel.basis.half_width
+    height, width = science_mask.shape
+    grown = template_mask[
+        border - half : border + height + half,
+        border - half : border + width + half,
+    ]
+    carried = planes.value_of_present(grown_template_planes(config))
+    mask = science_mask | grow_mask(grown, half, carried)
+    levels = variance_levels(
+        variances[0],
+        variances[1][border:-border, border:-border],
+        mask,
+        planes,
+        config.subtract.decorrelation_ignore_planes,
+    )
+    return decorrelation_kernel(
+        kernel.kernel_image(width / 2.0, height / 2.0), *levels, half
+    )
+
+
+def _with_difference_background(
+    result: SolveResult, science: Exposure, patches: Sequence[Exposure]
+) -> SolveResult:
+    """Render the whole difference and add its bin-40 background (DP2)."""
+    solution = result.solution
+    config = solution.config()
+    timings = result.timings
+    with _timed(timings, "difference"):
+        inputs = RenderInputs(
+            science,
+            ImageGeometry(science.wcs, science.xy0, science.shape),
+            patches,
+        )
+        height, width = science.shape
+        plan = plan_render(
+            PixelBox(0, 0, width, height),
+            (height, width),
+            config.render.tile_size,
+            solution.halos(),
+        )
+        planes = predetection(solution, inputs, plan, result.template_window())
+    with _timed(timings, "difference_background"):
+        grid = difference_background(planes, solution.science_fwhm, config)
+    solution = replace(solution, background=grid)
+    return replace(result, solution=solution, predetection=planes)
+
+
+def difference_background(
+    planes: Planes, psf_fwhm: float, config: PipelineConfig
+) -> BackgroundGrid:
+    """Return DP2's bin-40 background bins of a whole difference image.
+
+    As detectAndMeasure does: a copy less the bin-8 background is
+    detected (the cleared planes cleared first), and the bin-40 bins
+    skip what it found. The bins are rounded to float32 (afw's
+    statistics image holds them so), which a solution stores exactly.
+
+    Raises
+    ------
+    ValueError
+        If the recipe has no difference backgrounds.
+    """
+    backgrounds = config.subtract.difference_background
+    if backgrounds is None:
+        raise ValueError(f"recipe {config.recipe!r} has no such background")
+    names = planes.planes.with_planes(*backgrounds.cleared_planes)
+    copy = planes.image - subtracted_background(
+        planes.image, planes.mask, names, backgrounds.initial
+    )
+    cleared = np.int32(names.value(*backgrounds.cleared_planes))
+    mask, names = set_detection_planes(
+        copy,
+        planes.variance,
+        planes.mask & ~cleared,
+        names,
+        psf_fwhm,
+        config.subtract,
+    )
+    del copy
+    ignored = np.int32(
+        names.value_of_present(backgrounds.final.ignored_planes)
+    )
+    good = ((mask & ignored) == 0) & np.isfinite(planes.image)
+    return background_grid(
+        planes.image, good, backgrounds.final, float32_bins=True
+    )
+
+
+def _scale_variances(
+    science: Exposure, template: WarpedTemplate, config: PipelineConfig
+) -> tuple[
+    tuple[float, float],
+    tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+]:
+    """Return the ScaleVariance factors and scaled variances.
+
+    The template first, then the science image, as v29 does; factors 1
+    when the recipe does not scale.
+    """
+    if not config.subtract.do_scale_variance:
+        return (1.0, 1.0), (
+            np.asarray(science.variance, np.float32),
+            np.asarray(template.exposure.variance, np.float32),
+        )
+    warped = template.exposure
+    template_variance, template_factor = scale_variance(
+        warped.image,
+        warped.variance,
+        warped.mask,
+        warped.mask_planes,
+        config.subtract,
+    )
+    science_variance, science_factor = scale_variance(
+        science.image,
+        science.variance,
+        science.mask,
+        science.mask_planes,
+        config.subtract,
+    )
+    return (science_factor, template_factor), (
+        science_variance,
+        template_variance,
+    )
+
+
+def _raise_if_failure_expected(
+    coverage: float, config: PipelineConfig, error: ProcessingError
+) -> None:
+    """Turn a failed fit into "no work" when coverage made it expected.
+
+    v29 tolerates a PSF-matching failure when the template covers less
+    than ``minTemplateFractionForExpectedSuccess`` (20%): the task ends
+    with NoWorkFound and no difference image is made. Here that is a
+    NoOverlapError, so the user hears "not enough template", not "bug".
+    """
+    expected = config.template.expected_success_fraction
+    if coverage < expected:
+        raise NoOverlapError(
+            f"template covers only {100.0 * coverage:.1f}% of the "
+            f"detector (< {100.0 * expected:g}%) and the kernel fit "
+            f"failed ({error}); as in v29, no difference image is made"
+        ) from error
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the wall time of the block to ``timings[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def _fit(
+    science: Exposure,
+    template: WarpedTemplate,
+    template_planes: tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]],
+    fwhms: tuple[float, float],
+    config: PipelineConfig,
+    timings: dict[str, float],
+) -> SolvedKernel:
+    """Select kernel candidates and fit the spatially varying kernel.
+
+    ``science`` carries the scaled variance and the prepared mask, in
+    the difference image's planes; ``template_planes`` the template's
+    scaled variance and prepared mask.
+    """
+    template_variance, template_mask = template_planes
+    science_fwhm, template_fwhm = fwhms
+    basis = make_basis(science_fwhm, template_fwhm, config.kernel)
+    with _timed(timings, "kernel_candidates"):
+        candidates = select_kernel_candidates(
+            science,
+            template.exposure.image,
+            template_mask,
+            science.mask_planes,
+            border=config.template.border,
+            kernel_size=basis.size,
+            science_fwhm=science_fwhm,
+            config=config.sources,
+        )
+    with _timed(timings, "kernel_fit"):
+        return fit_kernel(
+            template.exposure.image,
+            template_variance,
+            science.image,
+            science.variance,
+            np.column_stack([candidates.x, candidates.y]),
+            basis,
+            config.kernel,
+            border=config.template.border,
+            science_mask=science.mask,
+            template_mask=template_mask,
+            mask_planes=science.mask_planes,
+            ratings=candidates.flux,
+            min_candidates=config.sources.min_sources,
+        )
