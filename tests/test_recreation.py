@@ -158,6 +158,30 @@ def test_under_twenty_percent_failure_is_no_work(ci_repo, butler):
         recreate_from_butler(butler, visit, detector)
 
 
+def test_a_failed_kernel_fit_on_a_covered_detector_is_the_datas(
+    full, ci_repo, butler
+):
+    from dataclasses import replace
+
+    from recreate.errors import KernelFitError, ProcessingError
+    from recreate.pipeline.config import DEFAULT_CONFIG
+
+    # More stars than the detector holds: the fit cannot be made, the
+    # same way every time (a 422 the service remembers, not a 500).
+    demanding = replace(
+        DEFAULT_CONFIG,
+        sources=replace(DEFAULT_CONFIG.sources, min_sources=10_000),
+    )
+    visit, detector = _key(ci_repo, 1.0, 2.0)
+    with pytest.raises(KernelFitError, match="kernel candidates") as caught:
+        recreate_from_butler(butler, visit, detector, config=demanding)
+    assert isinstance(caught.value, ProcessingError)
+    assert (caught.value.status, caught.value.code) == (
+        422,
+        "kernel_fit_failed",
+    )
+
+
 def test_template_warning_below_twenty_percent():
     from recreate.exposure import Exposure
     from recreate.pipeline.config import TemplateConfig

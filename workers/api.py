@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from recreate import __version__
@@ -36,7 +37,9 @@ from recreate.formats import (
 )
 from recreate.pipeline.recipes import RECIPE_NAMES
 from recreate.preview.scale import STRETCHES
+from workers.auth import Authenticator, Identity
 from workers.browse import router as browse_router
+from workers.budgets import parse_quotas
 from workers.campaign_api import router as campaign_router
 from workers.http_errors import (
     ErrorModel,
@@ -45,8 +48,11 @@ from workers.http_errors import (
     parse_id,
 )
 from workers.ivoa import add_ivoa_routes
+from workers.limits import Quotas, charge, rate_limit
 from workers.metrics import RequestMetrics
+from workers.middleware import BodyLimit, RequestIds
 from workers.models import HealthModel, JobModel, ProductRequest
+from workers.openapi import install_openapi
 from workers.responses import if_none_match, respond
 from workers.services import Services, start_services
 from workers.settings import Settings
@@ -56,6 +62,9 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1"
 
+#: What a job id looks like: the product key, a SHA-256 in hex.
+_JOB_ID = re.compile(r"[0-9a-f]{64}")
+
 
 def create_app(
     settings: Settings | None = None,
@@ -64,6 +73,10 @@ def create_app(
     on_ready: Callable[[Services], None] | None = None,
 ) -> FastAPI:
     """Return the API app.
+
+    Every route gets the app-wide pieces (`workers.middleware`): a
+    request id on every answer, the body limit; each route adds its
+    identity and budget dependencies (`workers.auth`, `workers.limits`).
 
     Parameters
     ----------
@@ -100,13 +113,19 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    app.state.auth = Authenticator.from_settings(settings)
+    app.state.quotas = Quotas(parse_quotas(settings.quotas))
     add_error_handlers(app)
+    # The last added runs first: ids, then the body limit, then metrics.
     app.add_middleware(RequestMetrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIds)
     _add_routes(app)
     app.include_router(campaign_router)
     app.include_router(browse_router)
     add_viewer(app)
     add_ivoa_routes(app)
+    install_openapi(app)
     return app
 
 
@@ -146,6 +165,7 @@ def _add_routes(app: FastAPI) -> None:
         response_model=JobModel,
         responses={404: {"model": ErrorModel}},
         operation_id="get_job",
+        dependencies=[Depends(rate_limit("request"))],
     )
     app.add_api_route(
         f"{API}/health",
@@ -235,6 +255,7 @@ RecipeQuery = Annotated[
 
 async def get_diffim(
     request: Request,
+    who: Annotated[Identity, Depends(rate_limit("request"))],
     visit: VisitPath,
     detector: DetectorPath,
     instrument: InstrumentQuery = None,
@@ -244,6 +265,10 @@ async def get_diffim(
 ) -> Response:
     """Serve one difference image; see the route's description."""
     services = _services(request)
+
+    async def spend_recompute() -> None:
+        await charge(request, who, "recompute")
+
     product = ProductRequest(
         visit=parse_id("visit", visit, MAX_VISIT),
         detector=parse_id("detector", detector, MAX_DETECTOR),
@@ -256,6 +281,7 @@ async def get_diffim(
         etags=if_none_match(request),
         body=request.method != "HEAD",
         url=str(request.url),
+        before_recompute=spend_recompute,
     )
     return respond(request, answer, services.settings.retry_after_seconds)
 
@@ -291,6 +317,9 @@ def _parse_recipe(raw: str | None) -> str | None:
 
 async def get_job(request: Request, job_id: str) -> JobModel:
     """Return a job record, or 404 naming the id."""
+    if not _JOB_ID.fullmatch(job_id):
+        # Never looked up: a job id is a product key (SHA-256 hex).
+        raise DataNotFoundError(f"no job {job_id!r}")
     record = _services(request).jobs.get(job_id)
     if record is None:
         raise DataNotFoundError(f"no job {job_id!r}")

@@ -14,7 +14,11 @@ Redis or Dask itself. For one `ProductRequest` it
    product the worker cached, or hands back a job.
 
 The index remembers a request's key once its product exists (a hit, or
-a recompute that succeeded): a failed request leaves nothing behind.
+a recompute that succeeded): a failed request leaves nothing behind in
+it. A deterministic failure (no template, no kernel: the data's, a 4xx)
+is remembered instead under the recipe's hash for a while
+(``failure_ttl_seconds``), and answered from there without running the
+pipeline again.
 
 A new code version or configuration is a new index namespace, so never
 a stale key; a new template is seen once its index entry expires
@@ -33,7 +37,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from cache import Manifest, ResilientCache
 from recreate import __version__
 from recreate.butler import DiffimInputs
-from recreate.errors import TransientError
+from recreate.errors import TransientError, error_class
 from recreate.formats import OutputFormat
 from recreate.io.region import ImageGeometry
 from recreate.pipeline.config import PipelineConfig
@@ -98,6 +102,14 @@ class Served(Answer):
     cache_state: Literal["hit", "miss"]
     body: ChunkStream | bytes | None
     degraded: bool = False
+
+
+@dataclass(frozen=True)
+class Ensured:
+    """A product a campaign made sure of: its key, and who made it."""
+
+    product_key: str
+    computed: bool
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,7 @@ class ProductService:
         etags: frozenset[str] = frozenset(),
         body: bool = True,
         url: str = "",
+        before_recompute: Callable[[], Awaitable[None]] | None = None,
     ) -> Answer:
         """Answer a request for a product's bytes.
 
@@ -185,11 +198,17 @@ class ProductService:
             False for the headers alone (HEAD): no chunk is read.
         url
             Where the product is asked for (a job record's ``url``).
+        before_recompute
+            Awaited on a miss, before a recreation starts: a face
+            charges its caller's recompute budget here (and may raise).
 
         Raises
         ------
         DataNotFoundError, NoOverlapError, InvalidRequestError
             From the Butler lookup (a 4xx; nothing cached).
+        NoOverlapError, KernelFitError
+            The recipe's deterministic failure (a 4xx), now or
+            remembered.
         OverloadedError, ServiceUnavailableError
             No room in flight, or no scheduler (a 503).
         """
@@ -201,23 +220,27 @@ class ProductService:
         if not isinstance(found, TaskSpec):
             return found
         self.metrics.cache_misses.inc()
+        if before_recompute is not None:
+            await before_recompute()
         answer = await self._recompute(found, etags, body, url)
         if not isinstance(answer, Pending):
             await self._remember(request, found)
         return answer
 
-    async def ensure(self, request: ProductRequest, *, priority: int) -> bool:
-        """Make sure a product is cached; tell whether it was recomputed.
+    async def ensure(
+        self, request: ProductRequest, *, priority: int
+    ) -> Ensured:
+        """Make sure a product is cached; say its key and who made it.
 
         For the campaign runner: a product already cached is only
         checked for (its manifest), never read.
         """
-        found = await self._locate(request, self._cached_manifest)
+        found = await self._locate(request, self._cached_key)
         if not isinstance(found, TaskSpec):
-            return False
+            return Ensured(found, computed=False)
         result = await self.broker.start(found, priority=priority)
         await self._remember(request, found)
-        return result.computed
+        return Ensured(found.product_key, computed=result.computed)
 
     async def resolve(self, request: ProductRequest) -> TaskSpec:
         """Resolve the inputs through the Butler; derive recipe and key.
@@ -287,9 +310,14 @@ class ProductService:
         if outcome.result is not None and outcome.result.computed:
             self.metrics.recomputes.inc()
             self.metrics.recompute_seconds.observe(outcome.result.seconds)
-        if outcome.error is not None:
-            self.metrics.failures.labels(code=outcome.error.code).inc()
-        self.jobs.finish(spec.product_key, outcome.error, outcome.finished)
+        error = outcome.error
+        if error is not None:
+            self.metrics.failures.labels(code=error.code).inc()
+            if error.user_facing and not error.transient:
+                self.cache.remember_failure(
+                    spec.recipe_hash, error.code, str(error)
+                )
+        self.jobs.finish(spec.product_key, error, outcome.finished)
 
     async def _locate(
         self,
@@ -310,6 +338,11 @@ class ProductService:
             if hit is not None:
                 return hit
         spec = await self.resolve(request)
+        failure = await asyncio.to_thread(
+            self.cache.known_failure, spec.recipe_hash
+        )
+        if failure is not None:
+            raise error_class(failure["code"])(failure["message"])
         if spec.product_key != known:
             hit = await probe(spec.product_key)
             if hit is not None:
@@ -342,9 +375,10 @@ class ProductService:
             }
         )
 
-    async def _cached_manifest(self, key: str) -> Manifest | None:
-        """Return a cached product's manifest (campaigns: no chunk read)."""
-        return await asyncio.to_thread(self.cache.head, key)
+    async def _cached_key(self, key: str) -> str | None:
+        """Return the key of a cached product (campaigns: no chunk read)."""
+        manifest = await asyncio.to_thread(self.cache.head, key)
+        return None if manifest is None else key
 
     async def _from_cache(
         self,

@@ -19,8 +19,10 @@ task
 4. returns small metadata only. The bytes cross the scheduler only when
    the cache is down (degraded mode), so the request is still served.
 
-Errors are classified here, in one place: the project's own errors pass
-through (user errors are 4xx, transient ones are retried by the broker);
+Errors are classified here, in one place: a deterministic failure of
+the data (no template, no kernel: a 4xx) comes back as the result's
+``failure``, logged at INFO; the project's other errors pass through
+(transient ones are retried by the broker);
 an ``OSError`` while reading inputs is transient; anything else becomes a
 `ProcessingError` whose message names the key.
 """
@@ -37,6 +39,7 @@ from cache import CacheUnavailableError, CorruptValueError
 from recreate import __version__
 from recreate.errors import (
     FormatError,
+    KernelFitError,
     ProcessingError,
     RecreateError,
     TransientError,
@@ -64,10 +67,14 @@ def recreate_task(spec: TaskSpec) -> TaskResult:
     spec
         The product to make, with its inputs, recipe and key.
 
+    Returns
+    -------
+    TaskResult
+        The product's metadata; its ``failure`` when the data admit no
+        difference image (`NoOverlapError`, `KernelFitError`).
+
     Raises
     ------
-    NoOverlapError, ProcessingError
-        Template coverage too low, or a kernel that cannot be solved.
     TransientError
         A failure worth retrying (inputs unreadable, a worker of another
         version, a worker without the cache configuration yet).
@@ -78,7 +85,9 @@ def recreate_task(spec: TaskSpec) -> TaskResult:
     try:
         state = worker_state(spec.cache_id)
         return _recreate(spec, state, started)
-    except RecreateError:
+    except RecreateError as error:
+        if error.user_facing and not error.transient:
+            return _failed(spec, error, started)
         raise
     except OSError as error:
         raise TransientError(
@@ -90,6 +99,30 @@ def recreate_task(spec: TaskSpec) -> TaskResult:
             f"recreating {spec.describe()} failed: "
             f"{type(error).__name__}: {error}"
         ) from None
+
+
+def _failed(
+    spec: TaskSpec, error: RecreateError, started: float
+) -> TaskResult:
+    """Return a deterministic failure (no template, no kernel) as a result.
+
+    The data's verdict, not a fault: logged at INFO without a traceback,
+    and returned rather than raised, so that Dask does not log it as a
+    failed computation either. The broker raises it for the caller.
+    """
+    if isinstance(error, KernelFitError):
+        error = KernelFitError(
+            f"no PSF-matching kernel for {spec.describe()}: {error}"
+        )
+    log.info("%s: %s: %s", spec.describe(), error.code, error)
+    return TaskResult(
+        product_key=spec.product_key,
+        sha256="",
+        size=0,
+        computed=False,
+        seconds=time.perf_counter() - started,
+        failure=error,
+    )
 
 
 def _recreate(
@@ -147,10 +180,11 @@ def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
     meta = _product_meta(spec, result, started)
     stored = state.cache.put(spec.product_key, data, meta)
     if stored is not None:
+        # Counted right after the write that makes the product exist.
+        state.cache.count(RECOMPUTES_COUNTER)
         state.cache.keep_kernel(
             spec.recipe_hash, json.dumps(result.kernel.to_dict())
         )
-        state.cache.count(RECOMPUTES_COUNTER)
         _cache_companions(spec, result, state, meta)
     return TaskResult(
         product_key=spec.product_key,

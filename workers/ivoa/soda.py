@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from recreate.cutouts import EXPOSURE, detail_level, reduce_detail
 from recreate.errors import InvalidRequestError
@@ -37,7 +37,7 @@ from recreate.skyshapes import (
     shape_outline,
     shape_region,
 )
-from workers.ivoa.answers import in_text, text_failure
+from workers.ivoa.answers import TEXT_FAILURES, in_text, text_failure
 from workers.ivoa.datalink import CUTOUT_FORMATS, FITS, PNG
 from workers.ivoa.ids import ImageId, ids_of, parse_id
 from workers.ivoa.params import (
@@ -52,6 +52,7 @@ from workers.ivoa.params import (
     single,
 )
 from workers.ivoa.vosi import Capability, add_vosi_routes
+from workers.limits import rate_limit
 from workers.products import Pending
 from workers.regions import RegionService, box_of_sky_points, clip_box
 
@@ -344,7 +345,10 @@ for _method in ("GET", "POST"):
         responses={
             200: {"content": {FITS: {}, PNG: {}}},
             204: {"description": "The stencil misses the detector."},
+            **TEXT_FAILURES,
         },
         operation_id=f"cutout_sync_{_method.lower()}",
+        # Rubin's RSP budget: 35 cutouts per user and 15 minutes.
+        dependencies=[Depends(rate_limit("cutout"))],
     )
 add_vosi_routes(router, PREFIX, "SODA", _capabilities)
