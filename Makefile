@@ -5,6 +5,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 REPO ?= data/demo-repo
 PRESET ?= demo
+# make run PORT=8081 serves on another port (default: $RECREATE_PORT, else 8080).
+PORT ?=
 
 PYTHON_BOOT := $(shell \
   for p in python3.14 python3.13 python3.12 python3 python; do \
@@ -36,7 +38,7 @@ $(STAMP): pyproject.toml
 init: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/recreate run --repo $(REPO) --preset $(PRESET)
+	$(VENV)/bin/recreate run --repo $(REPO) --preset $(PRESET) $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -49,6 +51,7 @@ bench: $(STAMP)
 	$(PY) bench/solution.py --recipe dp2
 	$(PY) bench/anysurvey.py
 	$(PY) bench/service.py
+	$(PY) bench/viewer.py
 	$(PY) bench/ivoa.py
 
 lint: $(STAMP)

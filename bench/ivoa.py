@@ -22,17 +22,14 @@ import os
 import time
 from pathlib import Path
 
-import dask
 import httpx
 import numpy as np
-from distributed import LocalCluster
+from served import served_api
 
 from cache import RedisServer
 from recreate.butler import open_butler
 from recreate.discovery import find_footprints
 from recreate.memory import retain_freed_memory
-from workers.serve import serve_in_thread
-from workers.settings import Settings, worker_dask_config
 
 REPO = Path(os.environ.get("BENCH_DEMO_REPO", "data/demo-repo"))
 #: Timed repeats of the fast requests; p50 and p95 are reported.
@@ -90,54 +87,34 @@ def main() -> None:
     with (
         RedisServer(maxmemory="4gb", policy="allkeys-lru") as cache,
         RedisServer(policy="noeviction") as control,
-        dask.config.set(worker_dask_config()),
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-        ) as cluster,
+        served_api(REPO, cache, control) as (url, _),
+        httpx.Client(base_url=url, timeout=600) as http,
     ):
-        settings = Settings(
-            butler_repo=str(REPO),
-            cache_redis_url=cache.url,
-            control_redis_url=control.url,
-            scheduler_address=cluster.scheduler_address,
-            sync_timeout_seconds=600,
-        )
-        with (
-            serve_in_thread(settings) as url,
-            httpx.Client(base_url=url, timeout=600) as http,
-        ):
-            # Warm the worker (imports, compiled kernels) and the API.
+        # Warm the worker (imports, compiled kernels) and the API.
+        timed(http, "GET", "/api/cutout/sync", params=cutout)
+        every = [timed(http, "GET", "/api/sia/query") for _ in range(REPEATS)]
+        cone = {"POS": f"CIRCLE {ra} {dec} 0.05"}
+        cones = [
+            timed(http, "GET", "/api/sia/query", params=cone)
+            for _ in range(REPEATS)
+        ]
+        links = [
+            timed(
+                http,
+                "GET",
+                "/api/datalink/links",
+                params={"ID": identifier},
+            )
+            for _ in range(REPEATS)
+        ]
+        warm = [
             timed(http, "GET", "/api/cutout/sync", params=cutout)
-            every = [
-                timed(http, "GET", "/api/sia/query") for _ in range(REPEATS)
-            ]
-            cone = {"POS": f"CIRCLE {ra} {dec} 0.05"}
-            cones = [
-                timed(http, "GET", "/api/sia/query", params=cone)
-                for _ in range(REPEATS)
-            ]
-            links = [
-                timed(
-                    http,
-                    "GET",
-                    "/api/datalink/links",
-                    params={"ID": identifier},
-                )
-                for _ in range(REPEATS)
-            ]
-            warm = [
-                timed(http, "GET", "/api/cutout/sync", params=cutout)
-                for _ in range(REPEATS)
-            ]
-            cold = []
-            for _ in range(COLD_REPEATS):
-                cache.client().flushall()
-                cold.append(
-                    timed(http, "GET", "/api/cutout/sync", params=cutout)
-                )
+            for _ in range(REPEATS)
+        ]
+        cold = []
+        for _ in range(COLD_REPEATS):
+            cache.client().flushall()
+            cold.append(timed(http, "GET", "/api/cutout/sync", params=cutout))
     rows += [
         (f"SIA query, all {len(footprints)} rows", percentiles(every)),
         ("SIA query, 0.05 deg cone", percentiles(cones)),

@@ -27,18 +27,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask
 import httpx
 import numpy as np
-from distributed import Client, LocalCluster
+from distributed import Client
+from served import served_api
 
 from cache import RedisServer
 from recreate.butler import find_inputs, open_butler
 from recreate.client import Client as ApiClient
 from recreate.errors import RecreateError
 from recreate.memory import retain_freed_memory
-from workers.serve import serve_in_thread
-from workers.settings import Settings, worker_dask_config
 
 REPO = Path(os.environ.get("BENCH_COMCAM_REPO", "data/comcam-repo"))
 #: Keys per campaign run: enough for 2 workers to overlap well.
@@ -95,27 +93,11 @@ def service(
     for server in (cache, control):
         server.client().flushall()
     with (
-        dask.config.set(worker_dask_config()),
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-        ) as cluster,
+        served_api(REPO, cache, control, workers=workers) as (url, cluster),
         Client(cluster) as client,
+        ApiClient(url, timeout=60, poll_interval=POLL_SECONDS) as api,
     ):
-        settings = Settings(
-            butler_repo=str(REPO),
-            cache_redis_url=cache.url,
-            control_redis_url=control.url,
-            scheduler_address=cluster.scheduler_address,
-            sync_timeout_seconds=600,
-        )
-        with (
-            serve_in_thread(settings) as url,
-            ApiClient(url, timeout=60, poll_interval=POLL_SECONDS) as api,
-        ):
-            yield url, api, client
+        yield url, api, client
 
 
 def timed_get(

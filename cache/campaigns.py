@@ -5,19 +5,23 @@ use. Its state lives in the control store (``noeviction``), so a broker
 that restarts, or a scheduler that loses its queue, resumes from here:
 
 ``P:campaign:{id}``
-    JSON: name, state, priority, total, selection, format, whether it
-    prewarms solutions only, timestamps.
+    JSON: name, state, priority, total, selection, solutions_only, times.
 ``P:campaign:{id}:keys``
     List of the keys as ``visit/detector``, in submission order.
 ``P:campaign:{id}:states``
     Hash: key index -> ``queued|running|cached|done|failed|cancelled``.
 ``P:campaign:{id}:errors``
     Hash: key index -> JSON ``{"code", "message"}`` of a failed key.
+``P:campaign:{id}:products``
+    Hash: key index -> product key (or ``solution:{recipe hash}``) of a
+    key made or found, so what is there *now* can be checked.
 ``P:campaigns``
     Sorted set of campaign ids by creation time.
 
 Counts are computed from the state hash, never kept separately, so they
-cannot drift from the per-key truth.
+cannot drift from the per-key truth. A campaign that ends (done or
+cancelled) expires after ``ttl_seconds``; its id leaves the index when
+the index is next read.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ __all__ = ["KEY_STATES", "CampaignRecord", "CampaignStore"]
 KEY_STATES = ("queued", "running", "cached", "done", "failed", "cancelled")
 #: Campaign states in which the runner still has work to do.
 ACTIVE = frozenset({"queued", "running"})
+#: The keys of a campaign besides its meta.
+_PARTS = ("keys", "states", "errors", "products")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class CampaignRecord:
     priority: int
     counts: dict[str, int]
     failed: list[dict[str, Any]] = field(default_factory=list)
+    owner: str | None = None
     selection: dict[str, Any] | None = None
     solutions_only: bool = False
     created: float = 0.0
@@ -85,14 +92,21 @@ class CampaignStore:
         Client of the control Redis (``noeviction``).
     prefix
         Prefix of every key this store writes.
+    ttl_seconds
+        How long a finished campaign is kept.
     """
 
     def __init__(
-        self, redis_client: redis.Redis, *, prefix: str = "recreate"
+        self,
+        redis_client: redis.Redis,
+        *,
+        prefix: str = "recreate",
+        ttl_seconds: int = 7 * 86400,
     ) -> None:
         check_part("prefix", prefix)
         self._redis = redis_client
         self._prefix = prefix
+        self._ttl = ttl_seconds
 
     def create(
         self,
@@ -104,11 +118,12 @@ class CampaignStore:
         output_format: str | None = None,
         selection: Mapping[str, Any] | None = None,
         solutions_only: bool = False,
+        owner: str | None = None,
     ) -> str:
         """Record a new campaign with every key queued; return its id.
 
-        ``solutions_only``: the campaign stores the keys' solutions, not
-        their products.
+        ``owner`` is the user who may cancel it (besides an admin);
+        ``solutions_only``: store the keys' solutions, not products.
 
         Raises
         ------
@@ -124,6 +139,7 @@ class CampaignStore:
         meta = {
             "id": campaign_id,
             "name": name,
+            "owner": owner,
             "state": "queued",
             "priority": priority,
             "instrument": instrument,
@@ -140,11 +156,11 @@ class CampaignStore:
             pipe = self._redis.pipeline(transaction=True)
             pipe.set(self._meta_key(campaign_id), json.dumps(meta))
             pipe.rpush(
-                self._keys_key(campaign_id),
+                self._part(campaign_id, "keys"),
                 *(f"{visit}/{detector}" for visit, detector in keys),
             )
             pipe.hset(
-                self._states_key(campaign_id),
+                self._part(campaign_id, "states"),
                 mapping={str(i): "queued" for i in range(len(keys))},
             )
             pipe.zadd(self._index_key(), {campaign_id: now})
@@ -166,9 +182,9 @@ class CampaignStore:
         if meta is None:
             return None
         with unavailable_on_error(self._redis, f"reading {campaign_id}"):
-            states = self._redis.hgetall(self._states_key(campaign_id))
-            errors = self._redis.hgetall(self._errors_key(campaign_id))
-            keys = self._redis.lrange(self._keys_key(campaign_id), 0, -1)
+            states = self._redis.hgetall(self._part(campaign_id, "states"))
+            errors = self._redis.hgetall(self._part(campaign_id, "errors"))
+            keys = self._redis.lrange(self._part(campaign_id, "keys"), 0, -1)
         tally = Counter(_text(value) for value in states.values())
         counts = {"total": int(meta["total"])}
         counts.update({state: tally.get(state, 0) for state in KEY_STATES})
@@ -185,6 +201,7 @@ class CampaignStore:
             priority=int(meta["priority"]),
             counts=counts,
             failed=failed,
+            owner=meta.get("owner"),
             selection=meta.get("selection"),
             solutions_only=bool(meta.get("solutions_only", False)),
             created=meta["created"],
@@ -195,36 +212,57 @@ class CampaignStore:
             eta_seconds=eta,
         )
 
-    def all(self) -> list[CampaignRecord]:
-        """Return every campaign, newest first."""
-        with unavailable_on_error(self._redis, "listing campaigns"):
-            ids = self._redis.zrevrange(self._index_key(), 0, -1)
-        records = [self.get(_text(raw)) for raw in ids]
-        return [record for record in records if record is not None]
+    def all(self, owner: str | None = None) -> list[CampaignRecord]:
+        """Return every campaign (or ``owner``'s), newest first."""
+        records = [self.get(i) for i in reversed(self._ids())]
+        return [
+            record
+            for record in records
+            if record is not None and owner in (None, record.owner)
+        ]
 
     def active(self) -> list[str]:
         """Return the ids of campaigns with work left, oldest first."""
-        with unavailable_on_error(self._redis, "listing campaigns"):
-            ids = [
-                _text(raw)
-                for raw in self._redis.zrange(self._index_key(), 0, -1)
-            ]
         return [
             campaign_id
-            for campaign_id in ids
+            for campaign_id in self._ids()
             if (meta := self.meta(campaign_id)) and meta["state"] in ACTIVE
         ]
+
+    def _ids(self) -> list[str]:
+        """Return the indexed ids, oldest first; forget expired ones."""
+        with unavailable_on_error(self._redis, "listing campaigns"):
+            ids = [
+                _text(i) for i in self._redis.zrange(self._index_key(), 0, -1)
+            ]
+            pipe = self._redis.pipeline(transaction=False)
+            for campaign_id in ids:
+                pipe.exists(self._meta_key(campaign_id))
+            gone = [
+                i
+                for i, there in zip(ids, pipe.execute(), strict=True)
+                if not there
+            ]
+            if gone:
+                self._redis.zrem(self._index_key(), *gone)
+        return [i for i in ids if i not in gone]
+
+    def products(self, campaign_id: str) -> dict[int, str]:
+        """Return the product key of every key made or found cached."""
+        with unavailable_on_error(self._redis, f"reading {campaign_id}"):
+            raw = self._redis.hgetall(self._part(campaign_id, "products"))
+        return {int(index): _text(key) for index, key in raw.items()}
 
     def keys(self, campaign_id: str) -> list[tuple[int, int]]:
         """Return a campaign's keys in submission order."""
         with unavailable_on_error(self._redis, f"reading {campaign_id}"):
-            raw = self._redis.lrange(self._keys_key(campaign_id), 0, -1)
+            raw = self._redis.lrange(self._part(campaign_id, "keys"), 0, -1)
         return [_parse_key(item) for item in raw]
 
     def states(self, campaign_id: str) -> dict[int, str]:
         """Return the state of every key, by index."""
         with unavailable_on_error(self._redis, f"reading {campaign_id}"):
-            raw = self._redis.hgetall(self._states_key(campaign_id))
+            raw = self._redis.hgetall(self._part(campaign_id, "states"))
         return {int(index): _text(value) for index, value in raw.items()}
 
     def mark(
@@ -235,8 +273,9 @@ class CampaignStore:
         *,
         code: str | None = None,
         message: str | None = None,
+        product: str | None = None,
     ) -> None:
-        """Set one key's state (and its error, when it failed).
+        """Set one key's state (its error when it failed, its product).
 
         Raises
         ------
@@ -247,22 +286,40 @@ class CampaignStore:
             raise ValueError(f"unknown key state {state!r}")
         with unavailable_on_error(self._redis, f"updating {campaign_id}"):
             pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self._states_key(campaign_id), str(index), state)
+            pipe.hset(self._part(campaign_id, "states"), str(index), state)
             if state == "failed":
                 pipe.hset(
-                    self._errors_key(campaign_id),
+                    self._part(campaign_id, "errors"),
                     str(index),
                     json.dumps({"code": code, "message": message}),
                 )
+            if product is not None:
+                pipe.hset(
+                    self._part(campaign_id, "products"), str(index), product
+                )
             pipe.execute()
-        self._touch(campaign_id, started=state == "running")
+        self._update_meta(campaign_id, {}, first_start=state == "running")
 
     def set_state(self, campaign_id: str, state: str) -> None:
-        """Set the campaign's own state (queued, running, done...)."""
+        """Set the campaign's own state (queued, running, done...).
+
+        A finished campaign (done, cancelled) expires after the store's
+        TTL; one made active again is kept until it finishes.
+        """
         extra: dict[str, Any] = {"state": state}
         if state not in ACTIVE:
             extra["finished"] = time.time()
         self._update_meta(campaign_id, extra)
+        names = [self._meta_key(campaign_id)]
+        names += [self._part(campaign_id, part) for part in _PARTS]
+        with unavailable_on_error(self._redis, f"updating {campaign_id}"):
+            pipe = self._redis.pipeline(transaction=False)
+            for name in names:
+                if state in ACTIVE:
+                    pipe.persist(name)
+                else:
+                    pipe.expire(name, self._ttl)
+            pipe.execute()
 
     def cancel(self, campaign_id: str) -> int:
         """Cancel every key not started yet; return how many.
@@ -280,6 +337,16 @@ class CampaignStore:
         """Put keys left ``running`` by a dead broker back in the queue."""
         return self._move(campaign_id, "running", "queued", what="resuming")
 
+    def requeue(self, campaign_id: str, indices: Sequence[int]) -> int:
+        """Put the keys at ``indices`` back in the queue; return how many."""
+        if indices:
+            with unavailable_on_error(self._redis, f"requeuing {campaign_id}"):
+                self._redis.hset(
+                    self._part(campaign_id, "states"),
+                    mapping={str(i): "queued" for i in indices},
+                )
+        return len(indices)
+
     def _move(
         self, campaign_id: str, from_state: str, to_state: str, *, what: str
     ) -> int:
@@ -293,14 +360,10 @@ class CampaignStore:
         with unavailable_on_error(self._redis, f"{what} {campaign_id}"):
             if moved:
                 self._redis.hset(
-                    self._states_key(campaign_id),
+                    self._part(campaign_id, "states"),
                     mapping=dict.fromkeys(moved, to_state),
                 )
         return len(moved)
-
-    def _touch(self, campaign_id: str, *, started: bool) -> None:
-        """Refresh ``updated`` (and set ``started`` on the first start)."""
-        self._update_meta(campaign_id, {}, first_start=started)
 
     def _update_meta(
         self,
@@ -340,14 +403,9 @@ class CampaignStore:
         check_part("campaign id", campaign_id)
         return f"{self._prefix}:campaign:{campaign_id}"
 
-    def _keys_key(self, campaign_id: str) -> str:
-        return f"{self._meta_key(campaign_id)}:keys"
-
-    def _states_key(self, campaign_id: str) -> str:
-        return f"{self._meta_key(campaign_id)}:states"
-
-    def _errors_key(self, campaign_id: str) -> str:
-        return f"{self._meta_key(campaign_id)}:errors"
+    def _part(self, campaign_id: str, part: str) -> str:
+        """Return the key of one of a campaign's `_PARTS`."""
+        return f"{self._meta_key(campaign_id)}:{part}"
 
     def _index_key(self) -> str:
         return f"{self._prefix}:campaigns"

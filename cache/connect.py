@@ -22,19 +22,25 @@ from pydantic import SecretStr
 from cache._redis import quick_retry
 from cache.campaigns import CampaignStore
 from cache.codec import DEFAULT_CHUNK_BYTES
+from cache.failures import FailureStore
 from cache.interface import (
     CampaignRecords,
+    FailureRecords,
     JobRecords,
     KernelCache,
+    LeaseService,
     LockService,
     ProductCache,
+    QuotaLedger,
     RecipeLookup,
     SolutionArchive,
     SolutionCache,
 )
 from cache.jobs import JobStore
 from cache.kernels import KernelStore
+from cache.leases import Leases
 from cache.locks import SingleFlight
+from cache.quotas import QuotaCounters
 from cache.recipes import RecipeIndex
 from cache.solutions import RedisSolutions, SolutionFiles
 from cache.store import ResultStore
@@ -56,6 +62,13 @@ class RedisConfig:
         The blob cache and the control store (None: not configured).
     password
         For both, when their URLs carry none (never in ``repr``).
+    lock_ttl_seconds, lock_wait_seconds
+        The single-flight lock's lease (renewed by a live holder), and
+        the longest a task waits for a live holder.
+    failure_ttl_seconds
+        How long a deterministic failure of a recipe is remembered.
+    campaign_ttl_seconds
+        How long a finished campaign is kept.
     recipe_index_ttl_seconds
         Lifetime of a request -> product key entry; 0 turns the index
         off.
@@ -72,7 +85,10 @@ class RedisConfig:
     cache_ttl_seconds: int = 7 * 86400
     kernel_ttl_seconds: int = 30 * 86400
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
-    lock_ttl_seconds: float = 30.0
+    lock_ttl_seconds: float = 3.0
+    lock_wait_seconds: float = 600.0
+    failure_ttl_seconds: int = 3600
+    campaign_ttl_seconds: int = 7 * 86400
     job_ttl_seconds: int = 86400
     recipe_index_ttl_seconds: float = 60.0
     solution_store: str | None = None
@@ -138,6 +154,9 @@ class CacheStores:
     campaigns: CampaignRecords | None = None
     solutions: SolutionCache | None = None
     solution_files: SolutionArchive | None = None
+    failures: FailureRecords | None = None
+    quotas: QuotaLedger | None = None
+    leases: LeaseService | None = None
 
     @classmethod
     def connect(cls, config: RedisConfig) -> CacheStores:
@@ -169,7 +188,14 @@ class CacheStores:
                     control, ttl_seconds=config.lock_ttl_seconds
                 ),
                 jobs=JobStore(control, ttl_seconds=config.job_ttl_seconds),
-                campaigns=CampaignStore(control),
+                campaigns=CampaignStore(
+                    control, ttl_seconds=config.campaign_ttl_seconds
+                ),
+                failures=FailureStore(
+                    control, ttl_seconds=config.failure_ttl_seconds
+                ),
+                quotas=QuotaCounters(control),
+                leases=Leases(control),
             )
             if config.recipe_index_ttl_seconds > 0:
                 parts["recipes"] = RecipeIndex(

@@ -49,6 +49,15 @@ class Entries:
         """Return the manifest's Redis key."""
         return f"{self._prefix}:result:{key}"
 
+    def present(self, keys: Sequence[str]) -> list[bool]:
+        """Tell which keys have a manifest (their chunks are not read)."""
+        if not keys:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.exists(self.result_key(key))
+        return [bool(found) for found in pipe.execute()]
+
     def chunk_keys(self, key: str, manifest: Manifest) -> list[str]:
         """Return the Redis keys of a manifest's chunks, in order."""
         base = f"{self._prefix}:blob:{key}:{manifest.token}"

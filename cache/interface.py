@@ -18,6 +18,9 @@ Protocol           Implementation               Redis instance
 `JobRecords`       `cache.jobs.JobStore`        control
 `RecipeLookup`     `cache.recipes.RecipeIndex`  control
 `CampaignRecords`  `cache.campaigns.Campaign…`  control
+`FailureRecords`   `cache.failures.FailureSt…`  control
+`QuotaLedger`      `cache.quotas.QuotaCounters` control
+`LeaseService`     `cache.leases.Leases`        control
 =================  ===========================  =====================
 """
 
@@ -33,11 +36,14 @@ from cache.store import CachedValue, StoredValue
 
 __all__ = [
     "CampaignRecords",
+    "FailureRecords",
     "HeldLock",
     "JobRecords",
     "KernelCache",
+    "LeaseService",
     "LockService",
     "ProductCache",
+    "QuotaLedger",
     "RecipeLookup",
     "SolutionArchive",
     "SolutionCache",
@@ -68,6 +74,9 @@ class ProductCache(Protocol):
     def delete(self, key: str) -> bool:
         """Remove a value; tell whether it was there."""
 
+    def present(self, keys: Sequence[str]) -> list[bool]:
+        """Tell which keys have a value now (no chunk read)."""
+
 
 @runtime_checkable
 class KernelCache(Protocol):
@@ -93,6 +102,9 @@ class SolutionCache(Protocol):
     def drop_solution(self, recipe_hash: str, data: bytes) -> bool:
         """Delete a copy if it still holds ``data``."""
 
+    def present_solutions(self, recipe_hashes: Sequence[str]) -> list[bool]:
+        """Tell which recipe hashes have a copy now."""
+
 
 @runtime_checkable
 class SolutionArchive(Protocol):
@@ -106,6 +118,9 @@ class SolutionArchive(Protocol):
 
     def delete(self, recipe_hash: str, data: bytes) -> bool:
         """Delete a solution if it still holds ``data``."""
+
+    def exists(self, recipe_hash: str) -> bool:
+        """Tell whether a recipe hash's solution is stored."""
 
     def uri(self, recipe_hash: str) -> str:
         """Return where a recipe hash's solution lives."""
@@ -190,6 +205,7 @@ class CampaignRecords(Protocol):
         output_format: str | None = None,
         selection: Mapping[str, Any] | None = None,
         solutions_only: bool = False,
+        owner: str | None = None,
     ) -> str:
         """Record a new campaign with every key queued; return its id."""
 
@@ -199,8 +215,8 @@ class CampaignRecords(Protocol):
     def get(self, campaign_id: str) -> CampaignRecord | None:
         """Return a campaign with counts, failures, rate and ETA."""
 
-    def all(self) -> list[CampaignRecord]:
-        """Return every campaign, newest first."""
+    def all(self, owner: str | None = None) -> list[CampaignRecord]:
+        """Return every campaign (or ``owner``'s), newest first."""
 
     def active(self) -> list[str]:
         """Return the ids of campaigns with work left."""
@@ -219,8 +235,15 @@ class CampaignRecords(Protocol):
         *,
         code: str | None = None,
         message: str | None = None,
+        product: str | None = None,
     ) -> None:
-        """Set one key's state (and its error)."""
+        """Set one key's state (its error, its product key)."""
+
+    def products(self, campaign_id: str) -> dict[int, str]:
+        """Return the product key of every key made or found cached."""
+
+    def requeue(self, campaign_id: str, indices: Sequence[int]) -> int:
+        """Put the keys at ``indices`` back in the queue."""
 
     def set_state(self, campaign_id: str, state: str) -> None:
         """Set the campaign's own state."""
@@ -230,3 +253,33 @@ class CampaignRecords(Protocol):
 
     def requeue_running(self, campaign_id: str) -> int:
         """Put keys left running by a dead broker back in the queue."""
+
+
+@runtime_checkable
+class FailureRecords(Protocol):
+    """Deterministic failures by recipe hash, for a while."""
+
+    def remember(self, recipe_hash: str, code: str, message: str) -> None:
+        """Remember that a recipe fails with this code and message."""
+
+    def recall(self, recipe_hash: str) -> dict[str, str] | None:
+        """Return ``{"code", "message"}`` of a remembered failure."""
+
+
+@runtime_checkable
+class QuotaLedger(Protocol):
+    """Fixed-window spend counters, shared by every API replica."""
+
+    def spend(self, name: str, window_seconds: float) -> tuple[int, float]:
+        """Spend one unit; return units spent and seconds to the reset."""
+
+
+@runtime_checkable
+class LeaseService(Protocol):
+    """Named leases: renewed by a live holder, lapsing when it dies."""
+
+    def take(self, name: str, token: str, ttl_seconds: float) -> bool:
+        """Take or renew a lease; False when another holder has it."""
+
+    def give_back(self, name: str, token: str) -> bool:
+        """Release a lease held by ``token``."""

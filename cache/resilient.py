@@ -129,6 +129,12 @@ class ResilientCache:
             None,
         )
 
+    def present(self, keys: list[str]) -> list[bool] | None:
+        """Tell which products are cached now; None if nobody can say."""
+        return self._attempt(
+            self.stores.products, "checking", lambda s: s.present(keys), None
+        )
+
     # Kernels.
 
     def kernel(self, recipe_hash: str) -> str | None:
@@ -226,10 +232,24 @@ class ResilientCache:
         )
         self._corrupt()
 
-    def solution_uri(self, recipe_hash: str) -> str | None:
-        """Return where the durable store keeps a solution (None: none)."""
-        files = self.stores.solution_files
-        return None if files is None else files.uri(recipe_hash)
+    def solutions_present(self, recipe_hashes: list[str]) -> list[bool] | None:
+        """Tell which solutions are stored; None if no tier answers."""
+        hot = self._attempt(
+            self.stores.solutions,
+            "checking solutions",
+            lambda s: s.present_solutions(recipe_hashes),
+            None,
+        )
+        known = hot or [False] * len(recipe_hashes)
+        return self._attempt(
+            self.stores.solution_files,
+            "checking the solution store",
+            lambda f: [
+                there or f.exists(h)
+                for h, there in zip(recipe_hashes, known, strict=True)
+            ],
+            hot,
+        )
 
     # Single-flight locks.
 
@@ -308,6 +328,40 @@ class ResilientCache:
             self.stores.recipes,
             "writing the recipe index",
             lambda s: s.remember(request_key, product_key),
+            None,
+        )
+
+    # Deterministic failures and quotas.
+
+    def remember_failure(self, recipe_hash: str, code: str, msg: str) -> None:
+        """Remember a recipe's deterministic failure, if the store is up."""
+        self._attempt(
+            self.stores.failures,
+            "remembering a failure",
+            lambda s: s.remember(recipe_hash, code, msg),
+            None,
+        )
+
+    def known_failure(self, recipe_hash: str) -> dict[str, str] | None:
+        """Return the failure remembered for a recipe, or None."""
+        return self._attempt(
+            self.stores.failures,
+            "reading a failure",
+            lambda s: s.recall(recipe_hash),
+            None,
+        )
+
+    def spend(
+        self, name: str, window_seconds: float
+    ) -> tuple[int, float] | None:
+        """Spend one unit of a quota counter; None if nobody counts.
+
+        The caller then counts in its own process (`workers.limits`).
+        """
+        return self._attempt(
+            self.stores.quotas,
+            "counting a quota",
+            lambda s: s.spend(name, window_seconds),
             None,
         )
 

@@ -208,6 +208,16 @@ class RedisServer:
         return f"redis://{auth}{_HOST}:{self._port}/0"
 
     @property
+    def address(self) -> str:
+        """``redis://127.0.0.1:PORT/0``, without the password."""
+        return f"redis://{_HOST}:{self._port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (None when not started)."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self._process is not None and self._process.poll() is None

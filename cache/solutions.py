@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -136,6 +136,17 @@ class SolutionFiles:
                 return False
         return True
 
+    def exists(self, recipe_hash: str) -> bool:
+        """Tell whether a recipe hash's solution is stored.
+
+        Raises
+        ------
+        CacheUnavailableError
+            If the store cannot be reached.
+        """
+        with self._unavailable(f"looking for solution {recipe_hash[:12]}"):
+            return bool(self._path(recipe_hash).exists())
+
     def _path(self, recipe_hash: str) -> ResourcePath:
         """Return the ResourcePath of a recipe hash's file."""
         _check_hash(recipe_hash)
@@ -222,6 +233,21 @@ class RedisSolutions:
         name = self.key(recipe_hash)
         with unavailable_on_error(self._redis, f"dropping {name}"):
             return bool(self._unlink_if_equal(keys=[name], args=[data]))
+
+    def present_solutions(self, recipe_hashes: Sequence[str]) -> list[bool]:
+        """Tell which recipe hashes have a copy now (one round trip).
+
+        Raises
+        ------
+        CacheUnavailableError
+            If Redis cannot be reached.
+        """
+        names = [self.key(recipe_hash) for recipe_hash in recipe_hashes]
+        with unavailable_on_error(self._redis, "checking solutions"):
+            pipe = self._redis.pipeline(transaction=False)
+            for name in names:
+                pipe.exists(name)
+            return [bool(found) for found in pipe.execute()]
 
     def key(self, recipe_hash: str) -> str:
         """Return the Redis key of a recipe hash's copy."""

@@ -151,8 +151,6 @@ class ResultStore:
         """How many broken entries this store has dropped."""
         return self._entries.corrupt_dropped
 
-    # Results.
-
     def put(
         self, key: str, data: bytes, *, meta: Mapping[str, Any]
     ) -> Manifest:
@@ -385,7 +383,13 @@ class ResultStore:
             }
         return sorted(found)
 
-    # Health.
+    def present(self, keys: Sequence[str]) -> list[bool]:
+        """Tell which keys have a manifest now, in one round trip.
+
+        Raises `CacheUnavailableError` if Redis cannot be reached.
+        """
+        with unavailable_on_error(self._redis, "checking keys"):
+            return self._entries.present(keys)
 
     def ping(self) -> bool:
         """Tell whether the blob-cache Redis answers; never raises."""
@@ -393,8 +397,6 @@ class ResultStore:
             return bool(self._redis.ping())
         except (redis.exceptions.RedisError, OSError):
             return False
-
-    # Key names, plain reads and chunk transfer.
 
     def _get(self, name: str) -> bytes | None:
         return as_bytes(self._redis.get(name))

@@ -10,6 +10,10 @@ job; the client polls the job and fetches the image when it is done, up
 to its own ``timeout``. Errors come back as the project's error classes
 (`DataNotFoundError`, `NoOverlapError`, ...), with the server's message.
 
+A service that asks for a user takes a bearer token: ``token=``, or the
+environment variable ``RECREATE_TOKEN``. A service that cannot be
+reached is a `ServiceUnavailableError` naming its URL.
+
 ``output_format`` is a name of `recreate.formats` (``dp1``, the default;
 ``dp1-compressed``, lossless tile-compressed FITS of about half the
 bytes; ``lsst-images``). `Client.cutout` asks for a region (a pixel box,
@@ -33,7 +37,8 @@ import httpx
 from astropy.io import fits
 
 from recreate import errors
-from recreate.formats import DEFAULT_FORMAT
+from recreate.formats import DEFAULT_FORMAT, FORMATS
+from recreate.formats import FITS as FITS_MEDIA_TYPE
 from recreate.io.fitsfile import atomic_destination
 
 #: Error classes by the stable code the API sends in ``type``.
@@ -43,6 +48,7 @@ ERRORS_BY_CODE: dict[str, type[errors.RecreateError]] = {
         errors.InvalidRequestError,
         errors.DataNotFoundError,
         errors.NoOverlapError,
+        errors.KernelFitError,
         errors.FormatError,
         errors.ProcessingError,
         errors.ComputeTimeoutError,
@@ -75,6 +81,9 @@ class Client:
         Seconds to wait for one image, polling its job if needed.
     poll_interval
         Seconds between polls of a running job.
+    token
+        Bearer token for a service that asks for a user (default: the
+        environment variable ``RECREATE_TOKEN``, if set).
     transport
         An httpx transport (tests).
     """
@@ -85,14 +94,18 @@ class Client:
         *,
         timeout: float = 600.0,
         poll_interval: float = 1.0,
+        token: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.poll_interval = poll_interval
+        token = token or os.environ.get("RECREATE_TOKEN") or None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.url,
             timeout=httpx.Timeout(timeout, connect=10.0),
+            headers=headers,
             transport=transport,
         )
 
@@ -120,9 +133,17 @@ class Client:
 
         Raises
         ------
+        InvalidRequestError
+            If the format is a PNG preview (use `fetch` or `to_file`).
         RecreateError
             The server's error, as the matching class.
         """
+        known = FORMATS.get(output_format)
+        if known is not None and known.media_type != FITS_MEDIA_TYPE:
+            raise errors.InvalidRequestError(
+                f"format {output_format!r} is a {known.media_type} preview, "
+                "not FITS: use fetch() or to_file()"
+            )
         product = self.fetch(
             visit, detector, instrument=instrument, output_format=output_format
         )
@@ -274,11 +295,27 @@ class Client:
     def _get_whole(self, path: str, params: dict[str, Any]) -> httpx.Response:
         """GET, asking once more when the body is cut short."""
         try:
-            return self._http.get(path, params=params)
+            return self._send("GET", path, params=params)
         except httpx.RemoteProtocolError:
             # The server dropped a corrupt cached chunk mid-stream; the
             # next request recomputes the product.
-            return self._http.get(path, params=params)
+            return self._send("GET", path, params=params)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; a service out of reach is one clear error.
+
+        Raises
+        ------
+        ServiceUnavailableError
+            If the service cannot be reached (refused, unknown host,
+            timed out connecting).
+        """
+        try:
+            return self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise errors.ServiceUnavailableError(
+                f"cannot reach the service at {self.url}: {error}"
+            ) from None
 
     def prewarm(
         self,
@@ -349,14 +386,14 @@ class Client:
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; return its JSON body or raise its error."""
-        response = self._http.request(method, path, **kwargs)
+        response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             raise _error(response)
         return response.json()
 
     def health(self) -> dict[str, Any]:
         """Return the service's health report."""
-        response = self._http.get("/api/v1/health")
+        response = self._send("GET", "/api/v1/health")
         if response.status_code != 200:
             raise _error(response)
         result: dict[str, Any] = response.json()
@@ -365,7 +402,7 @@ class Client:
     def _wait_for_job(self, job_id: str, deadline: float) -> None:
         """Poll a job until it is done; raise its error if it failed."""
         while time.monotonic() < deadline:
-            response = self._http.get(f"/api/v1/jobs/{job_id}")
+            response = self._send("GET", f"/api/v1/jobs/{job_id}")
             if response.status_code != 200:
                 raise _error(response)
             job = response.json()

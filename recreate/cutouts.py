@@ -5,7 +5,8 @@ a primary HDU, IMAGE, MASK, VARIANCE, the PSF grid and the solved
 kernel). SODA clients may ask for less, as Rubin's cutout service offers
 it (``CUTOUTDETAIL``): the image alone, or the masked image (image, mask
 and variance). A light curve is a series of stamps of one position, one
-extension set per epoch, sorted by time, in one multi-extension FITS.
+extension set per epoch, sorted by time, in one multi-extension FITS,
+and a PNG strip of the same stamps drawn by `recreate.preview`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from astropy.io import fits
 
 from recreate.errors import InvalidRequestError
+from recreate.preview import strip_png
 
 __all__ = [
     "DETAILS",
     "Stamp",
-    "cutout_image",
     "detail_level",
     "reduce_detail",
     "stamp_series_fits",
+    "stamp_series_png",
 ]
 
 #: The detail levels, as Rubin's cutout service names them.
@@ -113,13 +114,6 @@ def _plane_cards(header: fits.Header) -> fits.Header:
     )
 
 
-def cutout_image(data: bytes) -> npt.NDArray[np.float32]:
-    """Return the image plane of a cutout file of any detail level."""
-    with fits.open(io.BytesIO(data), memmap=False) as hdulist:
-        hdu = hdulist["IMAGE"] if "IMAGE" in hdulist else hdulist[0]
-        return np.array(hdu.data, dtype=np.float32)
-
-
 @dataclass(frozen=True)
 class Stamp:
     """One epoch of a light curve: where it was cut, and the cut.
@@ -169,6 +163,16 @@ def stamp_series_fits(
     buffer = io.BytesIO()
     fits.HDUList(hdus).writeto(buffer)
     return buffer.getvalue()
+
+
+def stamp_series_png(stamps: Sequence[Stamp], size: int) -> bytes:
+    """Return stamps of one position side by side, as one PNG.
+
+    In the order given (by time), each in a ``size`` tile with its own
+    zscale limits, masked pixels tinted and detections outlined, as the
+    previews show them (`recreate.preview.strip_png`).
+    """
+    return strip_png([stamp.data for stamp in stamps], size)
 
 
 def _epoch_hdus(stamp: Stamp, index: int) -> list[fits.ImageHDU]:

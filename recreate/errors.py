@@ -65,6 +65,18 @@ class ProcessingError(RecreateError):
     code = "processing_failed"
 
 
+class KernelFitError(ProcessingError):
+    """The data admit no PSF-matching kernel (too few stars, no fit).
+
+    The same inputs fail the same way every time: a 422, like a template
+    that covers too little, not a fault of the service.
+    """
+
+    code = "kernel_fit_failed"
+    status = 422
+    user_facing = True
+
+
 class UnreliableKernelError(RecreateError):
     """The kernel solution cannot be trusted: ill-conditioned or too thin.
 
@@ -119,3 +131,20 @@ class PayloadTooLargeError(RecreateError):
     code = "too_many_keys"
     status = 413
     user_facing = True
+
+
+def error_class(code: str) -> type[RecreateError]:
+    """Return the error class of a stable code (`RecreateError` if none).
+
+    Parameters
+    ----------
+    code
+        The ``code`` of a class defined in this module.
+    """
+    pending: list[type[RecreateError]] = [RecreateError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code and cls.__module__ == __name__:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return RecreateError

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from astropy.io import fits
 
 from recreate.io.difference import difference_bytes, write_difference
+from recreate.io.fitsfile import atomic_destination
 from recreate.pipeline.kernel import SolvedKernel
 from recreate.pipeline.sources.measure import FWHM_PER_SIGMA
 from recreate.pipeline.subtract import DifferenceResult
@@ -25,6 +26,7 @@ __all__ = [
     "kernel_model",
     "lsst_images_bytes",
     "template_provenance",
+    "write_bytes_file",
     "write_dp1_file",
     "write_lsst_images_file",
 ]
@@ -69,6 +71,23 @@ def write_dp1_file(
         overwrite=overwrite,
         extra_hdus=extra,
     )
+
+
+def write_bytes_file(
+    data: bytes, path: str | os.PathLike[str], *, overwrite: bool = False
+) -> None:
+    """Write bytes (a PNG preview) so that ``path`` is whole or untouched.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    """
+    with atomic_destination(path, overwrite=overwrite) as temp:
+        # O_EXCL: never write through a temporary name someone else made.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
 
 
 def _decorrelated_psf_hdus(result: DifferenceResult) -> list[fits.ImageHDU]:

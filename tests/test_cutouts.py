@@ -1,29 +1,35 @@
-"""Cutout files (detail levels, stamp series) and the tiny PNG renderer."""
+"""Cutout files: detail levels, stamp series as FITS and as a PNG strip."""
 
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from recreate.cutout_png import grey_png, strip, zscale_limits
 from recreate.cutouts import (
     Stamp,
-    cutout_image,
     detail_level,
     reduce_detail,
     stamp_series_fits,
+    stamp_series_png,
 )
 from recreate.errors import InvalidRequestError
+from recreate.exposure import MaskPlanes
+from recreate.preview import fits_to_png
+from recreate.preview.render import BACKGROUND, GAP, POSITIVE_OUTLINE
+from tests.support.png import read_png
+
+PLANES = MaskPlanes.afw_default()
 
 
-def _region(seed: int = 1, shape=(20, 30)) -> bytes:
-    """A small file in the product's layout (primary, planes, a table)."""
+def _region(seed: int = 1, shape=(20, 30), detected=None) -> bytes:
+    """A small file in the product's layout (primary, planes, a table).
+
+    ``detected``: a (rows, columns) slice pair set DETECTED in the mask.
+    """
     rng = np.random.default_rng(seed)
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
@@ -32,6 +38,11 @@ def _region(seed: int = 1, shape=(20, 30)) -> bytes:
     wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
     header = wcs.to_header()
     header["LTV1"], header["LTV2"] = -100, -200
+    mask = np.zeros(shape, np.int32)
+    if detected is not None:
+        mask[detected] = PLANES.value("DETECTED")
+    mask_header = header.copy()
+    mask_header.update(PLANES.header_cards())
     primary = fits.Header()
     primary["VISIT"] = 7
     hdus = fits.HDUList(
@@ -40,7 +51,7 @@ def _region(seed: int = 1, shape=(20, 30)) -> bytes:
             fits.ImageHDU(
                 rng.normal(size=shape).astype(np.float32), header, "IMAGE"
             ),
-            fits.ImageHDU(np.zeros(shape, np.int32), header, "MASK"),
+            fits.ImageHDU(mask, mask_header, "MASK"),
             fits.ImageHDU(np.ones(shape, np.float32), header, "VARIANCE"),
             fits.BinTableHDU.from_columns(
                 [fits.Column("JSON", "10A", array=["{}"])],
@@ -51,6 +62,11 @@ def _region(seed: int = 1, shape=(20, 30)) -> bytes:
     buffer = io.BytesIO()
     hdus.writeto(buffer)
     return buffer.getvalue()
+
+
+def _image_plane(data: bytes) -> np.ndarray:
+    with fits.open(io.BytesIO(data)) as hdulist:
+        return np.array(hdulist["IMAGE"].data)
 
 
 def test_detail_levels_keep_what_they_say():
@@ -70,7 +86,7 @@ def test_detail_levels_keep_what_they_say():
         assert header["LTV1"] == -100
         assert header["CTYPE1"] == "RA---TAN"
         assert header["VISIT"] == 7
-        np.testing.assert_array_equal(image[0].data, cutout_image(data))
+        np.testing.assert_array_equal(image[0].data, _image_plane(data))
     with pytest.raises(
         InvalidRequestError, match="unknown cutout detail 'Raw'"
     ):
@@ -89,55 +105,36 @@ def test_a_stamp_series_is_one_extension_set_per_epoch():
             assert image.header["VISIT"] == stamp.visit
             assert image.header["MJD-AVG"] == stamp.mjd
             assert image.header["LTV1"] == -100
-            np.testing.assert_array_equal(image.data, cutout_image(stamp.data))
+            np.testing.assert_array_equal(image.data, _image_plane(stamp.data))
             assert hdulist["VARIANCE", index].data.shape == (20, 30)
         table = hdulist["EPOCHS"].data
         assert list(table["VISIT"]) == [100, 101, 102]
         assert list(table["MJD"]) == [60000.0, 60001.0, 60002.0]
 
 
-def _decode_png(data: bytes) -> np.ndarray:
-    """Read an 8-bit greyscale PNG with no filters (as ours are)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    offset, chunks = 8, {}
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        kind = data[offset + 4 : offset + 8]
-        body = data[offset + 8 : offset + 8 + length]
-        (crc,) = struct.unpack(
-            ">I", data[offset + 8 + length : offset + 12 + length]
-        )
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
-        chunks[kind] = chunks.get(kind, b"") + body
-        offset += 12 + length
-    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, colour) == (8, 0)
-    raw = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8)
-    rows = raw.reshape(height, width + 1)
-    assert not rows[:, 0].any()
-    return rows[:, 1:]
+def test_a_stamp_strip_is_each_stamps_preview_side_by_side():
+    stamps = [
+        Stamp(
+            100, 0, "r", 60000.0, _region(1, (51, 51), (slice(20, 30),) * 2)
+        ),
+        Stamp(101, 0, "r", 60001.0, _region(2, (51, 51))),
+        # Clipped at a detector's edge: centred in its tile.
+        Stamp(102, 0, "r", 60002.0, _region(3, (51, 30))),
+    ]
+    strip = read_png(stamp_series_png(stamps, 51))
+    assert strip.shape == (51, 3 * 51 + 2 * GAP, 3)
+    step = 51 + GAP
+    for index, stamp in enumerate(stamps):
+        alone = read_png(fits_to_png(stamp.data))
+        height, width, _ = alone.shape
+        left = index * step + (51 - width) // 2
+        assert np.array_equal(strip[:height, left : left + width], alone)
+    # The first stamp's detection is outlined; the gaps and the clipped
+    # stamp's margins are the background.
+    assert np.all(strip[:, :51] == POSITIVE_OUTLINE, axis=2).sum() == 36
+    assert np.all(strip[:, 51:step] == BACKGROUND)
+    assert np.all(strip[:, 2 * step : 2 * step + 10] == BACKGROUND)
 
 
-def test_pngs_are_zscaled_and_flipped_to_fits_orientation():
-    image = np.zeros((10, 12), np.float32)
-    image[0, 0] = np.nan
-    image[1:, :] = np.linspace(0, 1, 12)[None, :]
-    image[9, 11] = 1e6  # an outlier does not set the scale
-    z1, z2 = zscale_limits(image)
-    # IRAF's contrast (0.25) widens the fitted range; the outlier is out.
-    assert 0.0 <= z1 < 0.5 < z2 < 10.0
-    picture = _decode_png(grey_png(image))
-    assert picture.shape == (10, 12)
-    # FITS row 0 is the PNG's bottom row; NaN is black.
-    assert picture[-1, 0] == 0
-    assert picture[0, 11] == 255
-    assert picture[5, 11] > picture[5, 0]
-
-
-def test_a_strip_puts_stamps_side_by_side():
-    stamps = [np.random.default_rng(i).normal(size=(51, 51)) for i in range(3)]
-    stamps.append(np.ones((51, 30)))  # clipped at a detector edge
-    picture = _decode_png(strip(stamps, 51, gap=2))
-    assert picture.shape == (51, 4 * 53 - 2)
-    # The gaps are black.
-    assert not picture[:, 51:53].any()
+def test_no_stamp_is_an_empty_strip():
+    assert read_png(stamp_series_png([], 21)).shape == (21, 1, 3)

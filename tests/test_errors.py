@@ -42,3 +42,10 @@ def test_user_errors_are_4xx_and_transient_ones_503():
             assert cls.status == 503, cls
         elif cls.user_facing:
             assert 400 <= cls.status < 500, cls
+
+
+def test_every_code_names_its_class():
+    for cls in ALL:
+        if cls.__module__ == errors.__name__:
+            assert errors.error_class(cls.code) is cls
+    assert errors.error_class("no such code") is errors.RecreateError

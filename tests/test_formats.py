@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import subprocess
 import sys
@@ -15,27 +16,65 @@ from recreate.formats import (
     DEFAULT_FORMAT,
     FORMATS,
     check_write_options,
+    companions,
     format_names,
     get_format,
+    stretched_format,
 )
 from workers.cli import _build_parser
 
 HEAVY = ("numba", "lsst.daf.butler", "lsst.images")
 
 
+FITS_FORMATS = ("dp1", "dp1-compressed", "lsst-images")
+PNG_FORMATS = ("png", "png-asinh", "png-triplet", "png-triplet-asinh")
+
+
 def test_every_format_is_complete():
     assert DEFAULT_FORMAT in FORMATS
-    assert format_names() == ("dp1", "dp1-compressed", "lsst-images")
+    assert format_names() == FITS_FORMATS + PNG_FORMATS
     for name, fmt in FORMATS.items():
         assert fmt.name == name
-        assert fmt.media_type == "application/fits"
-        assert fmt.suffix == ".fits"
+        media, suffix = (
+            ("image/png", ".png")
+            if name in PNG_FORMATS
+            else ("application/fits", ".fits")
+        )
+        assert (fmt.media_type, fmt.suffix) == (media, suffix)
         assert fmt.description
 
 
+def test_formats_pickle_and_compare_equal_after():
+    for fmt in FORMATS.values():
+        assert pickle.loads(pickle.dumps(fmt)) == fmt  # noqa: S301 - ours
+
+
+def test_the_zscale_preview_is_cached_beside_fits_products():
+    for name in ("dp1", "dp1-compressed"):
+        assert companions(name) == (FORMATS["png"],)
+    for name in ("lsst-images", *PNG_FORMATS):
+        assert companions(name) == ()
+    assert FORMATS["png-asinh"].sources == ("dp1", "dp1-compressed")
+    assert FORMATS["png-triplet"].sources == ()
+    with pytest.raises(InvalidRequestError, match="not rendered"):
+        FORMATS["dp1"].from_source(b"")
+
+
+def test_a_stretch_names_a_preview_format():
+    assert stretched_format("png", None) == "png"
+    assert stretched_format("png", "zscale") == "png"
+    assert stretched_format("png", "asinh") == "png-asinh"
+    assert stretched_format("png-triplet", "asinh") == "png-triplet-asinh"
+    assert stretched_format("dp1", None) == "dp1"
+    with pytest.raises(InvalidRequestError, match=r"not to 'dp1'"):
+        stretched_format("dp1", "asinh")
+    with pytest.raises(InvalidRequestError, match=r"'log'"):
+        stretched_format("png", "log")
+
+
 def test_an_unknown_format_names_itself_and_the_choices():
-    with pytest.raises(InvalidRequestError, match=r"'png'.*dp1-compressed"):
-        get_format("png")
+    with pytest.raises(InvalidRequestError, match=r"'tiff'.*dp1-compressed"):
+        get_format("tiff")
 
 
 @pytest.mark.parametrize(
@@ -82,7 +121,7 @@ def test_the_cli_offers_exactly_the_registry():
     prewarm = parser.parse_args(["prewarm", "--url", "u", "--visits", "1"])
     assert prewarm.format is None
     with pytest.raises(SystemExit):
-        parser.parse_args(["get", "1", "2", "-o", "x", "--format", "png"])
+        parser.parse_args(["get", "1", "2", "-o", "x", "--format", "tiff"])
 
 
 #: Prints which of HEAVY the code before it loaded.

@@ -158,6 +158,30 @@ def test_under_twenty_percent_failure_is_no_work(ci_repo, butler):
         recreate_from_butler(butler, visit, detector)
 
 
+def test_a_failed_kernel_fit_on_a_covered_detector_is_the_datas(
+    full, ci_repo, butler
+):
+    from dataclasses import replace
+
+    from recreate.errors import KernelFitError, ProcessingError
+    from recreate.pipeline.config import DEFAULT_CONFIG
+
+    # More stars than the detector holds: the fit cannot be made, the
+    # same way every time (a 422 the service remembers, not a 500).
+    demanding = replace(
+        DEFAULT_CONFIG,
+        sources=replace(DEFAULT_CONFIG.sources, min_sources=10_000),
+    )
+    visit, detector = _key(ci_repo, 1.0, 2.0)
+    with pytest.raises(KernelFitError, match="kernel candidates") as caught:
+        recreate_from_butler(butler, visit, detector, config=demanding)
+    assert isinstance(caught.value, ProcessingError)
+    assert (caught.value.status, caught.value.code) == (
+        422,
+        "kernel_fit_failed",
+    )
+
+
 def test_template_warning_below_twenty_percent():
     from recreate.exposure import Exposure
     from recreate.pipeline.config import TemplateConfig
@@ -329,3 +353,30 @@ def test_region_reads_give_the_planes_of_whole_patches(
     _assert_same_result(regions, whole)
     # ... and pixels were left unread, so the comparison means something.
     assert sum(read for read, _ in pixels) < sum(all_ for _, all_ in pixels)
+
+
+def test_previews_write_as_png_files(full, tmp_path):
+    from recreate.preview import preview_layout
+    from tests.support.png import read_png
+
+    height, width = full.exposure.shape
+    single = tmp_path / "diff.png"
+    write_result(full, single, output_format="png")
+    assert read_png(single.read_bytes()).shape == (height, width, 3)
+    triplet = tmp_path / "triplet.png"
+    write_result(full, triplet, output_format="png-triplet-asinh")
+    rgb = read_png(triplet.read_bytes())
+    layout = preview_layout((height, width), panels=3)
+    assert rgb.shape == (layout.size[1], layout.size[0], 3)
+    step = layout.panel_width + layout.gap
+    science, template, difference = (
+        rgb[:, i * step : i * step + layout.panel_width] for i in range(3)
+    )
+    # Science and template show the same stars; the difference does not.
+    assert (
+        np.corrcoef(science[..., 0].ravel(), template[..., 0].ravel())[0, 1]
+        > 0.5
+    )
+    assert not np.array_equal(science, difference)
+    with pytest.raises(FileExistsError):
+        write_result(full, triplet, output_format="png-triplet")

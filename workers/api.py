@@ -13,32 +13,66 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from recreate import __version__
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
-from recreate.errors import DataNotFoundError, RecreateError
-from recreate.formats import FORMATS, OutputFormat, format_names
+from recreate.errors import (
+    DataNotFoundError,
+    InvalidRequestError,
+    RecreateError,
+)
+from recreate.formats import (
+    FORMATS,
+    OutputFormat,
+    format_names,
+    stretched_format,
+)
 from recreate.pipeline.recipes import RECIPE_NAMES
+from recreate.preview.scale import STRETCHES
+from workers.auth import Authenticator, Identity
+from workers.browse import router as browse_router
+from workers.budgets import parse_quotas
 from workers.campaign_api import router as campaign_router
-from workers.http_errors import ErrorModel, add_error_handlers, bad_parameter
+from workers.http_errors import (
+    ErrorModel,
+    add_error_handlers,
+    bad_parameter,
+    parse_id,
+)
 from workers.ivoa import add_ivoa_routes
+from workers.limits import Quotas, charge, rate_limit
 from workers.metrics import RequestMetrics
+from workers.middleware import BodyLimit, RequestIds
 from workers.models import HealthModel, JobModel, ProductRequest
-from workers.region_api import region_query, serve_region, serve_solution
+from workers.openapi import install_openapi
+from workers.region_api import (
+    BoxQuery,
+    DecQuery,
+    RaQuery,
+    SizeQuery,
+    region_query,
+    serve_region,
+    serve_solution,
+)
 from workers.responses import if_none_match, respond
 from workers.services import Services, start_services
 from workers.settings import Settings
+from workers.viewer import add_viewer
 
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
+
+#: What a job id looks like: the product key, a SHA-256 in hex.
+_JOB_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def create_app(
@@ -48,6 +82,10 @@ def create_app(
     on_ready: Callable[[Services], None] | None = None,
 ) -> FastAPI:
     """Return the API app.
+
+    Every route gets the app-wide pieces (`workers.middleware`): a
+    request id on every answer, the body limit; each route adds its
+    identity and budget dependencies (`workers.auth`, `workers.limits`).
 
     Parameters
     ----------
@@ -80,12 +118,23 @@ def create_app(
         description="Rubin LSST difference images, recreated on demand "
         "and cached.",
         lifespan=lifespan,
+        # Served from the package by add_viewer, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.state.auth = Authenticator.from_settings(settings)
+    app.state.quotas = Quotas(parse_quotas(settings.quotas))
     add_error_handlers(app)
+    # The last added runs first: ids, then the body limit, then metrics.
     app.add_middleware(RequestMetrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIds)
     _add_routes(app)
     app.include_router(campaign_router)
+    app.include_router(browse_router)
+    add_viewer(app)
     add_ivoa_routes(app)
+    install_openapi(app)
     return app
 
 
@@ -103,7 +152,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorModel, "description": "Unknown visit or detector."},
     422: {
         "model": ErrorModel,
-        "description": "Malformed key or format, or no template coverage.",
+        "description": "Malformed key, format or region (outside the "
+        "detector, too large), or no template coverage.",
     },
     503: {
         "model": ErrorModel,
@@ -145,6 +195,7 @@ def _add_routes(app: FastAPI) -> None:
         response_model=JobModel,
         responses={404: {"model": ErrorModel}},
         operation_id="get_job",
+        dependencies=[Depends(rate_limit("request"))],
     )
     app.add_api_route(
         f"{API}/health",
@@ -178,8 +229,10 @@ def _add_diffim_route(app: FastAPI, method: str) -> None:
         methods=[method],
         summary="Get a difference image",
         description="The difference image of one visit and detector, as "
-        "FITS: from the cache when it is there (X-Cache: hit), recreated "
-        "otherwise (X-Cache: miss), streamed as it comes from the cache. "
+        "FITS, or a PNG preview (format=png or png-triplet: science, "
+        "template, difference; &stretch=asinh): from the cache when it "
+        "is there (X-Cache: hit), recreated otherwise (X-Cache: miss), "
+        "streamed as it comes from the cache. "
         "A recreation that outlives the sync timeout answers 202 with a "
         "job URL and goes on filling the cache. ETag is the SHA-256 of "
         "the bytes; If-None-Match gives 304. A body cut short (fewer "
@@ -216,20 +269,13 @@ FormatQuery = Annotated[
         + "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
     ),
 ]
-BoxQuery = Annotated[
+StretchQuery = Annotated[
     str | None,
     Query(
-        description="A region: X0,Y0,X1,Y1 parent pixels, X1 and Y1 exclusive."
+        description="Stretch of a preview format (png, png-triplet): "
+        f"{', '.join(STRETCHES)} (default {STRETCHES[0]}); "
+        "png&stretch=asinh is the png-asinh format.",
     ),
-]
-RaQuery = Annotated[
-    float | None, Query(description="A region's centre: RA, degrees.")
-]
-DecQuery = Annotated[
-    float | None, Query(description="A region's centre: Dec, degrees.")
-]
-SizeQuery = Annotated[
-    int | None, Query(description="A region's side around ra, dec, px.")
 ]
 RecipeQuery = Annotated[
     str | None,
@@ -244,10 +290,12 @@ RecipeQuery = Annotated[
 
 async def get_diffim(
     request: Request,
+    who: Annotated[Identity, Depends(rate_limit("request"))],
     visit: VisitPath,
     detector: DetectorPath,
     instrument: InstrumentQuery = None,
     format: FormatQuery = None,  # noqa: A002 - the public parameter name
+    stretch: StretchQuery = None,
     recipe: RecipeQuery = None,
     box: BoxQuery = None,
     ra: RaQuery = None,
@@ -256,27 +304,35 @@ async def get_diffim(
 ) -> Response:
     """Serve one difference image; see the route's description."""
     services = _services(request)
+
+    async def spend_recompute() -> None:
+        await charge(request, who, "recompute")
+
     product = ProductRequest(
-        visit=_parse_id("visit", visit, MAX_VISIT),
-        detector=_parse_id("detector", detector, MAX_DETECTOR),
+        visit=parse_id("visit", visit, MAX_VISIT),
+        detector=parse_id("detector", detector, MAX_DETECTOR),
         instrument=instrument,
-        output_format=_parse_format(format, services.settings),
+        output_format=_parse_format(format, stretch, services.settings),
         recipe=_parse_recipe(recipe),
     )
     region = region_query(box, ra, dec, size)
     if region is not None:
-        return await serve_region(request, services, product, region)
+        return await serve_region(
+            request, services, product, region, before_solve=spend_recompute
+        )
     answer = await services.products.get(
         product,
         etags=if_none_match(request),
         body=request.method != "HEAD",
         url=str(request.url),
+        before_recompute=spend_recompute,
     )
     return respond(request, answer, services.settings.retry_after_seconds)
 
 
 async def get_solution(
     request: Request,
+    who: Annotated[Identity, Depends(rate_limit("request"))],
     visit: VisitPath,
     detector: DetectorPath,
     instrument: InstrumentQuery = None,
@@ -284,49 +340,38 @@ async def get_solution(
 ) -> Response:
     """Serve the solution of one difference image."""
     services = _services(request)
+
+    async def spend_recompute() -> None:
+        await charge(request, who, "recompute")
+
     product = ProductRequest(
-        visit=_parse_id("visit", visit, MAX_VISIT),
-        detector=_parse_id("detector", detector, MAX_DETECTOR),
+        visit=parse_id("visit", visit, MAX_VISIT),
+        detector=parse_id("detector", detector, MAX_DETECTOR),
         instrument=instrument,
-        output_format=_parse_format(None, services.settings),
+        output_format=_parse_format(None, None, services.settings),
         recipe=_parse_recipe(recipe),
     )
-    return await serve_solution(request, services, product)
+    return await serve_solution(
+        request, services, product, before_solve=spend_recompute
+    )
 
 
-def _parse_id(name: str, raw: str, limit: int) -> int:
-    """Return a non-negative integer id, or a 422 naming the value."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_parameter(
-            "path", name, f"{name} must be an integer, got {raw!r}"
-        ) from None
-    if value < 0:
-        raise bad_parameter(
-            "path", name, f"{name} must not be negative, got {value}"
-        )
-    if value >= limit:
-        raise bad_parameter(
-            "path",
-            name,
-            f"{name} {value} is out of range (0 to {limit - 1})",
-        )
-    return value
-
-
-def _parse_format(raw: str | None, settings: Settings) -> OutputFormat:
+def _parse_format(
+    raw: str | None, stretch: str | None, settings: Settings
+) -> OutputFormat:
     """Return the output format, or a 422 naming the bad one."""
     name = settings.default_format if raw is None else raw
-    fmt = FORMATS.get(name)
-    if fmt is None:
+    if name not in FORMATS:
         raise bad_parameter(
             "query",
             "format",
             f"unknown format {raw!r}; choose one of "
             f"{', '.join(format_names())}",
         )
-    return fmt
+    try:
+        return FORMATS[stretched_format(name, stretch)]
+    except InvalidRequestError as error:
+        raise bad_parameter("query", "stretch", str(error)) from None
 
 
 def _parse_recipe(raw: str | None) -> str | None:
@@ -342,6 +387,9 @@ def _parse_recipe(raw: str | None) -> str | None:
 
 async def get_job(request: Request, job_id: str) -> JobModel:
     """Return a job record, or 404 naming the id."""
+    if not _JOB_ID.fullmatch(job_id):
+        # Never looked up: a job id is a product key (SHA-256 hex).
+        raise DataNotFoundError(f"no job {job_id!r}")
     record = _services(request).jobs.get(job_id)
     if record is None:
         raise DataNotFoundError(f"no job {job_id!r}")

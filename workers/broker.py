@@ -147,11 +147,17 @@ class Broker:
             If the scheduler cannot be reached.
         """
         async with self._client_lock:
-            if self._client is not None and self._client.status in (
-                "running",
-                "connecting",
-            ):
+            if self._client is not None and self._client.status == "running":
                 return self._client
+            if (
+                self._client is not None
+                and self._client.status == "connecting"
+            ):
+                # It lost its scheduler and is reconnecting by itself (for
+                # a few seconds): answer now, do not wait behind it.
+                raise ServiceUnavailableError(
+                    "the Dask scheduler was lost; reconnecting"
+                )
             if self._client is not None:
                 with contextlib.suppress(Exception):
                     await self._client.close()
@@ -270,6 +276,8 @@ class Broker:
             if future is not None:
                 with contextlib.suppress(Exception):
                     future.release()
+        if result.failure is not None:
+            raise result.failure
         return result
 
 

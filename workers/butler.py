@@ -16,6 +16,7 @@ from recreate.butler import DiffimInputs, find_inputs, open_butler
 from recreate.discovery import ImageFootprint, covering, find_footprints
 from recreate.selection import Selection
 from recreate.selection_query import select_keys
+from recreate.visits import VisitSummary, list_visits, visit_detectors
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,20 @@ class LockedButler:
         """Return the keys of a selection (`select_keys`, under the lock)."""
         with self._lock:
             return select_keys(self.butler, selection, limit=limit)
+
+    def list_visits(
+        self, instrument: str | None, limit: int
+    ) -> list[VisitSummary]:
+        """Return the newest visits (`recreate.visits.list_visits`)."""
+        with self._lock:
+            return list_visits(self.butler, instrument=instrument, limit=limit)
+
+    def visit_detectors(
+        self, visit: int, instrument: str | None
+    ) -> VisitSummary:
+        """Return a visit's detectors (`recreate.visits.visit_detectors`)."""
+        with self._lock:
+            return visit_detectors(self.butler, visit, instrument=instrument)
 
     def find_footprints(self, **criteria: Any) -> list[ImageFootprint]:
         """Return matching visit-detectors (`find_footprints`, locked)."""

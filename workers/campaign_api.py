@@ -1,7 +1,13 @@
 """HTTP routes of prewarm campaigns: create, list, inspect, cancel.
 
 Campaigns live in the control store and cannot work without it: a
-route that finds it down answers 503 naming it (`cache.required`).
+route that finds it down answers 503 (`cache.required`).
+
+Who may do what (`workers.auth`): creating a campaign needs the
+``write`` scope and spends the ``campaign`` budget; a user lists,
+reads and cancels their own campaigns, an ``admin`` anyone's. A
+campaign's counts say what is cached now (`workers.campaign_recovery`).
+A finished campaign expires after ``campaign_ttl_seconds``.
 """
 
 from __future__ import annotations
@@ -9,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,7 +31,11 @@ from recreate.errors import (
 )
 from recreate.formats import format_names
 from recreate.selection import Selection
+from workers.auth import ADMIN, WRITE, Identity, require_user
+from workers.campaign_recovery import present_counts
 from workers.campaigns import CampaignRunner
+from workers.http_errors import ErrorModel, ForbiddenError, public_text
+from workers.limits import rate_limit
 
 if TYPE_CHECKING:
     # Services import this router's module (through the app): no cycle
@@ -38,10 +48,17 @@ CONTROL_STORE = "the control store"
 router = APIRouter(prefix="/api/v1/campaigns")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown campaign."},
-    413: {"description": "More keys than one campaign may hold."},
-    422: {"description": "Malformed request or selection."},
-    503: {"description": "The control store (Redis) is down."},
+    404: {"model": ErrorModel, "description": "Unknown campaign."},
+    413: {
+        "model": ErrorModel,
+        "description": "More keys than one campaign may hold, or a body "
+        "over the limit.",
+    },
+    422: {"model": ErrorModel, "description": "Malformed request."},
+    503: {
+        "model": ErrorModel,
+        "description": "The control store (Redis) is down.",
+    },
 }
 
 
@@ -107,11 +124,15 @@ class CampaignModel(BaseModel):
 
     id: str
     name: str
+    owner: str | None = Field(description="Who created it.")
     state: str = Field(description="queued, running, done or cancelled.")
     priority: int
     counts: dict[str, int] = Field(
         description="total, already_cached, queued, running, done, "
-        "failed, cancelled."
+        "failed, cancelled, missing. done (recreated here) and "
+        "already_cached (found cached) count products in the cache now; "
+        "missing counts those made but gone since (evicted): a resumed "
+        "campaign makes them again."
     )
     failed: list[dict[str, Any]] = Field(
         description="Failed keys with their error code and message."
@@ -149,9 +170,32 @@ def _known(campaign_id: str) -> str:
     return campaign_id
 
 
-def _model(record: CampaignRecord) -> CampaignModel:
-    """Return the API model of a stored campaign."""
-    return CampaignModel(**record.__dict__)
+def _model(
+    record: CampaignRecord, products: dict[int, str], services: Services
+) -> CampaignModel:
+    """Return the API model of a stored campaign, counted as of now.
+
+    The failed keys' messages are what a client may read of them.
+    """
+    fields = {
+        **record.__dict__,
+        "counts": present_counts(record, products, services.cache),
+        "failed": [
+            {**failure, "message": public_text(failure)}
+            for failure in record.failed
+        ],
+    }
+    return CampaignModel(**fields)
+
+
+def _visible(record: CampaignRecord, who: Identity) -> CampaignRecord:
+    """Return a campaign its user (or an admin) may see; else 403."""
+    if who.may(ADMIN) or record.owner == who.user:
+        return record
+    raise ForbiddenError(
+        f"campaign {record.id} belongs to another user; only its owner "
+        "or an admin may see or cancel it"
+    )
 
 
 async def _in_store[T](
@@ -175,7 +219,11 @@ async def _in_store[T](
     operation_id="create_campaign",
 )
 async def create_campaign(
-    request: Request, body: CampaignRequest
+    request: Request,
+    body: CampaignRequest,
+    who: Annotated[
+        Identity, Depends(rate_limit("campaign", require_user(WRITE)))
+    ],
 ) -> JSONResponse:
     """Create a campaign and start it."""
     runner = _runner(request)
@@ -192,6 +240,7 @@ async def create_campaign(
             output_format=body.format,
             selection=selection,
             solutions_only=body.solutions_only,
+            owner=who.user,
         ),
     )
     runner.launch(campaign_id)
@@ -235,15 +284,25 @@ async def _resolve_keys(
 @router.get(
     "",
     summary="List campaigns",
-    description="Every campaign, newest first.",
+    description="The caller's campaigns (an admin's: every one), newest "
+    "first. Finished campaigns expire after a while.",
     response_model=list[CampaignModel],
     responses={503: _ERRORS[503]},
     operation_id="list_campaigns",
 )
-async def list_campaigns(request: Request) -> list[CampaignModel]:
-    """Return every campaign."""
-    records = await _in_store(_runner(request).store, lambda s: s.all())
-    return [_model(record) for record in records]
+async def list_campaigns(
+    request: Request, who: Annotated[Identity, Depends(require_user())]
+) -> list[CampaignModel]:
+    """Return the campaigns the caller may see."""
+    owner = None if who.may(ADMIN) else who.user
+    found = await _in_store(
+        _runner(request).store,
+        lambda s: [(r, s.products(r.id)) for r in s.all(owner)],
+    )
+    services = _services(request)
+    return await asyncio.to_thread(
+        lambda: [_model(r, p, services) for r, p in found]
+    )
 
 
 @router.get(
@@ -254,38 +313,56 @@ async def list_campaigns(request: Request) -> list[CampaignModel]:
     responses={404: _ERRORS[404], 503: _ERRORS[503]},
     operation_id="get_campaign",
 )
-async def get_campaign(request: Request, campaign_id: str) -> CampaignModel:
+async def get_campaign(
+    request: Request,
+    campaign_id: str,
+    who: Annotated[Identity, Depends(require_user())],
+) -> CampaignModel:
     """Return one campaign, or 404 naming the id."""
     known = _known(campaign_id)
-    record = await _in_store(_runner(request).store, lambda s: s.get(known))
+    store = _runner(request).store
+    record = await _in_store(store, lambda s: s.get(known))
     if record is None:
         raise DataNotFoundError(f"no campaign {campaign_id!r}")
-    return _model(record)
+    _visible(record, who)
+    products = await _in_store(store, lambda s: s.products(known))
+    services = _services(request)
+    return await asyncio.to_thread(_model, record, products, services)
 
 
 @router.delete(
     "/{campaign_id}",
     summary="Cancel a campaign",
     description="Cancels every key not started yet; keys already running "
-    "finish (Dask never interrupts a task) and still fill the cache.",
+    "finish (Dask never interrupts a task) and still fill the cache. "
+    "Only its owner or an admin may.",
     response_model=CampaignModel,
     responses={404: _ERRORS[404], 503: _ERRORS[503]},
     operation_id="cancel_campaign",
 )
-async def cancel_campaign(request: Request, campaign_id: str) -> CampaignModel:
+async def cancel_campaign(
+    request: Request,
+    campaign_id: str,
+    who: Annotated[Identity, Depends(require_user(WRITE))],
+) -> CampaignModel:
     """Cancel what has not started; return the campaign."""
     known = _known(campaign_id)
-    record = await _in_store(
-        _runner(request).store, lambda s: _cancel(s, known)
-    )
+    store = _runner(request).store
+    record = await _in_store(store, lambda s: s.get(known))
     if record is None:
         raise DataNotFoundError(f"no campaign {campaign_id!r}")
-    return _model(record)
+    _visible(record, who)
+    cancelled, products = await _in_store(store, lambda s: _cancel(s, known))
+    services = _services(request)
+    return await asyncio.to_thread(_model, cancelled, products, services)
 
 
-def _cancel(store: CampaignRecords, campaign_id: str) -> CampaignRecord | None:
-    """Cancel a campaign's queued keys; return it (None if unknown)."""
-    if store.meta(campaign_id) is None:
-        return None
+def _cancel(
+    store: CampaignRecords, campaign_id: str
+) -> tuple[CampaignRecord, dict[int, str]]:
+    """Cancel a campaign's queued keys; return it and its products."""
     store.cancel(campaign_id)
-    return store.get(campaign_id)
+    record = store.get(campaign_id)
+    if record is None:
+        raise DataNotFoundError(f"no campaign {campaign_id!r}")
+    return record, store.products(campaign_id)

@@ -378,17 +378,25 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Simulate the demo repository if missing, then serve the API."""
-    from workers.serve import serve
+    """Simulate the demo repository if missing, then serve the API.
+
+    The port is taken first: a port in use is said at once, not after
+    minutes of simulation.
+    """
+    from workers.serve import listen_on, serve
 
     settings = _service_settings(args)
-    repo = Path(settings.butler_repo)
-    args.repo = str(repo)
-    if not (repo / "butler.yaml").exists():
-        print(f"no repository at {repo}: simulating one ({args.preset})")
-        _simulate(args)
-    _info(args)
-    serve(settings, announce=True)
+    sock = listen_on(settings.host, settings.port)
+    try:
+        repo = Path(settings.butler_repo)
+        args.repo = str(repo)
+        if not (repo / "butler.yaml").exists():
+            print(f"no repository at {repo}: simulating one ({args.preset})")
+            _simulate(args)
+        _info(args)
+        serve(settings, announce=True, sock=sock)
+    finally:
+        sock.close()
     return 0
 
 

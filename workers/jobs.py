@@ -14,6 +14,7 @@ from typing import Any
 
 from cache import ResilientCache
 from recreate.errors import RecreateError
+from workers.http_errors import public_message
 from workers.models import TaskResult, TaskSpec
 
 
@@ -81,8 +82,12 @@ class JobBook:
         if error is None:
             update["state"] = "done"
         else:
+            # What a client may read of it (its detail is in the log).
             update["state"] = "failed"
-            update["error"] = {"code": error.code, "message": str(error)}
+            update["error"] = {
+                "code": error.code,
+                "message": public_message(error),
+            }
         record.update(update, updated=finished)
         self.cache.update_job(job_id, **update)
 

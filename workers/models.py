@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from recreate.butler import DiffimInputs
+from recreate.errors import RecreateError
 from recreate.formats import OutputFormat
 from recreate.numerics.box import PixelBox
 from recreate.pipeline.config import PipelineConfig
@@ -147,6 +148,8 @@ class TaskResult:
         Address of the worker that ran the task.
     payload
         The product's bytes when they could not be cached (Redis down).
+    failure
+        Why the data admit no product (a 4xx error), instead of one.
     """
 
     product_key: str
@@ -157,6 +160,7 @@ class TaskResult:
     meta: dict[str, Any] = field(default_factory=dict)
     worker: str = ""
     payload: bytes | None = None
+    failure: RecreateError | None = None
 
 
 class JobModel(BaseModel):

@@ -14,7 +14,11 @@ Redis or Dask itself. For one `ProductRequest` it
    product the worker cached, or hands back a job.
 
 The index remembers a request's key once its product exists (a hit, or
-a recompute that succeeded): a failed request leaves nothing behind.
+a recompute that succeeded): a failed request leaves nothing behind in
+it. A deterministic failure (no template, no kernel: the data's, a 4xx)
+is remembered instead under the recipe's hash for a while
+(``failure_ttl_seconds``), and answered from there without running the
+pipeline again.
 
 A new code version or configuration is a new index namespace, so never
 a stale key; a new template is seen once its index entry expires
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -33,9 +36,8 @@ from typing import Any, Literal, Protocol, TypeVar
 from cache import Manifest, ResilientCache
 from recreate import __version__
 from recreate.butler import DiffimInputs
-from recreate.errors import TransientError
+from recreate.errors import TransientError, error_class
 from recreate.formats import OutputFormat
-from recreate.io.region import ImageGeometry
 from recreate.pipeline.config import PipelineConfig
 from recreate.pipeline.provenance import canonical_hash, recipe_hash
 from recreate.pipeline.recipes import RECIPES
@@ -49,8 +51,6 @@ from workers.streams import ChunkStream
 
 log = logging.getLogger(__name__)
 
-#: Detector geometries kept in one process (a few kB each).
-GEOMETRIES_KEPT = 4096
 
 #: What a probe of the cache answers on a hit (one class: mypy joins a
 #: union of several into their common base).
@@ -101,6 +101,14 @@ class Served(Answer):
 
 
 @dataclass(frozen=True)
+class Ensured:
+    """A product a campaign made sure of: its key, and who made it."""
+
+    product_key: str
+    computed: bool
+
+
+@dataclass(frozen=True)
 class Pending(Answer):
     """Still being recreated after the sync timeout: a job to follow."""
 
@@ -146,9 +154,6 @@ class ProductService:
     code_version: str = __version__
     config: PipelineConfig | None = None
     _namespace: str = field(init=False)
-    _geometries: dict[
-        tuple[str | None, int, int], tuple[float, ImageGeometry]
-    ] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         """Name the index namespace: repository, code and config."""
@@ -172,6 +177,7 @@ class ProductService:
         etags: frozenset[str] = frozenset(),
         body: bool = True,
         url: str = "",
+        before_recompute: Callable[[], Awaitable[None]] | None = None,
     ) -> Answer:
         """Answer a request for a product's bytes.
 
@@ -185,11 +191,17 @@ class ProductService:
             False for the headers alone (HEAD): no chunk is read.
         url
             Where the product is asked for (a job record's ``url``).
+        before_recompute
+            Awaited on a miss, before a recreation starts: a face
+            charges its caller's recompute budget here (and may raise).
 
         Raises
         ------
         DataNotFoundError, NoOverlapError, InvalidRequestError
             From the Butler lookup (a 4xx; nothing cached).
+        NoOverlapError, KernelFitError
+            The recipe's deterministic failure (a 4xx), now or
+            remembered.
         OverloadedError, ServiceUnavailableError
             No room in flight, or no scheduler (a 503).
         """
@@ -201,23 +213,27 @@ class ProductService:
         if not isinstance(found, TaskSpec):
             return found
         self.metrics.cache_misses.inc()
+        if before_recompute is not None:
+            await before_recompute()
         answer = await self._recompute(found, etags, body, url)
         if not isinstance(answer, Pending):
             await self._remember(request, found)
         return answer
 
-    async def ensure(self, request: ProductRequest, *, priority: int) -> bool:
-        """Make sure a product is cached; tell whether it was recomputed.
+    async def ensure(
+        self, request: ProductRequest, *, priority: int
+    ) -> Ensured:
+        """Make sure a product is cached; say its key and who made it.
 
         For the campaign runner: a product already cached is only
         checked for (its manifest), never read.
         """
-        found = await self._locate(request, self._cached_manifest)
+        found = await self._locate(request, self._cached_key)
         if not isinstance(found, TaskSpec):
-            return False
+            return Ensured(found, computed=False)
         result = await self.broker.start(found, priority=priority)
         await self._remember(request, found)
-        return result.computed
+        return Ensured(found.product_key, computed=result.computed)
 
     async def serve_spec(
         self,
@@ -267,38 +283,6 @@ class ProductService:
             cache_id=self.cache_id,
         )
 
-    async def geometry(self, request: ProductRequest) -> ImageGeometry:
-        """Return the WCS, ``xy0`` and shape of a request's detector.
-
-        Read from the visit image's headers, and remembered in this
-        process for ``recipe_index_ttl_seconds`` (a cutout face asks for
-        it on every request).
-
-        Raises
-        ------
-        DataNotFoundError, InvalidRequestError
-            The Butler's answer for an unknown key.
-        """
-        from recreate.visit_geometry import read_visit_geometry
-
-        key = (request.instrument, request.visit, request.detector)
-        now = time.monotonic()
-        remembered = self._geometries.get(key)
-        if remembered is not None and remembered[0] > now:
-            return remembered[1]
-        found = await asyncio.to_thread(
-            self.butler.find_inputs,
-            request.visit,
-            request.detector,
-            request.instrument or self.settings.instrument,
-        )
-        geometry = await asyncio.to_thread(read_visit_geometry, found)
-        if len(self._geometries) >= GEOMETRIES_KEPT:
-            self._geometries.clear()
-        expires = now + self.settings.recipe_index_ttl_seconds
-        self._geometries[key] = (expires, geometry)
-        return geometry
-
     def finished(self, spec: TaskSpec, outcome: Outcome) -> None:
         """Record a finished product in its job and in the metrics."""
         self.metrics.inflight.set(self.broker.inflight)
@@ -307,9 +291,14 @@ class ProductService:
         elif outcome.result is not None and outcome.result.computed:
             self.metrics.recomputes.inc()
             self.metrics.recompute_seconds.observe(outcome.result.seconds)
-        if outcome.error is not None:
-            self.metrics.failures.labels(code=outcome.error.code).inc()
-        self.jobs.finish(spec.product_key, outcome.error, outcome.finished)
+        error = outcome.error
+        if error is not None:
+            self.metrics.failures.labels(code=error.code).inc()
+            if error.user_facing and not error.transient:
+                self.cache.remember_failure(
+                    spec.recipe_hash, error.code, str(error)
+                )
+        self.jobs.finish(spec.product_key, error, outcome.finished)
 
     async def _locate(
         self,
@@ -330,6 +319,11 @@ class ProductService:
             if hit is not None:
                 return hit
         spec = await self.resolve(request)
+        failure = await asyncio.to_thread(
+            self.cache.known_failure, spec.recipe_hash
+        )
+        if failure is not None:
+            raise error_class(failure["code"])(failure["message"])
         if spec.product_key != known:
             hit = await probe(spec.product_key)
             if hit is not None:
@@ -362,9 +356,10 @@ class ProductService:
             }
         )
 
-    async def _cached_manifest(self, key: str) -> Manifest | None:
-        """Return a cached product's manifest (campaigns: no chunk read)."""
-        return await asyncio.to_thread(self.cache.head, key)
+    async def _cached_key(self, key: str) -> str | None:
+        """Return the key of a cached product (campaigns: no chunk read)."""
+        manifest = await asyncio.to_thread(self.cache.head, key)
+        return None if manifest is None else key
 
     async def _from_cache(
         self,

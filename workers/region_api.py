@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 
 from recreate.errors import InvalidRequestError
 from recreate.numerics.box import PixelBox
@@ -41,6 +42,22 @@ if TYPE_CHECKING:
 
 #: Media type of a solution file.
 FITS = "application/fits"
+
+BoxQuery = Annotated[
+    str | None,
+    Query(
+        description="A region: X0,Y0,X1,Y1 parent pixels, X1 and Y1 exclusive."
+    ),
+]
+RaQuery = Annotated[
+    float | None, Query(description="A region's centre: RA, degrees.")
+]
+DecQuery = Annotated[
+    float | None, Query(description="A region's centre: Dec, degrees.")
+]
+SizeQuery = Annotated[
+    int | None, Query(description="A region's side around ra, dec, px.")
+]
 
 
 @dataclass(frozen=True)
@@ -177,9 +194,21 @@ async def serve_region(
     services: Services,
     product: ProductRequest,
     query: RegionQuery,
+    *,
+    before_solve: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
-    """Answer a region of a difference image (see the module)."""
+    """Answer a region of a difference image (see the module).
+
+    ``before_solve`` is awaited before a solve (the caller's budget).
+    """
     settings = services.settings
+    if product.output_format.needs_inputs:
+        raise bad_parameter(
+            "query",
+            "format",
+            f"format {product.output_format.name!r} shows the science and "
+            "template images of a whole detector: not for a region",
+        )
     query.check_size(settings.region_max_size)
     geometry = await services.regions.geometry(product)
     try:
@@ -205,6 +234,7 @@ async def serve_region(
         etags=if_none_match(request),
         body=request.method != "HEAD",
         url=str(request.url),
+        before_solve=before_solve,
     )
     response = respond(request, answer, settings.retry_after_seconds)
     if isinstance(answer, Pending):
@@ -225,12 +255,18 @@ async def serve_region(
 
 
 async def serve_solution(
-    request: Request, services: Services, product: ProductRequest
+    request: Request,
+    services: Services,
+    product: ProductRequest,
+    *,
+    before_solve: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """Answer the solution of a key: stored, or solved now."""
     solutions = services.regions.solution_service
     spec = await solutions.resolve(product)
-    found = await solutions.get(spec, url=str(request.url))
+    found = await solutions.get(
+        spec, url=str(request.url), before_solve=before_solve
+    )
     if isinstance(found, Pending):
         return respond(request, found, services.settings.retry_after_seconds)
     sha256 = hashlib.sha256(found.data).hexdigest()

@@ -28,10 +28,10 @@ import hashlib
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from astropy.wcs import NoConvergence
@@ -59,6 +59,9 @@ __all__ = [
     "clip_box",
     "detector_box",
 ]
+
+#: Detector geometries kept in one process (a few kB each).
+GEOMETRIES_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,9 @@ class RegionService:
     local_max_pixels: int = 512 * 512
     threads: int = 2
     _pool: ThreadPoolExecutor | None = field(default=None, init=False)
+    _geometries: dict[
+        tuple[str | None, int, int], tuple[float, ImageGeometry]
+    ] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         """Make the solution service if none was given."""
@@ -207,12 +213,35 @@ class RegionService:
     async def geometry(self, request: ProductRequest) -> ImageGeometry:
         """Return the detector's WCS, ``xy0`` and shape (headers only).
 
+        Read from the visit image's headers, and remembered in this
+        process for ``recipe_index_ttl_seconds`` (a cutout face asks for
+        it on every request).
+
         Raises
         ------
-        DataNotFoundError
-            If the key is unknown.
+        DataNotFoundError, InvalidRequestError
+            The Butler's answer for an unknown key.
         """
-        return await self.products.geometry(request)
+        from recreate.visit_geometry import read_visit_geometry
+
+        settings = self.products.settings
+        key = (request.instrument, request.visit, request.detector)
+        now = time.monotonic()
+        remembered = self._geometries.get(key)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        found = await asyncio.to_thread(
+            self.products.butler.find_inputs,
+            request.visit,
+            request.detector,
+            request.instrument or settings.instrument,
+        )
+        geometry = await asyncio.to_thread(read_visit_geometry, found)
+        if len(self._geometries) >= GEOMETRIES_KEPT:
+            self._geometries.clear()
+        expires = now + settings.recipe_index_ttl_seconds
+        self._geometries[key] = (expires, geometry)
+        return geometry
 
     async def region(
         self, request: ProductRequest, box: PixelBox
@@ -244,32 +273,38 @@ class RegionService:
         etags: frozenset[str] = frozenset(),
         body: bool = True,
         url: str = "",
+        before_solve: Callable[[], Awaitable[None]] | None = None,
     ) -> Answer:
         """Answer a request for a region as the product service answers.
 
-        ``box`` is clipped to the detector and not empty. A small box is
-        rendered here (its bytes whole), a large one on a worker (then
-        streamed from the cache).
+        ``box`` is clipped to the detector and not empty. The solution
+        comes first (kept, stored, or solved once: ``before_solve`` is
+        awaited before a solve); then a small box is rendered here (its
+        bytes whole), a large one by a region task on a worker (cached,
+        then streamed from the cache). ``hit``: the solution was stored.
 
         Raises
         ------
         InvalidRequestError
             If the box is empty.
-        DataNotFoundError, NoOverlapError
-            As the product service raises them.
+        DataNotFoundError, NoOverlapError, KernelFitError
+            As the product and solution services raise them.
         """
         if box.empty:
             raise InvalidRequestError(f"the box {tuple(box)} holds no pixel")
         solutions = self.solution_service
         spec = await solutions.resolve(request)
+        found = await solutions.get(spec, url=url, before_solve=before_solve)
+        if isinstance(found, Pending):
+            return found
+        state: Literal["hit", "miss"] = "hit" if found.was_stored else "miss"
         if box.width * box.height > self.local_max_pixels:
             answer = await self.products.serve_spec(
                 region_spec(spec, box), etags=etags, body=body, url=url
             )
-            return _hit_unless_solved(answer)
-        found = await solutions.get(spec, url=url)
-        if isinstance(found, Pending):
-            return found
+            if isinstance(answer, Served):
+                return dataclasses.replace(answer, cache_state=state)
+            return answer
         started = time.perf_counter()
         data = await asyncio.get_running_loop().run_in_executor(
             self._render_pool(), render_region, spec, found.solution, box
@@ -285,7 +320,7 @@ class RegionService:
         self.products.metrics.bytes_served.inc(len(data) if body else 0)
         return Served(
             ProductInfo(sha256, len(data), meta, spec.output_format),
-            "hit" if found.was_stored else "miss",
+            state,
             data if body else None,
             degraded=self.products.cache.degraded,
         )
@@ -303,20 +338,6 @@ class RegionService:
                 max_workers=self.threads, thread_name_prefix="recreate-render"
             )
         return self._pool
-
-
-def _hit_unless_solved(answer: Answer) -> Answer:
-    """Call a region rendered on a worker from a stored solution a hit.
-
-    As a region rendered here is: ``miss`` means that a solve ran.
-    """
-    if (
-        isinstance(answer, Served)
-        and answer.cache_state == "miss"
-        and answer.info.meta.get("solution") != "solved"
-    ):
-        return dataclasses.replace(answer, cache_state="hit")
-    return answer
 
 
 def _served(answer: Answer, request: ProductRequest) -> Served:

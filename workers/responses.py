@@ -34,6 +34,7 @@ _RECIPE_HEADERS = {
     "recompute_seconds": "X-Recreate-Recompute-Seconds",
     "solution": "X-Recreate-Solution",
     "region_seconds": "X-Recreate-Region-Seconds",
+    "rendered_from": "X-Recreate-Rendered-From",
 }
 
 
@@ -77,15 +78,21 @@ def _product(answer: Served) -> Response:
 def _product_headers(info: ProductInfo, cache_state: str) -> dict[str, str]:
     """Return ETag, X-Cache, the file name and the recipe headers."""
     meta = info.meta
-    name = (
+    fmt = info.output_format
+    stem = (
         f"diffim_{meta.get('instrument', 'x')}_{meta.get('visit', 0)}_"
-        f"{meta.get('detector', 0)}{info.output_format.suffix}"
+        f"{meta.get('detector', 0)}"
     )
+    # A preview is shown where it is linked (an <img>, a browser tab);
+    # a FITS file is saved.
+    disposition = "attachment"
+    if fmt.media_type.startswith("image/"):
+        disposition, stem = "inline", f"{stem}_{fmt.name}"
     return {
         **_etag(info.sha256),
         "X-Cache": cache_state,
         "Cache-Control": "no-cache",
-        "Content-Disposition": f"attachment; filename={name}",
+        "Content-Disposition": f"{disposition}; filename={stem}{fmt.suffix}",
         "Content-Length": str(info.size),
         **_recipe_headers(meta),
     }

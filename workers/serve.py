@@ -10,16 +10,22 @@ remote scheduler as a Dask worker that can run recreations.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cache import free_port
-from recreate.errors import RecreateError, ServiceUnavailableError
+from recreate.errors import (
+    InvalidRequestError,
+    RecreateError,
+    ServiceUnavailableError,
+)
 from workers.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,8 +33,10 @@ if TYPE_CHECKING:
 
 # free_port is re-exported: tests and benchmarks pick their ports with it.
 __all__ = [
+    "check_repository",
     "example_key",
     "free_port",
+    "listen_on",
     "run_worker",
     "serve",
     "serve_in_thread",
@@ -37,8 +45,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings, *, announce: bool = False) -> None:
+def serve(
+    settings: Settings,
+    *,
+    announce: bool = False,
+    sock: socket.socket | None = None,
+) -> None:
     """Serve the API until interrupted.
+
+    The port is bound first: a port in use is one line at once, before
+    anything starts (and before anything says it serves).
 
     Parameters
     ----------
@@ -46,7 +62,16 @@ def serve(settings: Settings, *, announce: bool = False) -> None:
         The configuration (host, port, Redis, scheduler, repository).
     announce
         Print a ready-to-paste curl command once the service is up.
+    sock
+        A socket already bound to the settings' address (`listen_on`).
+
+    Raises
+    ------
+    InvalidRequestError
+        If the port is in use, or the repository is not there.
     """
+    check_repository(settings)
+    sock = sock or listen_on(settings.host, settings.port)
     import uvicorn
 
     from recreate.memory import retain_freed_memory
@@ -55,20 +80,85 @@ def serve(settings: Settings, *, announce: bool = False) -> None:
     # The API assembles and sends bodies of ~200 MB; a heap kept between
     # requests spares faulting them in afresh each time.
     retain_freed_memory()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(settings)
     on_ready = _announcer(settings) if announce else None
     app = create_app(settings, on_ready=on_ready)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_level=settings.log_level.lower(),
         # Our handlers log what matters; uvicorn's access log is noise.
         access_log=False,
     )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shut down cleanly, then raised the Ctrl-C again for us.
+        pass
+    finally:
+        sock.close()
+
+
+def listen_on(host: str, port: int) -> socket.socket:
+    """Return a socket bound to ``host:port``, ready for the server.
+
+    Raises
+    ------
+    InvalidRequestError
+        If the address is in use or cannot be bound; the message says
+        how to choose another port.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise InvalidRequestError(
+            f"cannot listen on {host}: {error.strerror or error}"
+        ) from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        why = "in use" if error.errno == errno.EADDRINUSE else error.strerror
+        raise InvalidRequestError(
+            f"port {port} on {host} is {why}; choose another with --port "
+            "(make run PORT=...) or RECREATE_PORT"
+        ) from None
+    return sock
+
+
+def check_repository(settings: Settings) -> None:
+    """Fail at once, in one line, when a local repository is missing.
+
+    A URI or a label is left to the Butler.
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``butler_repo`` is a local path without a repository.
+    """
+    repo = settings.butler_repo
+    if "://" in repo or "/" not in repo:
+        return
+    if not (Path(repo) / "butler.yaml").exists():
+        raise InvalidRequestError(
+            f"no Butler repository at {repo!r}: write one with "
+            f"`recreate simulate --repo {repo}`, or set "
+            "RECREATE_BUTLER_REPO"
+        )
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Log with the request id of each line (``X-Request-Id``)."""
+    from workers.middleware import RequestIdFilter
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: "
+        "%(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
 
 
 @contextlib.contextmanager
@@ -129,11 +219,14 @@ def serve_in_thread(
 
 def _announcer(settings: Settings) -> Callable[[Services], None]:
     """Return a callback printing a curl command for a real key."""
+    from workers.auth import Authenticator
 
     def announce(services: Services) -> None:
         key = example_key(services)
         base = f"http://{_display_host(settings.host)}:{settings.port}"
-        print("\nrecreate is serving. Try:", flush=True)
+        auth = Authenticator.from_settings(settings)
+        print(f"\nrecreate: {auth.describe()}.", flush=True)
+        print("recreate is serving. Try:", flush=True)
         if key is None:
             print(f"  curl {base}/api/v1/health", flush=True)
             return

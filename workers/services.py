@@ -3,9 +3,11 @@
 With no configuration the service is self-contained: two embedded
 ``redis-server`` processes on loopback (the blob cache with allkeys-lru,
 the control store with noeviction; the eviction policy is per instance,
-so locks and jobs must not share the cache's) and an adaptive
-LocalCluster. Each ``RECREATE_*`` setting replaces one of them with a
-real deployment.
+so locks and jobs must not share the cache's), password-protected when
+``RECREATE_REDIS_PASSWORD`` is set and restarted if they die
+(`cache.ServerSupervisor`), and an adaptive LocalCluster on loopback
+(its dashboard off unless ``RECREATE_EMBEDDED_DASHBOARD``). Each
+``RECREATE_*`` setting replaces one of them with a real deployment.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cache import (
     RedisConfig,
     RedisServer,
     ResilientCache,
+    ServerSupervisor,
 )
 from recreate.errors import RecreateError
 from recreate.selection import Selection
@@ -42,6 +45,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for a remote scheduler before calling it unreachable.
 CONNECT_TIMEOUT = 5.0
+#: Where the embedded parts listen.
+LOOPBACK = "127.0.0.1"
+#: Preloaded into embedded worker processes (`workers.quiet`).
+QUIET_WORKERS = "workers.quiet"
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Services:
     # An asynchronous LocalCluster (distributed types it for both modes).
     cluster: Any = None
     embedded: list[RedisServer] = field(default_factory=list)
+    supervisor: ServerSupervisor | None = None
 
     async def select_keys(
         self, selection: Selection, limit: int
@@ -74,15 +82,24 @@ class Services:
             self.butler.select_keys, selection, limit
         )
 
-    def health(self) -> dict[str, str]:
-        """Return each stateful part's status: ok, down or absent."""
-        return {
+    def health(self) -> dict[str, Any]:
+        """Return each stateful part's status: ok, down or absent.
+
+        With embedded Redis servers, also what their supervisor sees:
+        each one's state (running, restarting, down) and restarts.
+        """
+        parts: dict[str, Any] = {
             **self.cache.stores.health(),
             "butler": "ok" if self.butler.answers() else "down",
         }
+        if self.supervisor is not None:
+            parts["embedded_redis"] = self.supervisor.status()
+        return parts
 
     async def close(self) -> None:
         """Stop campaigns, the broker, the cluster and embedded servers."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
         await self.async_jobs.close()
         if self.campaigns is not None:
             await self.campaigns.close()
@@ -123,11 +140,13 @@ def assemble(
     broker.on_done = products.finished
     solutions = SolutionService(products, settings.solution_memory_entries)
     campaigns = None
-    if stores.campaigns is not None:
+    if stores.campaigns is not None and stores.leases is not None:
         campaigns = CampaignRunner(
             products=products,
             scheduler=broker,
             store=stores.campaigns,
+            leases=stores.leases,
+            cache=cache,
             default_format=settings.default_format,
             max_inflight=settings.campaign_max_inflight,
             solutions=solutions,
@@ -163,7 +182,7 @@ async def start_services(settings: Settings) -> Services:
     DataNotFoundError
         If there is no Butler repository at ``settings.butler_repo``.
     """
-    embedded: list[RedisServer] = []
+    embedded: dict[str, RedisServer] = {}
     cluster = None
     try:
         settings = _with_embedded_redis(settings, embedded)
@@ -180,17 +199,22 @@ async def start_services(settings: Settings) -> Services:
         )
         services = assemble(settings, butler, config, broker)
         services.cluster = cluster
-        services.embedded = embedded
+        services.embedded = list(embedded.values())
+        if embedded:
+            services.supervisor = ServerSupervisor(embedded)
+            services.supervisor.start()
         with contextlib.suppress(RecreateError):
             # A remote scheduler may come later: the broker reconnects.
             await broker.client()
         if services.campaigns is not None:
-            services.campaigns.resume()
+            # Resumes unfinished campaigns now and whenever one is left
+            # without a live runner (a dead replica, a store outage).
+            services.campaigns.start()
     except BaseException:
         if cluster is not None:
             with contextlib.suppress(Exception):
                 await cluster.close()
-        for server in reversed(embedded):
+        for server in reversed(embedded.values()):
             with contextlib.suppress(Exception):
                 server.stop()
         raise
@@ -218,6 +242,9 @@ async def _start_local_cluster(settings: Settings) -> Any:
     # process's own environment override the configuration, so a worker
     # started with Dask's defaults would leave them behind for all.)
     dask.config.set(worker_dask_config())
+    # Ctrl-C is the service's to handle: the worker processes (in the
+    # terminal's process group) ignore it, and are stopped with the rest.
+    dask.config.set({"distributed.worker.preload": [QUIET_WORKERS]})
     cluster = await _local_cluster(settings)
     cluster.adapt(
         minimum=settings.embedded_workers_min,
@@ -235,9 +262,12 @@ async def _local_cluster(settings: Settings) -> Any:
         threads_per_worker=settings.worker_threads,
         processes=True,
         memory_limit=settings.worker_memory_limit,
-        # Any free port: 8787 may be taken, and a warning is all Dask
-        # would give for it.
-        dashboard_address=":0",
+        host=LOOPBACK,
+        # Loopback, any free port (8787 may be taken, and a warning is
+        # all Dask would give for it); the scheduler's HTTP server runs
+        # anyway, the dashboard on it only if asked for.
+        dashboard_address=f"{LOOPBACK}:0",
+        scheduler_kwargs={"dashboard": settings.embedded_dashboard},
         asynchronous=True,
     )
 
@@ -263,19 +293,29 @@ def with_solution_store(settings: Settings) -> Settings:
 
 
 def _with_embedded_redis(
-    settings: Settings, started: list[RedisServer]
+    settings: Settings, started: dict[str, RedisServer]
 ) -> Settings:
-    """Start redis-servers for the stores left unset; return new settings."""
+    """Start redis-servers for the stores left unset; return new settings.
+
+    They bind loopback and require ``settings.redis_password`` when it
+    is set; their URLs carry no password (the settings do).
+    """
     updates: dict[str, str] = {}
+    password = (
+        settings.redis_password.get_secret_value()
+        if settings.redis_password is not None
+        else None
+    )
     if settings.cache_redis_url is None:
         server = RedisServer(
             maxmemory=settings.embedded_cache_maxmemory,
             policy="allkeys-lru",
+            password=password,
             binary=settings.redis_server,
         )
         server.start()
-        started.append(server)
-        updates["cache_redis_url"] = server.url
+        started["cache"] = server
+        updates["cache_redis_url"] = server.address
     if settings.control_redis_url is None:
         data_dir: Path | None = None
         if Path(settings.butler_repo).exists():
@@ -285,9 +325,10 @@ def _with_embedded_redis(
         server = RedisServer(
             policy="noeviction",
             data_dir=data_dir,
+            password=password,
             binary=settings.redis_server,
         )
         server.start()
-        started.append(server)
-        updates["control_redis_url"] = server.url
+        started["control"] = server
+        updates["control_redis_url"] = server.address
     return settings.model_copy(update=updates) if updates else settings

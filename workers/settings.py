@@ -10,7 +10,7 @@ all).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 #: would load redis for every ``recreate --help`` (a test keeps the two
 #: equal).
 CHUNK_BYTES = 4 * 1024 * 1024
+
+#: Budgets per identity and 15 minutes: Rubin's RSP gives each user 35
+#: cutout requests and 70 SIA queries per service; a recreation costs
+#: about what a cutout does, a cached hit far less.
+DEFAULT_QUOTAS = (
+    "request=600/900,recompute=35/900,campaign=10/900,cutout=35/900,sia=70/900"
+)
 
 
 def worker_dask_config() -> dict[str, object]:
@@ -123,11 +130,25 @@ class Settings(BaseSettings):
         "command holds the server.",
     )
     lock_ttl_seconds: float = Field(
-        30.0,
+        3.0,
         gt=0,
-        description="Expiry of the single-flight lock, refreshed every "
-        "third of it while the task runs: only a dead holder lets it "
-        "lapse, and a retry on another worker waits at most this long.",
+        description="Lease of the single-flight lock: renewed every third "
+        "of it by a live holder, so only a dead holder lets it lapse, "
+        "and the retry of a killed worker's task takes it over within "
+        "this long.",
+    )
+    lock_wait_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Longest a task waits for a live holder of its "
+        "product's lock (one that keeps renewing its lease).",
+    )
+    failure_ttl_seconds: int = Field(
+        3600,
+        ge=1,
+        description="How long a deterministic failure of a recipe (no "
+        "template, too few kernel stars) is remembered and answered "
+        "without running the pipeline again.",
     )
     job_ttl_seconds: int = Field(
         86400, ge=1, description="How long finished job records are kept."
@@ -150,6 +171,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Solutions one API process keeps parsed, with their "
         "tile engines (a few MB each).",
+    )
+    campaign_ttl_seconds: int = Field(
+        7 * 86400,
+        ge=1,
+        description="How long a finished (done or cancelled) campaign is "
+        "kept.",
     )
     recipe_index_ttl_seconds: float = Field(
         60.0,
@@ -212,6 +239,54 @@ class Settings(BaseSettings):
         "campaigns; 0: twice the scheduler's worker threads (enough of a "
         "queue for adaptive scaling to see). They run below interactive "
         "priority, so a user waits for at most one task.",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body; a larger one is refused (413) "
+        "before it is read.",
+    )
+    quotas: str = Field(
+        DEFAULT_QUOTAS,
+        description="Budgets per identity: comma-separated "
+        "name=count/seconds (or name=off). request: every product "
+        "request; recompute: each one that starts a recreation; "
+        "campaign: each campaign created; cutout and sia: Rubin's RSP "
+        "budgets for those routes.",
+    )
+
+    # Who may do what.
+    auth_mode: Literal["auto", "none", "token", "gafaelfawr"] = Field(
+        "auto",
+        description="none: everyone may do everything (only when bound to "
+        "loopback); token: bearer tokens from auth_tokens or "
+        "auth_tokens_file; gafaelfawr: the user in X-Auth-Request-User, "
+        "set by Rubin's ingress (only behind it); auto: token if tokens "
+        "are given, else none on loopback, else token (read-only).",
+    )
+    auth_tokens: SecretStr | None = Field(
+        None,
+        description="Bearer tokens, one per line (or ';'): "
+        "user:scopes:token, scopes comma-separated (write, admin); the "
+        "token in clear or as sha256:<hex>.",
+    )
+    auth_tokens_file: str | None = Field(
+        None, description="A file of auth_tokens lines (a mounted Secret)."
+    )
+    auth_write_scope: str = Field(
+        "write:recreate",
+        description="Gafaelfawr token scope that allows creating "
+        "campaigns (X-Auth-Request-Token-Scopes).",
+    )
+    auth_admin_scope: str = Field(
+        "admin:recreate",
+        description="Gafaelfawr token scope that allows cancelling "
+        "anyone's campaign.",
+    )
+    embedded_dashboard: bool = Field(
+        default=False,
+        description="Serve the embedded LocalCluster's Dask dashboard "
+        "(on loopback, any free port).",
     )
     default_format: str = Field(
         DEFAULT_FORMAT,
@@ -301,6 +376,15 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return name
 
+    @field_validator("quotas")
+    @classmethod
+    def _readable_quotas(cls, text: str) -> str:
+        """Accept only a budget table `workers.limits` can read."""
+        from workers.budgets import parse_quotas
+
+        parse_quotas(text)
+        return text
+
     @field_validator("default_format")
     @classmethod
     def _known_format(cls, name: str) -> str:
@@ -322,6 +406,9 @@ class Settings(BaseSettings):
             kernel_ttl_seconds=self.kernel_ttl_seconds,
             chunk_bytes=self.chunk_bytes,
             lock_ttl_seconds=self.lock_ttl_seconds,
+            lock_wait_seconds=self.lock_wait_seconds,
+            failure_ttl_seconds=self.failure_ttl_seconds,
+            campaign_ttl_seconds=self.campaign_ttl_seconds,
             job_ttl_seconds=self.job_ttl_seconds,
             recipe_index_ttl_seconds=self.recipe_index_ttl_seconds,
             solution_store=self.solution_store,

@@ -27,18 +27,22 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from recreate.errors import (
     FormatError,
     ProcessingError,
     SolutionMismatchError,
     TransientError,
+    error_class,
 )
 from recreate.solution import Solution
 from workers.broker import INTERACTIVE
+from workers.campaign_recovery import solution_entry
 from workers.models import ProductRequest, TaskResult, TaskSpec
-from workers.products import Pending, ProductService
+from workers.products import Ensured, Pending, ProductService
 from workers.solution_tasks import solution_spec, verified_solution
 
 log = logging.getLogger(__name__)
@@ -89,7 +93,10 @@ class SolutionService:
     _memory: OrderedDict[str, FoundSolution] = field(
         default_factory=OrderedDict
     )
-    _loading: dict[str, asyncio.Task[FoundSolution]] = field(
+    _loading: dict[str, asyncio.Task[FoundSolution | None]] = field(
+        default_factory=dict
+    )
+    _solves: dict[str, asyncio.Task[FoundSolution]] = field(
         default_factory=dict
     )
     _solving: dict[str, tuple[TaskSpec, asyncio.Task[TaskResult]]] = field(
@@ -133,15 +140,22 @@ class SolutionService:
         *,
         url: str = "",
         priority: int = INTERACTIVE,
+        before_solve: Callable[[], Awaitable[None]] | None = None,
     ) -> FoundSolution | Pending:
         """Return the key's solution: kept, stored, or solved now.
 
         A `Pending` (a job) when the solve outlives the sync timeout.
+        ``before_solve`` is awaited before a solve starts (not when one
+        is joined): a face charges its caller's recompute budget there
+        (and may raise).
 
         Raises
         ------
-        NoOverlapError, ProcessingError
-            If the solve fails (nothing is stored then).
+        NoOverlapError, KernelFitError
+            The recipe's deterministic failure, now or remembered
+            (nothing is stored then).
+        ProcessingError
+            If the solve fails otherwise.
         OverloadedError, ServiceUnavailableError
             No room in flight, or no scheduler.
         """
@@ -150,52 +164,72 @@ class SolutionService:
         if kept is not None:
             self._memory.move_to_end(recipe_hash)
             return FoundSolution(kept.solution, kept.data, "memory")
-        task = self._loading.get(recipe_hash)
-        if task is None:
-            task = asyncio.create_task(self._load_or_solve(spec, priority))
-            self._loading[recipe_hash] = task
-            task.add_done_callback(
-                lambda _: self._loading.pop(recipe_hash, None)
+        found = await _joined(
+            self._loading,
+            recipe_hash,
+            lambda: asyncio.to_thread(self._load, spec),
+        )
+        if found is None:
+            failure = await asyncio.to_thread(
+                self.products.cache.known_failure, recipe_hash
             )
-        timeout = self.products.settings.sync_timeout_seconds
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout)
-        except TimeoutError:
-            return self._pending(spec, url)
+            if failure is not None:
+                raise error_class(failure["code"])(failure["message"])
+            solving = _joined(
+                self._solves,
+                recipe_hash,
+                lambda: self._solve(spec, priority, before_solve),
+            )
+            timeout = self.products.settings.sync_timeout_seconds
+            try:
+                found = await asyncio.wait_for(solving, timeout)
+            except TimeoutError:
+                return self._pending(spec, url)
+        self._keep(recipe_hash, found)
+        return found
 
-    async def ensure(self, request: ProductRequest, *, priority: int) -> bool:
-        """Make sure a key's solution is stored; tell whether it was solved.
+    async def ensure(
+        self, request: ProductRequest, *, priority: int
+    ) -> Ensured:
+        """Make sure a key's solution is stored; say who solved it.
 
         For campaigns of solutions: a stored solution is only looked
-        for, not checked (the task checks it when it runs).
+        for, not read (the task checks it when it runs). The key a
+        campaign records is `solution_entry` of the recipe hash.
+
+        Raises
+        ------
+        NoOverlapError, KernelFitError
+            The recipe's deterministic failure, now or remembered.
         """
         spec = await self.resolve(request)
+        entry = solution_entry(spec.recipe_hash)
         stored = await asyncio.to_thread(
-            self.products.cache.solution, spec.recipe_hash
+            self.products.cache.solutions_present, [spec.recipe_hash]
         )
-        if stored is not None:
-            return False
+        if stored == [True]:
+            return Ensured(entry, computed=False)
+        failure = await asyncio.to_thread(
+            self.products.cache.known_failure, spec.recipe_hash
+        )
+        if failure is not None:
+            raise error_class(failure["code"])(failure["message"])
         result = await self.products.broker.start(
             solution_spec(spec), priority=priority
         )
-        return result.computed
+        return Ensured(entry, computed=result.computed)
 
     def forget(self) -> None:
         """Drop what this process keeps (solutions and resolved specs)."""
         self._memory.clear()
         self._specs.clear()
 
-    async def _load_or_solve(
-        self, spec: TaskSpec, priority: int
-    ) -> FoundSolution:
-        """Read and check the stored solution, or solve it; keep it."""
-        found = await asyncio.to_thread(self._load, spec)
-        if found is None:
-            found = await self._solve(spec, priority)
-        self._memory[spec.recipe_hash] = found
+    def _keep(self, recipe_hash: str, found: FoundSolution) -> None:
+        """Keep a solution in this process (the least recent leaves)."""
+        self._memory[recipe_hash] = found
+        self._memory.move_to_end(recipe_hash)
         while len(self._memory) > self.memory_entries:
             self._memory.popitem(last=False)
-        return found
 
     def _load(self, spec: TaskSpec) -> FoundSolution | None:
         """Return the stored solution, checked (a bad one is dropped)."""
@@ -211,8 +245,20 @@ class SolutionService:
             return None
         return FoundSolution(solution, data, tier)
 
-    async def _solve(self, spec: TaskSpec, priority: int) -> FoundSolution:
-        """Solve through the broker (one task per recipe) and check it."""
+    async def _solve(
+        self,
+        spec: TaskSpec,
+        priority: int,
+        before_solve: Callable[[], Awaitable[None]] | None,
+    ) -> FoundSolution:
+        """Solve through the broker (one task per recipe) and check it.
+
+        Only the request that starts the solve pays for it (awaits
+        ``before_solve``): the others join it, and share its answer, a
+        429 included (50 stamps of one detector: one charge).
+        """
+        if before_solve is not None:
+            await before_solve()
         task_spec = solution_spec(spec)
         task = self.products.broker.start(task_spec, priority=priority)
         self._solving[spec.recipe_hash] = (task_spec, task)
@@ -247,3 +293,22 @@ class SolutionService:
         task_spec, task = solving
         record = self.products.jobs.open(task_spec, url, task)
         return Pending(task_spec.product_key, record)
+
+
+async def _joined[T](
+    tasks: dict[str, asyncio.Task[T]],
+    key: str,
+    start: Callable[[], Coroutine[Any, Any, T]],
+) -> T:
+    """Await the task in flight under ``key``, or start it.
+
+    Every caller of one key waits for the same task (single flight in
+    this process); a caller that gives up (a timeout, a closed
+    connection) leaves it running for the others.
+    """
+    task = tasks.get(key)
+    if task is None:
+        task = asyncio.create_task(start())
+        tasks[key] = task
+        task.add_done_callback(lambda _: tasks.pop(key, None))
+    return await asyncio.shield(task)

@@ -40,7 +40,8 @@ class WorkerState:
     cache
         The stores, each call answering even when Redis does not.
     lock_wait_seconds
-        How long a task waits for another holder of a product's lock.
+        How long a task waits for a live holder of a product's lock (a
+        dead holder's lease lapses within the lock's TTL).
     address
         The worker's address (named in results).
     """
@@ -54,7 +55,7 @@ class WorkerState:
         """Connect to the cache as ``config`` says."""
         return cls(
             ResilientCache(CacheStores.connect(config)),
-            config.lock_ttl_seconds,
+            config.lock_wait_seconds,
             address,
         )
 

@@ -45,6 +45,9 @@ class DifferenceResult:
     patch_bounds
         Per input patch, in input order, its outer box in science array
         pixels (`WarpedTemplate.patch_bounds`).
+    science
+        The science image as it came in (a reference, not a copy), for
+        the previews that show it beside the template and the difference.
     """
 
     exposure: Exposure
@@ -55,3 +58,4 @@ class DifferenceResult:
     variance_levels: tuple[float, float] = (float("nan"), float("nan"))
     solution: Solution | None = None
     patch_bounds: tuple[npt.NDArray[np.float64], ...] = ()
+    science: Exposure | None = None

@@ -94,9 +94,9 @@ def subtract(
     ------
     NoOverlapError
         If the template covers less than 10% of the science image.
-    ProcessingError
+    KernelFitError
         If too few kernel candidates are found, or the kernel solution is
-        ill-conditioned.
+        ill-conditioned (a `ProcessingError`).
     """
     solved = solve(
         science,
@@ -156,6 +156,7 @@ def render_whole(
         (decorrelation.science_variance, decorrelation.template_variance),
         solution,
         solved.template.patch_bounds,
+        science,
     )
 
 

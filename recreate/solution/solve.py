@@ -33,6 +33,7 @@ import numpy.typing as npt
 from recreate import __version__
 from recreate.errors import (
     InvalidRequestError,
+    KernelFitError,
     NoOverlapError,
     ProcessingError,
 )
@@ -148,9 +149,11 @@ def solve(
     ------
     NoOverlapError
         If the template covers too little of the detector.
+    KernelFitError
+        If too few kernel candidates are found or the kernel solution is
+        ill-conditioned (a `ProcessingError`).
     ProcessingError
-        If too few kernel candidates are found, the kernel solution is
-        ill-conditioned, or ScaleVariance fails.
+        If ScaleVariance fails.
     InvalidRequestError
         If the recipe turns the decorrelation off (the render needs it).
     """
@@ -189,7 +192,8 @@ def solve(
             )
         except ProcessingError as error:
             _raise_if_failure_expected(template.coverage, config, error)
-            raise
+            # The data's, not the service's: the same inputs fail alike.
+            raise KernelFitError(str(error)) from error
     with _timed(timings, "decorrelation"):
         decorrelation = _decorrelation(
             (science_mask, template_mask), variances, planes, kernel, config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -138,3 +139,34 @@ def test_touching_a_campaign_never_undoes_a_concurrent_cancel(
     meta = store.meta(campaign_id)
     assert meta["state"] == "cancelled"
     assert meta["started"] is not None
+
+
+def test_a_campaign_keeps_its_owner_and_products(control_redis):
+    store = CampaignStore(control_redis)
+    mine = store.create("a", KEYS, owner="alice")
+    store.create("b", KEYS, owner="bob")
+    store.mark(mine, 0, "done", product="p0")
+    store.mark(mine, 1, "cached", product="p1")
+    assert store.products(mine) == {0: "p0", 1: "p1"}
+    assert store.get(mine).owner == "alice"
+    assert [r.name for r in store.all("alice")] == ["a"]
+    assert [r.name for r in store.all()] == ["b", "a"]
+    assert store.requeue(mine, [0, 1]) == 2
+    assert store.get(mine).counts["queued"] == 4
+
+
+def test_a_finished_campaign_expires_and_leaves_the_index(control_redis):
+    store = CampaignStore(control_redis, ttl_seconds=1)
+    done = store.create("done", KEYS)
+    running = store.create("running", KEYS)
+    store.set_state(running, "running")
+    store.set_state(done, "done")
+    assert control_redis.ttl(f"recreate:campaign:{done}:states") > 0
+    assert control_redis.ttl(f"recreate:campaign:{running}:states") == -1
+    time.sleep(1.2)
+    assert store.get(done) is None
+    assert [r.id for r in store.all()] == [running]
+    assert control_redis.zrange("recreate:campaigns", 0, -1) == [
+        running.encode()
+    ]
+    assert not list(control_redis.scan_iter(match=f"*{done}*"))

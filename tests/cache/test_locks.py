@@ -136,3 +136,43 @@ def test_unreachable_control_redis() -> None:
             flight.wait_released("k", timeout=1)
     finally:
         client.close()
+
+
+_HOLDER = """
+import sys, time
+import redis
+from cache.locks import SingleFlight
+flight = SingleFlight(redis.Redis(port=int(sys.argv[1])), ttl_seconds=1.0)
+with flight.try_acquire("killed") as lock:
+    print(lock.token, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_holders_lease_is_taken_over_within_its_ttl(
+    redis_control_server: RedisServer, control_redis: redis.Redis
+) -> None:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(redis_control_server.port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        token = holder.stdout.readline().strip()
+        flight = SingleFlight(control_redis, ttl_seconds=1.0)
+        # A live holder renews its lease: it outlasts several TTLs.
+        assert not flight.wait_released("killed", timeout=2.5)
+        assert flight.holder("killed") == token
+        holder.kill()
+        holder.wait()
+        started = time.monotonic()
+        assert flight.wait_released("killed", timeout=10)
+        assert time.monotonic() - started <= 1.5
+        assert flight.try_acquire("killed") is not None
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()

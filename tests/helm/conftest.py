@@ -20,6 +20,7 @@ EVERYTHING = merge(
         "ingress": {"enabled": True, "host": "data.example.org"},
         "serviceMonitor": {"enabled": True},
         "redis": {"password": "not-a-real-password"},
+        "auth": {"tokens": "alice:write:sha256:" + "0" * 64 + "\n"},
         "butler": {
             "env": {"S3_ENDPOINT_URL": "https://s3.example.org"},
             "secretEnv": {"AWS_ACCESS_KEY_ID": "id"},

@@ -44,6 +44,9 @@ NOT_IN_CONFIGMAP = {
     "embedded_cache_maxmemory": "embedded mode only",
     "embedded_workers_min": "embedded mode only",
     "embedded_workers_max": "embedded mode only",
+    "embedded_dashboard": "embedded mode only",
+    "auth_tokens": "a Secret, mounted as a file",
+    "auth_tokens_file": "the API container's own variable, with its Secret",
 }
 #: Settings the chart sets before workers/settings.py has them.
 #: RECREATE_THREADS is read by the science itself (recreate.numerics.threads),
@@ -53,6 +56,8 @@ PENDING_SETTINGS = {"threads"}
 CLUSTER_VALUES = {
     "butler_repo",
     "host",
+    # "auto" would also mean "token" on 0.0.0.0; the chart says so plainly.
+    "auth_mode",
     "cache_redis_url",
     "control_redis_url",
     "scheduler_address",
@@ -652,3 +657,88 @@ def test_every_resource_is_labelled(manifests: Manifests) -> None:
                 else doc["spec"]["selector"]
             )
             assert pod_labels["app.kubernetes.io/component"] == component
+
+
+# Who may write -----------------------------------------------------------
+
+
+def test_the_token_table_reaches_the_api_as_a_file_only(
+    everything_manifests: Manifests,
+) -> None:
+    api = everything_manifests.container("api")
+    env = {e["name"]: e.get("value") for e in api["env"]}
+    path = env["RECREATE_AUTH_TOKENS_FILE"]
+    (mount,) = [m for m in api["volumeMounts"] if m["name"] == "auth-tokens"]
+    assert path == f"{mount['mountPath']}/tokens"
+    pod = everything_manifests.workload("api")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "auth-tokens"]
+    secret = everything_manifests.get("Secret", volume["secret"]["secretName"])
+    table = base64.b64decode(secret["data"]["tokens"]).decode()
+    assert table.startswith("alice:write:")
+    # Workers never see it; the ConfigMap neither.
+    worker = everything_manifests.container("worker")
+    assert "RECREATE_AUTH_TOKENS_FILE" not in {
+        e["name"] for e in worker["env"]
+    }
+    assert "alice" not in json.dumps(everything_manifests.config())
+    assert everything_manifests.config()["RECREATE_AUTH_MODE"] == "token"
+
+
+def test_without_tokens_nothing_is_mounted(
+    default_manifests: Manifests,
+) -> None:
+    api = default_manifests.container("api")
+    assert "RECREATE_AUTH_TOKENS_FILE" not in {e["name"] for e in api["env"]}
+    assert not [m for m in api["volumeMounts"] if m["name"] == "auth-tokens"]
+
+
+RUBIN = merge(
+    REQUIRED,
+    {
+        "global": {"baseUrl": "https://data.lsst.cloud"},
+        "auth": {"mode": "gafaelfawr"},
+        "ingress": {"enabled": True, "gafaelfawr": {"enabled": True}},
+        "networkPolicy": {
+            "apiFrom": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {
+                            "kubernetes.io/metadata.name": "ingress-nginx"
+                        }
+                    }
+                }
+            ]
+        },
+    },
+)
+
+
+def test_behind_gafaelfawr_the_ingress_asks_for_a_scope() -> None:
+    manifests = render(RUBIN)
+    assert not manifests.all("Ingress")
+    (ingress,) = manifests.all("GafaelfawrIngress")
+    assert ingress["apiVersion"] == "gafaelfawr.lsst.io/v1alpha1"
+    assert ingress["config"]["scopes"] == {"all": ["read:image"]}
+    assert ingress["config"]["baseUrl"] == "https://data.lsst.cloud"
+    (rule,) = ingress["template"]["spec"]["rules"]
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/api/v1"
+    assert manifests.config()["RECREATE_AUTH_MODE"] == "gafaelfawr"
+    # Only the ingress controller may reach the API (and set the header).
+    policy = manifests.get("NetworkPolicy", f"{FULLNAME}-api")
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == RUBIN["networkPolicy"]["apiFrom"]
+    for doc in manifests.docs:
+        if doc["kind"] != "GafaelfawrIngress":
+            kubernetes_validate.validate(doc, KUBE_MINOR, strict=True)
+
+
+def test_a_gafaelfawr_ingress_needs_the_gafaelfawr_mode() -> None:
+    values = merge(RUBIN, {"auth": {"mode": "token"}})
+    with pytest.raises(helm_python.HelmRenderError, match=r"auth\.mode"):
+        render(values)
+
+
+def test_no_auth_is_not_a_chart_mode() -> None:
+    with pytest.raises(helm_python.HelmValuesError, match="mode"):
+        render(merge(REQUIRED, {"auth": {"mode": "none"}}))

@@ -30,7 +30,20 @@ __all__ = [
     "control_redis",
     "redis_cache_server",
     "redis_control_server",
+    "stored_keys",
 ]
+
+#: What every request leaves in the control store: its quota counters.
+QUOTA_PREFIX = "recreate:quota:"
+
+
+def stored_keys(client: redis.Redis) -> list[str]:
+    """Return the keys of a store, quota counters left out, sorted."""
+    return sorted(
+        name.decode()
+        for name in client.scan_iter()
+        if not name.decode().startswith(QUOTA_PREFIX)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from astropy.io import fits
 from cache import JobStore
 from recreate.butler import find_inputs, open_butler
 from recreate.recreation import recreate_from_butler
+from tests.support.products import chunk_keys
+from tests.support.redis import stored_keys
 from workers.tasks import RECOMPUTES_COUNTER
 
 
@@ -141,10 +143,26 @@ BAD_INPUTS = [
     (
         "{visit}",
         "{detector}",
-        {"format": "png"},
+        {"format": "tiff"},
         422,
         "invalid_parameter",
         ["query", "format"],
+    ),
+    (
+        "{visit}",
+        "{detector}",
+        {"format": "dp1", "stretch": "asinh"},
+        422,
+        "invalid_parameter",
+        ["query", "stretch"],
+    ),
+    (
+        "{visit}",
+        "{detector}",
+        {"format": "png", "stretch": "log"},
+        422,
+        "invalid_parameter",
+        ["query", "stretch"],
     ),
     (
         "{visit}",
@@ -192,26 +210,35 @@ def test_bad_input_is_a_json_error_and_caches_nothing(
     bad = {**params, "visit": visit, "detector": detector}
     assert any(str(value) in detail["msg"] for value in bad.values())
     assert cache_redis.dbsize() == 0
-    assert control_redis.dbsize() == 0
+    assert stored_keys(control_redis) == []
 
 
-def test_no_template_coverage_is_422_and_caches_nothing(
+def test_no_template_coverage_is_422_remembered_and_caches_nothing(
     http, uncovered_key, cache_redis, control_redis
 ):
+    before = _metric(http.get("/metrics").text, "recreate_failures_total")
     response = diffim(http, uncovered_key)
     assert response.status_code == 422, response.text
     (detail,) = response.json()["detail"]
     assert detail["type"] == "no_template_overlap"
     assert str(uncovered_key[1]) in detail["msg"]
     assert cache_redis.dbsize() == 0
-    assert control_redis.dbsize() == 0
+    # Only the failure is remembered, under the recipe's hash.
+    (remembered,) = stored_keys(control_redis)
+    assert remembered.startswith("recreate:failure:")
+    again = diffim(http, uncovered_key)
+    assert again.status_code == 422
+    assert again.json() == response.json()
+    # Answered from the negative cache: the pipeline did not run again.
+    failures = _metric(http.get("/metrics").text, "recreate_failures_total")
+    assert failures - before == 1.0
 
 
 def test_a_corrupt_value_is_dropped_and_recomputed(
     http, full_key, cache_redis, control_redis
 ):
     first = diffim(http, full_key)
-    chunks = sorted(cache_redis.scan_iter(match="recreate:blob:*"))
+    chunks = chunk_keys(cache_redis, "dp1")
     assert chunks
     stored = cache_redis.get(chunks[0])
     cache_redis.setrange(chunks[0], len(stored) // 2, b"\x00garbage\x00")
@@ -228,7 +255,7 @@ def test_an_evicted_chunk_is_a_miss_not_a_short_file(
     http, full_key, cache_redis, control_redis
 ):
     first = diffim(http, full_key)
-    chunks = sorted(cache_redis.scan_iter(match="recreate:blob:*"))
+    chunks = chunk_keys(cache_redis, "dp1")
     cache_redis.unlink(chunks[-1])
     second = diffim(http, full_key)
     assert second.headers["x-cache"] == "miss"
@@ -252,12 +279,17 @@ def test_health_reports_every_part(http):
     assert parts["workers"] == 2
 
 
+def _metric(text, name):
+    """Return the sum of a metric's series in a Prometheus exposition."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    )
+
+
 def test_metrics_count_hits_misses_and_bytes(http, full_key):
-    def value(text, name):
-        for line in text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return 0.0
+    value = _metric
 
     before = http.get("/metrics").text
     first = diffim(http, full_key)
@@ -306,3 +338,37 @@ def test_openapi_document_is_valid_openapi():
     document = create_app(Settings()).openapi()
     validate(document)
     assert "/api/v1/campaigns/{campaign_id}" in document["paths"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/v1/jobs/a%01b", 404, "data_not_found"),
+        ("GET", "/api/v1/jobs/%0A", 404, "data_not_found"),
+        ("GET", "/nowhere", 404, "not_found"),
+        ("POST", "/api/v1/health", 405, "method_not_allowed"),
+        ("DELETE", "/api/v1/diffims/1/2", 405, "method_not_allowed"),
+    ],
+)
+def test_odd_requests_get_the_documented_error(
+    http, method, path, status, code
+):
+    response = http.request(method, path)
+    assert response.status_code == status
+    (detail,) = response.json()["detail"]
+    assert detail["type"] == code
+    assert detail["msg"].isprintable()
+    assert response.headers["x-request-id"]
+
+
+def test_a_body_over_the_limit_is_refused_unread(http, control_redis):
+    big = b'{"name": "x", "keys": [' + b'{"visit": 1, "detector": 1},' * 80_000
+    response = http.post(
+        "/api/v1/campaigns",
+        content=big,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"][0]["type"] == "payload_too_large"
+    assert stored_keys(control_redis) == []
+    assert http.get("/api/v1/health").status_code == 200

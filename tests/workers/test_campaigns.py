@@ -11,6 +11,8 @@ import pytest
 from distributed import Client
 
 from cache import CampaignStore, JobStore
+from tests.support.products import manifest_keys
+from tests.support.redis import stored_keys
 from tests.support.service import running_api
 from tests.workers.conftest import service_settings
 from workers.cli import main
@@ -95,9 +97,10 @@ def _wait(url, campaign_id, until=("done", "cancelled"), timeout=300):
 def test_a_campaign_survives_a_killed_and_an_added_worker(
     ci_repo, settings, cluster, cache_redis, control_redis
 ):
-    keys = _keys(ci_repo)
-    assert len(keys) >= 50
+    # The last visits: the survey's edge, with keys that fail too.
+    keys = _keys(ci_repo)[-24:]
     failing = set(_keys(ci_repo, 0.0, 0.2))
+    assert set(keys) & failing
     with (
         running_api(settings) as url,
         Client(cluster.scheduler_address, timeout=30) as client,
@@ -127,12 +130,18 @@ def test_a_campaign_survives_a_killed_and_an_added_worker(
     assert counts["done"] + counts["already_cached"] + counts["failed"] == (
         len(keys)
     )
-    # Nothing computed twice to completion, nothing lost.
-    assert (
-        JobStore(control_redis).counter(RECOMPUTES_COUNTER) == counts["done"]
-    )
-    cached = len(list(cache_redis.scan_iter(match="recreate:result:*")))
+    # Nothing lost: every product that can be made is in the cache now.
+    cached = len(manifest_keys(cache_redis, "dp1"))
     assert cached == counts["done"] + counts["already_cached"]
+    assert counts["missing"] == 0
+    # Nothing computed twice: one recompute per cached product. The kill
+    # decides only who reports it: a worker killed after caching its
+    # product, before answering, leaves its retry to find it cached
+    # ("already cached", not "done"), so "done" is not the invariant; a
+    # kill between the cache write and the count (two consecutive Redis
+    # commands) would leave it one short.
+    recomputes = JobStore(control_redis).counter(RECOMPUTES_COUNTER)
+    assert cached - 1 <= recomputes <= cached
 
 
 def _settle(url, campaign_id, timeout=120):
@@ -292,7 +301,7 @@ BAD_BODIES = [
     ),
     ({"name": "x", "selection": {"band": "nope"}}, 422, "invalid_parameter"),
     (
-        {"name": "x", "keys": [{"visit": 1, "detector": 1}], "format": "png"},
+        {"name": "x", "keys": [{"visit": 1, "detector": 1}], "format": "tiff"},
         422,
         "invalid_parameter",
     ),
@@ -327,7 +336,7 @@ def test_bad_campaigns_are_refused_and_store_nothing(
         response = _post(url, **body)
     assert response.status_code == status, response.text
     assert response.json()["detail"][0]["type"] == code
-    assert control_redis.dbsize() == 0
+    assert stored_keys(control_redis) == []
     assert cache_redis.dbsize() == 0
 
 

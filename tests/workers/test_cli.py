@@ -3,9 +3,11 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from tests.support.service import free_port
 from workers.cli import main
 
 
@@ -29,15 +31,18 @@ def test_run_reuses_an_existing_repository_then_serves(
     served = []
     monkeypatch.setattr(
         "workers.serve.serve",
-        lambda settings, announce: served.append((settings, announce)),
+        lambda settings, announce, sock: served.append(
+            (settings, announce, sock.getsockname()[1])
+        ),
     )
-    assert main(["run", "--repo", str(ci_repo.root), "--port", "9999"]) == 0
+    port = free_port()
+    assert main(["run", "--repo", str(ci_repo.root), "--port", str(port)]) == 0
     out = capsys.readouterr().out
     assert "simulating" not in out
     assert "template patches:" in out
-    ((settings, announce),) = served
+    ((settings, announce, bound),) = served
     assert settings.butler_repo == str(ci_repo.root)
-    assert settings.port == 9999
+    assert settings.port == bound == port
     assert announce
 
 
@@ -117,3 +122,66 @@ def test_console_script_runs():
     ).stdout
     for command in ("simulate", "info", "inputs", "run"):
         assert command in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["get", "2024110900001", "4", "-o", "{out}"],
+        ["prewarm", "--visits", "2024110900001"],
+    ],
+)
+def test_a_service_that_is_down_is_one_line(command, tmp_path, capsys):
+    port = free_port()
+    args = [part.format(out=tmp_path / "x.fits") for part in command]
+    assert main([*args, "--url", f"http://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"cannot reach the service at http://127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_a_taken_port_is_one_line_before_anything_starts(
+    command, ci_repo, tmp_path
+):
+    import socket
+    import time
+
+    recreate = str(Path(sys.executable).parent / "recreate")
+    # serve: a real repository, so that the port is what fails; run: a
+    # new one, which must not be simulated before the port is tried.
+    repo = ci_repo.root if command == "serve" else tmp_path / "new-repo"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run(
+            [recreate, command, "--repo", str(repo), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"recreate: error: port {port} on 127.0.0.1 is in use; choose "
+        "another with --port (make run PORT=...) or RECREATE_PORT\n"
+    )
+    # Nothing was simulated or started before the port was tried.
+    assert not (tmp_path / "new-repo").exists()
+    assert elapsed < 30
+
+
+def test_serve_names_a_missing_repository_in_one_line(tmp_path, capsys):
+    port = free_port()
+    missing = tmp_path / "nowhere"
+    code = main(["serve", "--repo", str(missing), "--port", str(port)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no Butler repository at" in err
+    assert "recreate simulate --repo" in err

@@ -45,7 +45,9 @@ def test_client_raises_the_servers_error(
     with Client(api_url) as client:
         with pytest.raises(DataNotFoundError, match="999"):
             client.get(full_key[0], 999)
-        with pytest.raises(InvalidRequestError, match="png"):
+        with pytest.raises(InvalidRequestError, match="tiff"):
+            client.get(*full_key, output_format="tiff")
+        with pytest.raises(InvalidRequestError, match=r"preview.*fetch"):
             client.get(*full_key, output_format="png")
         with pytest.raises(NoOverlapError):
             client.get(*uncovered_key)

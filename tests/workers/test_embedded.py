@@ -36,6 +36,7 @@ def test_run_serves_a_working_curl_command_and_cleans_up(ci_repo):
         **os.environ,
         "RECREATE_EMBEDDED_WORKERS_MAX": "1",
         "RECREATE_LOG_LEVEL": "WARNING",
+        "RECREATE_REDIS_PASSWORD": PASSWORD,
     }
     for name in (
         "RECREATE_CACHE_REDIS_URL",
@@ -56,6 +57,8 @@ def test_run_serves_a_working_curl_command_and_cleans_up(ci_repo):
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        # Its own process group: Ctrl-C reaches the group, as in a shell.
+        start_new_session=True,
     )
     lines: list[str] = []
     try:
@@ -70,20 +73,84 @@ def test_run_serves_a_working_curl_command_and_cleans_up(ci_repo):
         control_dir = ci_repo.root.parent / "redis-control"
         assert control_dir.is_dir()
         assert len(_redis_servers_under(control_dir)) == 1
+        _assert_loopback_and_password(process)
+        _assert_a_killed_cache_server_comes_back(process, port, url)
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)
         try:
-            process.wait(timeout=60)
+            rest, _ = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.stdout.close()
             pytest.fail("recreate run did not stop on SIGINT")
-    process.stdout.close()
+    lines.append(rest)
     assert process.returncode == 0, "".join(lines[-30:])
+    # Ctrl-C stops everything quietly: no worker dies with a traceback.
+    assert "Traceback" not in rest
+    assert "KeyboardInterrupt" not in rest
     deadline = time.monotonic() + 10
     while _redis_servers_under(control_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _redis_servers_under(control_dir)
+
+
+PASSWORD = "embedded-secret-123"  # noqa: S105 - this test's own servers
+
+
+def _tree(process: subprocess.Popen[str]) -> list[psutil.Process]:
+    parent = psutil.Process(process.pid)
+    return [parent, *parent.children(recursive=True)]
+
+
+def _assert_loopback_and_password(process: subprocess.Popen[str]) -> None:
+    """Every socket of the service listens on loopback; Redis wants the
+    password it was given."""
+    import redis
+
+    listening = [
+        conn.laddr
+        for member in _tree(process)
+        for conn in member.net_connections("tcp")
+        if conn.status == psutil.CONN_LISTEN
+    ]
+    assert listening
+    assert all(addr.ip == "127.0.0.1" for addr in listening), listening
+    servers = [p for p in _tree(process) if "redis-server" in p.name()]
+    assert len(servers) == 2
+    for server in servers:
+        (port,) = {
+            c.laddr.port
+            for c in server.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN
+        }
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=port).ping()
+        assert redis.Redis(port=port, password=PASSWORD).ping()
+
+
+def _assert_a_killed_cache_server_comes_back(
+    process: subprocess.Popen[str], port: int, url: str
+) -> None:
+    """kill -9 of the blob cache: restarted, the health says so."""
+    health_url = f"http://localhost:{port}/api/v1/health"
+    servers = [p for p in _tree(process) if "redis-server" in p.name()]
+    # The blob cache is the one whose working directory is temporary.
+    (cache,) = [s for s in servers if "redis-control" not in s.cwd()]
+    cache.kill()
+    cache.wait(10)
+    deadline = time.monotonic() + 30
+    while True:
+        health = httpx.get(health_url).json()
+        embedded = health["components"]["embedded_redis"]
+        if embedded["cache"]["restarts"] == 1:
+            break
+        assert time.monotonic() < deadline, health
+        time.sleep(0.1)
+    assert embedded["cache"]["state"] == "running"
+    assert health["components"]["cache"] == "ok"
+    # The cache came back empty: the product is made again, then a hit.
+    assert httpx.get(url, timeout=120).headers["x-cache"] == "miss"
+    assert httpx.get(url, timeout=60).headers["x-cache"] == "hit"
 
 
 def _wait_for_curl(process: subprocess.Popen[str], lines: list[str]) -> str:

@@ -25,6 +25,7 @@ from cache import JobStore, RedisSolutions
 from recreate.client import Client
 from recreate.errors import InvalidRequestError
 from recreate.solution import solution_from_bytes
+from tests.support.redis import stored_keys
 from workers.cli import main
 from workers.solution_tasks import SOLVES_COUNTER
 
@@ -147,6 +148,7 @@ BAD_REGIONS = [
     ({"box": "0,0,5000,10"}, "box", "at most 4096 px"),
     ({"ra": 53.0, "dec": -28.0, "size": 5000}, "size", "at most 4096 px"),
     ({"box": "1,2,3"}, "box", "four integers"),
+    ({"box": "0,0,5,5", "format": "png-triplet"}, "format", "not for a reg"),
     ({"box": "10,10,10,20"}, "box", "holds no pixel"),
     ({"box": "0,0,5,5", "ra": 1.0}, "box", "not both"),
     ({"ra": 53.0, "size": 5}, "dec", "dec missing"),
@@ -175,8 +177,8 @@ def test_bad_regions_are_422_naming_them_and_store_nothing(
     assert message in detail["msg"]
     if "outside" in message:
         assert f"visit {full_key[0]}" in detail["msg"]
-    assert cache_redis.keys("*") == []
-    assert control_redis.keys("*") == []
+    assert stored_keys(cache_redis) == []
+    assert stored_keys(control_redis) == []
     assert stored_files(settings) == []
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import httpx
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from astropy.io import fits
 
 from recreate.client import Client
+from tests.support.products import chunk_keys, manifest_keys
 from tests.support.service import running_api
 from tests.workers.conftest import service_settings
 
@@ -40,11 +40,8 @@ def _get(url, key, **params):
 
 
 def _corrupt_chunk(cache_redis, index: int) -> None:
-    """Flip a byte of one stored chunk of the only cached product."""
-    manifest_key = next(cache_redis.scan_iter(match="recreate:result:*"))
-    token = json.loads(cache_redis.get(manifest_key))["token"]
-    key = manifest_key.decode().rsplit(":", 1)[1]
-    chunk = f"recreate:blob:{key}:{token}:{index}"
+    """Flip a byte of one stored chunk of the cached DP1 product."""
+    chunk = chunk_keys(cache_redis, "dp1")[index]
     stored = cache_redis.get(chunk)
     cache_redis.setrange(chunk, 7, bytes([stored[7] ^ 0xFF]))
 
@@ -107,7 +104,7 @@ def test_compressed_fits_is_its_own_product_with_the_same_pixels(
         ]
         == "hit"
     )
-    assert len(list(cache_redis.scan_iter(match="recreate:result:*"))) == 2
+    assert len(manifest_keys(cache_redis, "dp1", "dp1-compressed")) == 2
 
 
 def test_a_client_gone_mid_stream_leaves_the_service_serving(

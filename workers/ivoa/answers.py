@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Response
 
@@ -17,6 +18,30 @@ from workers.ivoa.votable import VOTABLE_MEDIA_TYPE, error_document
 
 #: Seconds a client is told to wait after a transient fault.
 RETRY_AFTER_SECONDS = 10
+
+
+def documented_failures(media_type: str) -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI answers of a face's failures in ``media_type``.
+
+    UsageError and MultiValuedParamNotSupported are 400, NotFoundFault
+    404, TransientFault 503 with Retry-After (FatalFault, a 500, is a bug
+    and left undocumented).
+    """
+    content: dict[str, Any] = {"content": {media_type: {}}}
+    return {
+        400: {"description": "UsageError: a bad parameter.", **content},
+        404: {"description": "NotFoundFault: unknown data or job.", **content},
+        503: {
+            "description": "TransientFault: try again after Retry-After.",
+            **content,
+        },
+    }
+
+
+#: The failures of SIA and DataLink (VOTable error documents).
+VOTABLE_FAILURES = documented_failures(VOTABLE_MEDIA_TYPE)
+#: The failures of SODA and UWS (text/plain with a prefix).
+TEXT_FAILURES = documented_failures("text/plain")
 
 
 def votable_answer(document: str, status: int = 200) -> Response:

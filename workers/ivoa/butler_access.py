@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.errors import DataNotFoundError
 from recreate.formats import FORMATS
-from workers.http_errors import bad_parameter
+from workers.http_errors import ErrorModel, bad_parameter
+from workers.limits import rate_limit
 from workers.models import ProductRequest
 from workers.responses import if_none_match, respond
 
@@ -93,5 +94,11 @@ for _method in ("GET", "HEAD"):
         "serves it. HEAD: 200 when it can be recreated (no recreation; "
         "Content-Length and ETag only when it is cached).",
         response_class=Response,
+        responses={
+            404: {"model": ErrorModel, "description": "Unknown data."},
+            422: {"model": ErrorModel, "description": "A bad parameter."},
+            503: {"model": ErrorModel, "description": "Retry-After."},
+        },
         operation_id=f"butler_dataset_{_method.lower()}",
+        dependencies=[Depends(rate_limit("request"))],
     )

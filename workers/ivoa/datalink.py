@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from recreate.cutouts import DETAILS, EXPOSURE
-from workers.ivoa.answers import in_votable, votable_answer
+from workers.ivoa.answers import VOTABLE_FAILURES, in_votable, votable_answer
 from workers.ivoa.ids import ids_of, parse_id
 from workers.ivoa.params import (
     Params,
@@ -41,6 +41,7 @@ from workers.ivoa.votable import (
     ServiceDescriptor,
     results_document,
 )
+from workers.limits import rate_limit
 from workers.models import TaskSpec
 
 if TYPE_CHECKING:
@@ -306,8 +307,12 @@ for _method in ("GET", "POST"):
         summary="DataLink links",
         description=_DESCRIPTION,
         response_class=Response,
-        responses={200: {"content": {"application/x-votable+xml": {}}}},
+        responses={
+            200: {"content": {"application/x-votable+xml": {}}},
+            **VOTABLE_FAILURES,
+        },
         operation_id=f"datalink_links_{_method.lower()}",
+        dependencies=[Depends(rate_limit("request"))],
     )
 add_vosi_routes(
     router,

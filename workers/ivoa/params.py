@@ -36,6 +36,8 @@ from recreate.skyshapes import (
     SkyShape,
     check_shape,
 )
+from workers.http_errors import public_message
+from workers.middleware import request_id
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ class FatalFaultError(ProtocolError):
 
 
 #: The project's errors a user can act on, and their protocol errors.
-_USER_ERRORS: tuple[tuple[type[Exception], type[ProtocolError]], ...] = (
+_USER_ERRORS: tuple[tuple[type[RecreateError], type[ProtocolError]], ...] = (
     (InvalidRequestError, UsageError),
     (PayloadTooLargeError, UsageError),
     (DataNotFoundError, NotFoundFaultError),
@@ -105,18 +107,23 @@ def protocol_error(error: Exception) -> ProtocolError:
     """
     if isinstance(error, ProtocolError):
         return error
+    # What a client reads is `public_message`'s: a server failure's
+    # detail (paths, addresses) stays in the log, under the request id.
     for kind, answer in _USER_ERRORS:
         if isinstance(error, kind):
-            return answer(str(error))
+            return answer(public_message(error))
     if isinstance(error, RecreateError):
         if error.transient or error.status == 503:
-            return TransientFaultError(str(error))
-        log.error("IVOA request failed: %s", error)
-        return FatalFaultError(str(error))
-    log.error("unexpected error in an IVOA request", exc_info=error)
-    return FatalFaultError(
-        f"internal error ({type(error).__name__}); it has been logged"
+            log.warning("IVOA request [%s]: %s", request_id(), error)
+            return TransientFaultError(public_message(error))
+        log.error("IVOA request failed [%s]: %s", request_id(), error)
+        return FatalFaultError(public_message(error))
+    log.error(
+        "unexpected error in an IVOA request [%s]",
+        request_id(),
+        exc_info=error,
     )
+    return FatalFaultError("internal error; it has been logged")
 
 
 async def read_params(request: Request) -> dict[str, list[str]]:

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from recreate.discovery import BAND_WAVELENGTHS, ImageFootprint
-from workers.ivoa.answers import in_votable, votable_answer
+from workers.ivoa.answers import VOTABLE_FAILURES, in_votable, votable_answer
 from workers.ivoa.ids import format_id, parse_id, quoted
 from workers.ivoa.params import (
     NotFoundFaultError,
@@ -41,6 +41,7 @@ from workers.ivoa.votable import (
     ServiceDescriptor,
     results_document,
 )
+from workers.limits import rate_limit
 
 if TYPE_CHECKING:
     from workers.services import Services
@@ -342,7 +343,12 @@ for _method in ("GET", "POST"):
         summary="SIA 2.0 query",
         description=_QUERY_DESCRIPTION,
         response_class=Response,
-        responses={200: {"content": {"application/x-votable+xml": {}}}},
+        responses={
+            200: {"content": {"application/x-votable+xml": {}}},
+            **VOTABLE_FAILURES,
+        },
         operation_id=f"sia_query_{_method.lower()}",
+        # Rubin's RSP budget: 70 SIA queries per user and 15 minutes.
+        dependencies=[Depends(rate_limit("sia"))],
     )
 add_vosi_routes(router, PREFIX, "SIA", _capabilities)

@@ -3,8 +3,10 @@
 A cutout order is one identifier and one stencil (``CIRCLE``,
 ``POLYGON`` or ``POS`` with CIRCLE, RANGE or POLYGON: Rubin's own
 service lacks RANGE), a detail level (``CUTOUTDETAIL``: Image,
-MaskedImage or Exposure) and a response format (FITS, or a zscaled
-PNG). `cut` makes it through the region seam (`workers.regions`): the
+MaskedImage or Exposure) and a response format (FITS, or a PNG drawn
+by `recreate.preview` as the previews are: zscale, and, when the detail
+level keeps the mask, masked pixels tinted and detections outlined).
+`cut` makes it through the region seam (`workers.regions`): the
 detector's geometry, the stencil's pixel box clipped at the detector's
 edges, then the region's pixels, however the seam makes them. A stencil
 that misses the detector is no cutout (SODA's 204).
@@ -21,18 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from recreate.cutout_png import grey_png
-from recreate.cutouts import (
-    EXPOSURE,
-    cutout_image,
-    detail_level,
-    reduce_detail,
-)
+from recreate.cutouts import EXPOSURE, detail_level, reduce_detail
 from recreate.errors import InvalidRequestError
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
+from recreate.preview import fits_to_png
 from recreate.skyshapes import (
     SkyRange,
     SkyShape,
@@ -40,7 +37,7 @@ from recreate.skyshapes import (
     shape_outline,
     shape_region,
 )
-from workers.ivoa.answers import in_text, text_failure
+from workers.ivoa.answers import TEXT_FAILURES, in_text, text_failure
 from workers.ivoa.datalink import CUTOUT_FORMATS, FITS, PNG
 from workers.ivoa.ids import ImageId, ids_of, parse_id
 from workers.ivoa.params import (
@@ -55,6 +52,7 @@ from workers.ivoa.params import (
     single,
 )
 from workers.ivoa.vosi import Capability, add_vosi_routes
+from workers.limits import rate_limit
 from workers.products import Pending
 from workers.regions import RegionService, box_of_sky_points, clip_box
 
@@ -278,7 +276,7 @@ def render(data: bytes, order: CutoutOrder) -> bytes:
     """Return a region's bytes at the order's detail level and format."""
     reduced = reduce_detail(data, order.detail)
     if order.response_format == PNG:
-        return grey_png(cutout_image(reduced))
+        return fits_to_png(reduced)
     return reduced
 
 
@@ -347,7 +345,10 @@ for _method in ("GET", "POST"):
         responses={
             200: {"content": {FITS: {}, PNG: {}}},
             204: {"description": "The stencil misses the detector."},
+            **TEXT_FAILURES,
         },
         operation_id=f"cutout_sync_{_method.lower()}",
+        # Rubin's RSP budget: 35 cutouts per user and 15 minutes.
+        dependencies=[Depends(rate_limit("cutout"))],
     )
 add_vosi_routes(router, PREFIX, "SODA", _capabilities)

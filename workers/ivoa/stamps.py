@@ -17,12 +17,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recreate.cutout_png import strip
-from recreate.cutouts import Stamp, cutout_image, stamp_series_fits
+from recreate.cutouts import Stamp, stamp_series_fits, stamp_series_png
 from recreate.discovery import ImageFootprint
 from recreate.errors import (
     DataNotFoundError,
@@ -30,8 +29,10 @@ from recreate.errors import (
     RecreateError,
 )
 from recreate.formats import get_format
+from workers.http_errors import ErrorModel
 from workers.ivoa.jobs import COMPLETED, Progress, Work
 from workers.ivoa.vosi import base_url
+from workers.limits import rate_limit
 from workers.models import ProductRequest
 from workers.products import Pending
 from workers.regions import RegionService, box_around, clip_box
@@ -179,7 +180,7 @@ def series_files(
 ) -> tuple[bytes, bytes]:
     """Return the multi-extension FITS and the PNG strip of stamps."""
     fits_bytes = stamp_series_fits(stamps, body.ra, body.dec, body.size)
-    png_bytes = strip([cutout_image(s.data) for s in stamps], body.size)
+    png_bytes = stamp_series_png(stamps, body.size)
     return fits_bytes, png_bytes
 
 
@@ -355,6 +356,17 @@ async def _remake(
     return fits_bytes if name == "fits" else png_bytes
 
 
+#: What the light-curve routes answer when they fail (the API's JSON).
+_FAILURES: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": ErrorModel,
+        "description": "No image covers it, or no such light curve.",
+    },
+    422: {"model": ErrorModel, "description": "A bad parameter."},
+    503: {"model": ErrorModel, "description": "A part is down; Retry-After."},
+}
+
+
 router.add_api_route(
     PREFIX,
     create_stamps,
@@ -365,7 +377,10 @@ router.add_api_route(
     "COMPLETED, its results are a multi-extension FITS and a PNG strip.",
     status_code=202,
     response_model=StampJobModel,
+    responses=_FAILURES,
     operation_id="create_stamps",
+    # A light curve is a series of cutouts: it spends the budget once.
+    dependencies=[Depends(rate_limit("cutout"))],
 )
 router.add_api_route(
     f"{PREFIX}/{{job_id}}",
@@ -375,6 +390,7 @@ router.add_api_route(
     description="Phase, progress (epochs done of total), epochs, failures "
     "and, once COMPLETED, the URLs of the FITS and the PNG.",
     response_model=StampJobModel,
+    responses=_FAILURES,
     operation_id="get_stamps",
 )
 router.add_api_route(
@@ -385,6 +401,7 @@ router.add_api_route(
     description="Stops the job and forgets it and its results.",
     status_code=204,
     response_class=Response,
+    responses=_FAILURES,
     operation_id="delete_stamps",
 )
 router.add_api_route(
@@ -395,6 +412,6 @@ router.add_api_route(
     description="fits: one IMAGE/MASK/VARIANCE set per epoch (EXTVER = "
     "epoch) and an EPOCHS table; png: the stamps side by side.",
     response_class=Response,
-    responses={200: {"content": {FITS: {}, PNG: {}}}},
+    responses={200: {"content": {FITS: {}, PNG: {}}}, **_FAILURES},
     operation_id="get_stamps_file",
 )

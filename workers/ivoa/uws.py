@@ -18,10 +18,10 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
-from workers.ivoa.answers import in_text
+from workers.ivoa.answers import TEXT_FAILURES, in_text
 from workers.ivoa.jobs import (
     FINAL,
     PENDING,
@@ -46,6 +46,7 @@ from workers.ivoa.uws_xml import (
     results_xml,
 )
 from workers.ivoa.vosi import base_url
+from workers.limits import rate_limit
 from workers.products import Pending
 from workers.regions import RegionService
 
@@ -335,6 +336,7 @@ def _route(
         summary=summary,
         description=summary + " (UWS 1.1).",
         response_class=Response,
+        responses=TEXT_FAILURES,
         operation_id=op,
     )
 
@@ -347,7 +349,10 @@ router.add_api_route(
     description=_CREATE,
     response_class=Response,
     status_code=303,
+    responses=TEXT_FAILURES,
     operation_id="cutout_job_create",
+    # A job of cutouts spends the cutout budget once.
+    dependencies=[Depends(rate_limit("cutout"))],
 )
 _route("", list_jobs, "GET", "List SODA cutout jobs", "cutout_jobs_list")
 _route("/{job_id}", get_job, "GET", "Get a SODA cutout job", "cutout_job_get")

@@ -123,6 +123,22 @@ redis://{{ include "recreate.redisControlName" . }}:{{ include "recreate.redisPo
 {{- end }}
 {{- end }}
 
+{{/* Name of the Secret holding the token table; empty when there is none. */}}
+{{- define "recreate.authSecretName" -}}
+{{- if eq .Values.auth.mode "token" }}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecret }}
+{{- else if .Values.auth.tokens }}
+{{- include "recreate.fullname" . }}-auth
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the API container finds the token table. */}}
+{{- define "recreate.authTokensDir" -}}
+/etc/recreate/auth
+{{- end }}
+
 {{/* Name of the Secret whose keys are Butler credential variables. */}}
 {{- define "recreate.butlerSecretName" -}}
 {{- if .Values.butler.existingSecret }}

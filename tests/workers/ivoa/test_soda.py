@@ -16,6 +16,8 @@ from pyvo.io.uws import parse_job
 
 from recreate.butler import open_butler
 from recreate.discovery import find_footprints
+from recreate.preview import fits_to_png
+from tests.support.png import read_png
 from tests.workers.ivoa.support import (
     box_of,
     planes,
@@ -87,8 +89,17 @@ def test_sync_detail_levels_formats_and_no_overlap(http, full_key, footprint):
         assert np.array(hdulist["IMAGE"].data).tobytes() == pixels.tobytes()
     png = http.get(SYNC, params={**base, "RESPONSEFORMAT": "image/png"})
     assert png.headers["content-type"] == "image/png"
-    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
     assert png.headers["content-disposition"].endswith(".png")
+    # Drawn by the previews' renderer from the cutout's FITS (the whole
+    # Exposure by default: its mask tinted, detections outlined).
+    exposure = http.get(SYNC, params=base)
+    assert png.content == fits_to_png(exposure.content)
+    assert read_png(png.content).shape[:2] == pixels.shape
+    grey = http.get(
+        SYNC,
+        params={**base, "RESPONSEFORMAT": "png", "CUTOUTDETAIL": "Image"},
+    )
+    assert grey.content == fits_to_png(image.content)
     by_data_id = http.get(
         SYNC,
         params={

@@ -11,6 +11,8 @@ from astropy.io import fits
 
 from recreate.butler import open_butler
 from recreate.discovery import covering, find_footprints
+from recreate.preview.render import GAP
+from tests.support.png import read_png
 from tests.workers.ivoa.support import planes, redis_is_empty, xy0_of
 
 STAMPS = "/api/v1/stamps"
@@ -75,7 +77,8 @@ def test_a_light_curve_is_every_epoch_by_time(http, ci_repo, position):
     assert stamp.shape == (21, 21)
     strip = http.get(done["results"]["png"])
     assert strip.headers["content-type"] == "image/png"
-    assert strip.content.startswith(b"\x89PNG")
+    # The previews' renderer, one 21-pixel tile per epoch kept.
+    assert read_png(strip.content).shape == (21, kept * (21 + GAP) - GAP, 3)
 
 
 @pytest.mark.parametrize(
