@@ -26,6 +26,7 @@ from recreate.client import Client
 from recreate.errors import InvalidRequestError
 from recreate.solution import solution_from_bytes
 from tests.support.redis import stored_keys
+from tests.workers.test_api import _metric
 from workers.cli import main
 from workers.solution_tasks import SOLVES_COUNTER
 
@@ -354,3 +355,29 @@ def test_a_campaign_of_solutions_stores_solutions_and_no_products(
             client.cutout(*full_key, box=box, size=9)
         with pytest.raises(InvalidRequestError, match="is outside"):
             client.cutout(*full_key, box=(5000, 5000, 5001, 5001))
+
+
+def test_a_failed_solve_is_remembered_and_leaves_no_solution(
+    http, uncovered_key, settings, cache_redis, control_redis
+):
+    before = _metric(http.get("/metrics").text, "recreate_failures_total")
+    stamp = diffim(http, uncovered_key, box="10,10,61,61")
+    assert stamp.status_code == 422, stamp.text
+    (detail,) = stamp.json()["detail"]
+    assert detail["type"] == "no_template_overlap"
+    assert stored_keys(cache_redis) == []
+    assert stored_files(settings) == []
+    (remembered,) = stored_keys(control_redis)
+    assert remembered.startswith("recreate:failure:")
+    # The solution route, another stamp and the full product all answer
+    # from the negative cache: no solve ran again.
+    for again in (
+        solution(http, uncovered_key),
+        diffim(http, uncovered_key, box="0,0,5,5"),
+        diffim(http, uncovered_key),
+    ):
+        assert again.status_code == 422
+        assert again.json()["detail"][0]["msg"] == detail["msg"]
+    failures = _metric(http.get("/metrics").text, "recreate_failures_total")
+    assert failures - before == 1.0
+    assert solves(control_redis) == 0
