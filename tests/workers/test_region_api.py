@@ -123,6 +123,17 @@ def test_regions_are_the_full_products_pixels(http, full_key, recipe):
         assert plane_hashes(response.content) == plane_hashes(
             full.content, box, xy0
         ), box
+    # Every format but the triplets (which show the inputs) cuts too.
+    for name, media in (
+        ("dp1-compressed", "application/fits"),
+        ("lsst-images", "application/fits"),
+        ("png", "image/png"),
+    ):
+        other = diffim(
+            http, full_key, recipe=recipe, box="5,6,56,57", format=name
+        )
+        assert other.status_code == 200, (name, other.text)
+        assert other.headers["content-type"] == media
     # A box partly off the detector is clipped, and says so.
     (x0, y0), (_, width) = xy0, shape
     asked = (x0 + width - 10, y0 - 5, x0 + width + 20, y0 + 25)
