@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) bench/service.py
 	$(PY) bench/viewer.py
 	$(PY) bench/ivoa.py
+	$(PY) bench/regions.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recreate cache workers tests bench

@@ -2,13 +2,14 @@
 
 Two Redis instances back it. The blob cache (``maxmemory`` with
 ``allkeys-lru``: any key may vanish) holds chunked, checksummed products
-(:class:`ResultStore`) and solved kernels (:class:`KernelStore`); the
-control store (``noeviction``) holds single-flight locks
-(:class:`SingleFlight`), job records (:class:`JobStore`), the short-lived
-request -> product key index (:class:`RecipeIndex`), prewarm campaigns
-(:class:`CampaignStore`), remembered deterministic failures
-(:class:`FailureStore`), quota counters (:class:`QuotaCounters`) and
-leases (:class:`Leases`).
+(:class:`ResultStore`), solved kernels (:class:`KernelStore`) and hot
+copies of solutions (:class:`RedisSolutions`, backed by the durable
+:class:`SolutionFiles` at a URI); the control store (``noeviction``)
+holds single-flight locks (:class:`SingleFlight`), job records
+(:class:`JobStore`), the short-lived request -> product key index
+(:class:`RecipeIndex`), prewarm campaigns (:class:`CampaignStore`),
+remembered deterministic failures (:class:`FailureStore`), quota
+counters (:class:`QuotaCounters`) and leases (:class:`Leases`).
 
 The service sees them through the Protocols of :mod:`cache.interface`,
 built by :meth:`CacheStores.connect` from a :class:`RedisConfig`, and
@@ -49,6 +50,8 @@ from cache.interface import (
     ProductCache,
     QuotaLedger,
     RecipeLookup,
+    SolutionArchive,
+    SolutionCache,
 )
 from cache.jobs import JobStore
 from cache.kernels import KernelStore
@@ -58,6 +61,7 @@ from cache.quotas import QuotaCounters
 from cache.recipes import RecipeIndex
 from cache.resilient import OpenedValue, ResilientCache, required
 from cache.server import RedisServer, find_redis_server, free_port
+from cache.solutions import RedisSolutions, SolutionFiles
 from cache.store import CachedValue, ResultStore, StoredValue
 from cache.supervisor import ServerSupervisor
 
@@ -94,10 +98,14 @@ __all__ = [
     "RedisServer",
     "RedisServerError",
     "RedisServerNotFoundError",
+    "RedisSolutions",
     "ResilientCache",
     "ResultStore",
     "ServerSupervisor",
     "SingleFlight",
+    "SolutionArchive",
+    "SolutionCache",
+    "SolutionFiles",
     "StoredValue",
     "decode",
     "encode",

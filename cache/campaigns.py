@@ -5,7 +5,7 @@ use. Its state lives in the control store (``noeviction``), so a broker
 that restarts, or a scheduler that loses its queue, resumes from here:
 
 ``P:campaign:{id}``
-    JSON: name, state, priority, total, selection, timestamps.
+    JSON: name, state, priority, total, selection, solutions_only, times.
 ``P:campaign:{id}:keys``
     List of the keys as ``visit/detector``, in submission order.
 ``P:campaign:{id}:states``
@@ -13,8 +13,8 @@ that restarts, or a scheduler that loses its queue, resumes from here:
 ``P:campaign:{id}:errors``
     Hash: key index -> JSON ``{"code", "message"}`` of a failed key.
 ``P:campaign:{id}:products``
-    Hash: key index -> product key of a key made or found cached (so
-    that what is cached *now* can be checked, and re-queued if gone).
+    Hash: key index -> product key (or ``solution:{recipe hash}``) of a
+    key made or found, so what is there *now* can be checked.
 ``P:campaigns``
     Sorted set of campaign ids by creation time.
 
@@ -74,6 +74,7 @@ class CampaignRecord:
     failed: list[dict[str, Any]] = field(default_factory=list)
     owner: str | None = None
     selection: dict[str, Any] | None = None
+    solutions_only: bool = False
     created: float = 0.0
     updated: float = 0.0
     started: float | None = None
@@ -116,11 +117,13 @@ class CampaignStore:
         instrument: str | None = None,
         output_format: str | None = None,
         selection: Mapping[str, Any] | None = None,
+        solutions_only: bool = False,
         owner: str | None = None,
     ) -> str:
         """Record a new campaign with every key queued; return its id.
 
-        ``owner`` is the user who may cancel it (besides an admin).
+        ``owner`` is the user who may cancel it (besides an admin);
+        ``solutions_only``: store the keys' solutions, not products.
 
         Raises
         ------
@@ -143,6 +146,7 @@ class CampaignStore:
             "format": output_format,
             "total": len(keys),
             "selection": dict(selection) if selection else None,
+            "solutions_only": solutions_only,
             "created": now,
             "updated": now,
             "started": None,
@@ -199,6 +203,7 @@ class CampaignStore:
             failed=failed,
             owner=meta.get("owner"),
             selection=meta.get("selection"),
+            solutions_only=bool(meta.get("solutions_only", False)),
             created=meta["created"],
             updated=meta["updated"],
             started=meta.get("started"),
@@ -293,7 +298,7 @@ class CampaignStore:
                     self._part(campaign_id, "products"), str(index), product
                 )
             pipe.execute()
-        self._touch(campaign_id, started=state == "running")
+        self._update_meta(campaign_id, {}, first_start=state == "running")
 
     def set_state(self, campaign_id: str, state: str) -> None:
         """Set the campaign's own state (queued, running, done...).
@@ -359,10 +364,6 @@ class CampaignStore:
                     mapping=dict.fromkeys(moved, to_state),
                 )
         return len(moved)
-
-    def _touch(self, campaign_id: str, *, started: bool) -> None:
-        """Refresh ``updated`` (and set ``started`` on the first start)."""
-        self._update_meta(campaign_id, {}, first_start=started)
 
     def _update_meta(
         self,

@@ -1,10 +1,11 @@
 """Connect to the service's two Redis instances and build its stores.
 
 `RedisConfig` is everything a process needs to reach the cache: the two
-URLs, the password and the lifetimes. The API builds it from its
-settings; a Dask worker receives it once, in its worker plugin, never
-with each task. `CacheStores.connect` makes the clients and the stores
-(`cache.interface`), each None when its Redis is not configured.
+URLs, the password, the lifetimes and the solution store's URI. The API
+builds it from its settings; a Dask worker receives it once, in its
+worker plugin, never with each task. `CacheStores.connect` makes the
+clients and the stores (`cache.interface`), each None when its Redis
+(or the solution store) is not configured.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from cache.interface import (
     ProductCache,
     QuotaLedger,
     RecipeLookup,
+    SolutionArchive,
+    SolutionCache,
 )
 from cache.jobs import JobStore
 from cache.kernels import KernelStore
@@ -39,6 +42,7 @@ from cache.leases import Leases
 from cache.locks import SingleFlight
 from cache.quotas import QuotaCounters
 from cache.recipes import RecipeIndex
+from cache.solutions import RedisSolutions, SolutionFiles
 from cache.store import ResultStore
 
 __all__ = ["CacheStores", "RedisConfig", "redis_client"]
@@ -68,6 +72,11 @@ class RedisConfig:
     recipe_index_ttl_seconds
         Lifetime of a request -> product key entry; 0 turns the index
         off.
+    solution_store
+        The durable store of solutions: a URI lsst-resources reads and
+        writes (None: none, solutions live in Redis only).
+    solution_ttl_seconds
+        Lifetime of a solution's hot copy in the blob cache.
     """
 
     cache_url: str | None = None
@@ -82,6 +91,8 @@ class RedisConfig:
     campaign_ttl_seconds: int = 7 * 86400
     job_ttl_seconds: int = 86400
     recipe_index_ttl_seconds: float = 60.0
+    solution_store: str | None = None
+    solution_ttl_seconds: int = 30 * 86400
 
     def fingerprint(self) -> str:
         """Return an id of this configuration that reveals no secret.
@@ -141,6 +152,8 @@ class CacheStores:
     jobs: JobRecords | None = None
     recipes: RecipeLookup | None = None
     campaigns: CampaignRecords | None = None
+    solutions: SolutionCache | None = None
+    solution_files: SolutionArchive | None = None
     failures: FailureRecords | None = None
     quotas: QuotaLedger | None = None
     leases: LeaseService | None = None
@@ -161,7 +174,12 @@ class CacheStores:
                 kernels=KernelStore(
                     cache, ttl_seconds=config.kernel_ttl_seconds
                 ),
+                solutions=RedisSolutions(
+                    cache, ttl_seconds=config.solution_ttl_seconds
+                ),
             )
+        if config.solution_store:
+            parts["solution_files"] = SolutionFiles(config.solution_store)
         if config.control_url:
             control = redis_client(config.control_url, config.password)
             parts.update(

@@ -12,6 +12,8 @@ Protocol           Implementation               Redis instance
 =================  ===========================  =====================
 `ProductCache`     `cache.store.ResultStore`    blob cache (LRU)
 `KernelCache`      `cache.kernels.KernelStore`  blob cache (LRU)
+`SolutionCache`    `cache.solutions.RedisSol…`  blob cache (LRU)
+`SolutionArchive`  `cache.solutions.Solution…`  none: files at a URI
 `LockService`      `cache.locks.SingleFlight`   control (noeviction)
 `JobRecords`       `cache.jobs.JobStore`        control
 `RecipeLookup`     `cache.recipes.RecipeIndex`  control
@@ -43,6 +45,8 @@ __all__ = [
     "ProductCache",
     "QuotaLedger",
     "RecipeLookup",
+    "SolutionArchive",
+    "SolutionCache",
 ]
 
 
@@ -83,6 +87,43 @@ class KernelCache(Protocol):
 
     def get_kernel(self, recipe_hash: str) -> str | None:
         """Return a stored kernel; None if absent or corrupt."""
+
+
+@runtime_checkable
+class SolutionCache(Protocol):
+    """Hot copies of solutions (FITS bytes) under their recipe hashes."""
+
+    def put_solution(self, recipe_hash: str, data: bytes) -> None:
+        """Keep a copy of a solution."""
+
+    def get_solution(self, recipe_hash: str) -> bytes | None:
+        """Return a copy, or None."""
+
+    def drop_solution(self, recipe_hash: str, data: bytes) -> bool:
+        """Delete a copy if it still holds ``data``."""
+
+    def present_solutions(self, recipe_hashes: Sequence[str]) -> list[bool]:
+        """Tell which recipe hashes have a copy now."""
+
+
+@runtime_checkable
+class SolutionArchive(Protocol):
+    """The durable store of solutions (files under a URI)."""
+
+    def put(self, recipe_hash: str, data: bytes) -> None:
+        """Write a solution atomically."""
+
+    def get(self, recipe_hash: str) -> bytes | None:
+        """Return a solution's bytes, or None."""
+
+    def delete(self, recipe_hash: str, data: bytes) -> bool:
+        """Delete a solution if it still holds ``data``."""
+
+    def exists(self, recipe_hash: str) -> bool:
+        """Tell whether a recipe hash's solution is stored."""
+
+    def uri(self, recipe_hash: str) -> str:
+        """Return where a recipe hash's solution lives."""
 
 
 class HeldLock(Protocol):
@@ -163,6 +204,7 @@ class CampaignRecords(Protocol):
         instrument: str | None = None,
         output_format: str | None = None,
         selection: Mapping[str, Any] | None = None,
+        solutions_only: bool = False,
         owner: str | None = None,
     ) -> str:
         """Record a new campaign with every key queued; return its id."""

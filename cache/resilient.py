@@ -28,7 +28,7 @@ from cache.errors import (
     CorruptValueError,
     JobNotFoundError,
 )
-from cache.interface import JobRecords
+from cache.interface import JobRecords, SolutionArchive
 from cache.store import StoredValue
 from recreate.errors import ServiceUnavailableError
 
@@ -153,6 +153,102 @@ class ResilientCache:
             "storing a kernel",
             lambda s: s.put_kernel(recipe_hash, kernel_json),
             None,
+        )
+
+    # Solutions: the durable store, and their hot copies in Redis.
+
+    def solution(self, recipe_hash: str) -> tuple[bytes, str] | None:
+        """Return a stored solution's bytes and which tier had them.
+
+        ``cache`` (the hot copy) or ``store`` (the durable store; the
+        hot copy is then made again). None when no tier has it, or none
+        answers. The bytes are not checked here: the caller verifies
+        them and drops a bad solution (`drop_solution`).
+        """
+        hot = self.stores.solutions
+        data = self._attempt(
+            hot,
+            "reading a solution",
+            lambda s: s.get_solution(recipe_hash),
+            None,
+        )
+        if data is not None:
+            return data, "cache"
+        data = self._attempt(
+            self.stores.solution_files,
+            "reading the solution store",
+            lambda s: s.get(recipe_hash),
+            None,
+        )
+        if data is None:
+            return None
+        self._attempt(
+            hot,
+            "copying a solution",
+            lambda s: s.put_solution(recipe_hash, data),
+            None,
+        )
+        return data, "store"
+
+    def keep_solution(self, recipe_hash: str, data: bytes) -> bool:
+        """Store a solution, durably first; tell whether it is durable.
+
+        The hot copy is written after the file, so a copy in Redis
+        always has its file behind it (when there is a durable store).
+        """
+
+        def put(files: SolutionArchive) -> bool:
+            files.put(recipe_hash, data)
+            return True
+
+        durable = self._attempt(
+            self.stores.solution_files,
+            "writing the solution store",
+            put,
+            fallback=False,
+        )
+        self._attempt(
+            self.stores.solutions,
+            "storing a solution",
+            lambda s: s.put_solution(recipe_hash, data),
+            None,
+        )
+        return durable
+
+    def drop_solution(self, recipe_hash: str, data: bytes) -> None:
+        """Drop a bad solution from both tiers (if it is still there)."""
+        log.warning("dropping solution %s: it failed its checks", recipe_hash)
+        self._attempt(
+            self.stores.solutions,
+            "dropping a solution",
+            lambda s: s.drop_solution(recipe_hash, data),
+            None,
+        )
+        self._attempt(
+            self.stores.solution_files,
+            "dropping a stored solution",
+            lambda s: s.delete(recipe_hash, data),
+            None,
+        )
+        self._corrupt()
+
+    def solutions_present(self, recipe_hashes: list[str]) -> list[bool] | None:
+        """Tell which solutions are stored; None if no tier answers."""
+        hot = self._attempt(
+            self.stores.solutions,
+            "checking solutions",
+            lambda s: s.present_solutions(recipe_hashes),
+            None,
+        )
+        known = hot or [False] * len(recipe_hashes)
+        return self._attempt(
+            self.stores.solution_files,
+            "checking the solution store",
+            lambda f: [
+                there or f.exists(h)
+                for h, there in zip(recipe_hashes, known, strict=True)
+            ],
+            hot,
         )
 
     # Single-flight locks.

@@ -16,9 +16,11 @@ reached is a `ServiceUnavailableError` naming its URL.
 
 ``output_format`` is a name of `recreate.formats` (``dp1``, the default;
 ``dp1-compressed``, lossless tile-compressed FITS of about half the
-bytes; ``lsst-images``). A body cut short by the server (a cached chunk
-found corrupt while it streamed; the server has dropped it) is asked
-for once more.
+bytes; ``lsst-images``). `Client.cutout` asks for a region (a pixel box,
+or a position and a size), rendered from the detector's solution;
+`Client.solution` for the solution itself. A body cut short by the
+server (a cached chunk found corrupt while it streamed; the server has
+dropped it) is asked for once more.
 """
 
 from __future__ import annotations
@@ -183,8 +185,11 @@ class Client:
         *,
         instrument: str | None = None,
         output_format: str = DEFAULT_FORMAT,
+        extra: dict[str, Any] | None = None,
     ) -> Product:
         """Return the image's bytes and headers, polling a job if needed.
+
+        ``extra``: more query parameters (a region's).
 
         Raises
         ------
@@ -193,20 +198,96 @@ class Client:
         RecreateError
             The server's error, as the matching class.
         """
-        params: dict[str, Any] = {"format": output_format}
+        params: dict[str, Any] = {"format": output_format, **(extra or {})}
         if instrument:
             params["instrument"] = instrument
-        path = f"/api/v1/diffims/{visit}/{detector}"
+        response = self._poll(f"/api/v1/diffims/{visit}/{detector}", params)
+        return Product(
+            data=response.content,
+            etag=response.headers.get("etag", "").strip('"'),
+            cache=response.headers.get("x-cache", ""),
+            headers=dict(response.headers),
+        )
+
+    def cutout(
+        self,
+        visit: int,
+        detector: int,
+        *,
+        box: tuple[int, int, int, int] | None = None,
+        ra: float | None = None,
+        dec: float | None = None,
+        size: int | None = None,
+        instrument: str | None = None,
+        output_format: str = DEFAULT_FORMAT,
+        recipe: str | None = None,
+    ) -> fits.HDUList:
+        """Return a region of the difference image as an HDUList.
+
+        Give ``box`` (parent pixels ``(x0, y0, x1, y1)``, x1 and y1
+        exclusive) or ``ra``, ``dec`` (degrees) and ``size`` (pixels).
+        The server renders it from the detector's solution (the same
+        pixels as the full image) and clips it to the detector (its
+        ``X-Recreate-Box`` header says what was served).
+
+        Raises
+        ------
+        InvalidRequestError
+            If neither or both ways are given, or the server refuses the
+            region (outside the detector, too large).
+        RecreateError
+            The server's error, as the matching class.
+        """
+        params = _region_params(box, ra, dec, size)
+        if recipe:
+            params["recipe"] = recipe
+        product = self.fetch(
+            visit,
+            detector,
+            instrument=instrument,
+            output_format=output_format,
+            extra=params,
+        )
+        return fits.open(io.BytesIO(product.data))
+
+    def solution(
+        self,
+        visit: int,
+        detector: int,
+        *,
+        instrument: str | None = None,
+        recipe: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> bytes:
+        """Return the solution of a difference image (FITS bytes).
+
+        Solved by the server if it has none yet; written to ``path``
+        too (atomically) when given. `recreate.solution.
+        solution_from_bytes` reads it.
+
+        Raises
+        ------
+        RecreateError
+            The server's error, as the matching class.
+        """
+        params: dict[str, Any] = {}
+        if instrument:
+            params["instrument"] = instrument
+        if recipe:
+            params["recipe"] = recipe
+        data = self._poll(f"/api/v1/solutions/{visit}/{detector}", params)
+        if path is not None:
+            with atomic_destination(Path(path), overwrite=True) as temporary:
+                Path(temporary).write_bytes(data.content)
+        return data.content
+
+    def _poll(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        """GET until 200, following a job (202); raise an error."""
         deadline = time.monotonic() + self.timeout
         while True:
             response = self._get_whole(path, params)
             if response.status_code == 200:
-                return Product(
-                    data=response.content,
-                    etag=response.headers.get("etag", "").strip('"'),
-                    cache=response.headers.get("x-cache", ""),
-                    headers=dict(response.headers),
-                )
+                return response
             if response.status_code != 202:
                 raise _error(response)
             self._wait_for_job(response.json()["id"], deadline)
@@ -245,11 +326,14 @@ class Client:
         priority: int = 0,
         instrument: str | None = None,
         output_format: str | None = None,
+        solutions_only: bool = False,
     ) -> dict[str, Any]:
         """Start a prewarm campaign; return ``{"id", "url", "total"}``.
 
         Give either ``keys`` or a ``selection`` (visits, visit_range,
         day_obs_range, band, detectors, cone {ra, dec, radius}).
+        ``solutions_only`` stores the keys' solutions (any region renders
+        from them) instead of their products.
 
         Raises
         ------
@@ -265,6 +349,8 @@ class Client:
             body["instrument"] = instrument
         if output_format:
             body["format"] = output_format
+        if solutions_only:
+            body["solutions_only"] = True
         return self._json("POST", "/api/v1/campaigns", json=body)
 
     def campaign(self, campaign_id: str) -> dict[str, Any]:
@@ -332,6 +418,31 @@ class Client:
         raise errors.ComputeTimeoutError(
             f"job {job_id} was not done within {self.timeout:g} s"
         )
+
+
+def _region_params(
+    box: tuple[int, int, int, int] | None,
+    ra: float | None,
+    dec: float | None,
+    size: int | None,
+) -> dict[str, Any]:
+    """Return a region's query parameters.
+
+    Raises
+    ------
+    InvalidRequestError
+        Unless exactly one of ``box`` or all of ``ra``, ``dec``, ``size``
+        is given.
+    """
+    sky = (ra, dec, size)
+    if box is not None and all(value is None for value in sky):
+        x0, y0, x1, y1 = box
+        return {"box": f"{x0},{y0},{x1},{y1}"}
+    if box is None and all(value is not None for value in sky):
+        return {"ra": ra, "dec": dec, "size": size}
+    raise errors.InvalidRequestError(
+        "give either box=(x0, y0, x1, y1) or ra, dec and size"
+    )
 
 
 def _error(response: httpx.Response) -> errors.RecreateError:

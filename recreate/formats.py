@@ -75,6 +75,10 @@ class OutputFormat:
         Cached beside each product of a source format whenever that is
         recreated (the zscale preview: a tenth of a second for a 4k
         detector), so a preview of a cached product is a hit.
+    needs_inputs
+        Written from the science image and the warped template too (the
+        triplet previews): made by a recreation, never rendered from a
+        stored solution, so not for a region.
     """
 
     name: str
@@ -87,6 +91,7 @@ class OutputFormat:
     sources: tuple[str, ...] = ()
     _from_source: SourceRenderer | None = None
     beside_sources: bool = False
+    needs_inputs: bool = False
 
     def to_bytes(self, result: DifferenceResult) -> bytes:
         """Return the bytes the service caches and serves."""
@@ -290,6 +295,7 @@ _ALL = (
         "by side (zscale; the difference tinted and outlined)",
         _to_bytes=_png_triplet_bytes,
         _to_file=_BytesFile(_png_triplet_bytes),
+        needs_inputs=True,
     ),
     OutputFormat(
         name="png-triplet-asinh",
@@ -298,6 +304,7 @@ _ALL = (
         description="the png-triplet preview with an asinh stretch",
         _to_bytes=_png_triplet_asinh_bytes,
         _to_file=_BytesFile(_png_triplet_asinh_bytes),
+        needs_inputs=True,
     ),
 )
 

@@ -53,6 +53,15 @@ from workers.metrics import RequestMetrics
 from workers.middleware import BodyLimit, RequestIds
 from workers.models import HealthModel, JobModel, ProductRequest
 from workers.openapi import install_openapi
+from workers.region_api import (
+    BoxQuery,
+    DecQuery,
+    RaQuery,
+    SizeQuery,
+    region_query,
+    serve_region,
+    serve_solution,
+)
 from workers.responses import if_none_match, respond
 from workers.services import Services, start_services
 from workers.settings import Settings
@@ -143,7 +152,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorModel, "description": "Unknown visit or detector."},
     422: {
         "model": ErrorModel,
-        "description": "Malformed key or format, or no template coverage.",
+        "description": "Malformed key, format or region (outside the "
+        "detector, too large), or no template coverage.",
     },
     503: {
         "model": ErrorModel,
@@ -156,6 +166,26 @@ def _add_routes(app: FastAPI) -> None:
     """Register the API's routes."""
     for method in ("GET", "HEAD"):
         _add_diffim_route(app, method)
+    app.add_api_route(
+        f"{API}/solutions/{{visit}}/{{detector}}",
+        get_solution,
+        methods=["GET"],
+        summary="Get the solution of a difference image",
+        description="The solution (FITS, a few tens of KB): the matching "
+        "kernel and background, the variance factors, the decorrelation "
+        "kernel and levels, the inputs, recipe and code version, and a "
+        "checksum; every region of the difference image is rendered from "
+        "it. From the solution store (X-Cache: hit), else solved now "
+        "(X-Cache: miss; 202 with a job past the sync timeout).",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/fits": {}}},
+            202: {"model": JobModel, "description": "Still solving."},
+            304: {"description": "Not modified (ETag matched)."},
+            **_ERRORS,
+        },
+        operation_id="get_solution",
+    )
     app.add_api_route(
         f"{API}/jobs/{{job_id}}",
         get_job,
@@ -207,7 +237,12 @@ def _add_diffim_route(app: FastAPI, method: str) -> None:
         "job URL and goes on filling the cache. ETag is the SHA-256 of "
         "the bytes; If-None-Match gives 304. A body cut short (fewer "
         "bytes than Content-Length) means a cached chunk failed its "
-        "checksum while streaming: it was dropped; ask again.",
+        "checksum while streaming: it was dropped; ask again. With box= "
+        "(parent pixels X0,Y0,X1,Y1, X1 and Y1 exclusive) or ra=, dec= and "
+        "size=, a region, rendered from the detector's stored solution "
+        "(the same pixels as the full product): clipped to the detector "
+        "(X-Recreate-Box, X-Recreate-Clipped-From); wholly outside it, or "
+        "over the largest size, a 422.",
         response_class=Response,
         responses={
             200: {
@@ -262,6 +297,10 @@ async def get_diffim(
     format: FormatQuery = None,  # noqa: A002 - the public parameter name
     stretch: StretchQuery = None,
     recipe: RecipeQuery = None,
+    box: BoxQuery = None,
+    ra: RaQuery = None,
+    dec: DecQuery = None,
+    size: SizeQuery = None,
 ) -> Response:
     """Serve one difference image; see the route's description."""
     services = _services(request)
@@ -276,6 +315,11 @@ async def get_diffim(
         output_format=_parse_format(format, stretch, services.settings),
         recipe=_parse_recipe(recipe),
     )
+    region = region_query(box, ra, dec, size)
+    if region is not None:
+        return await serve_region(
+            request, services, product, region, before_solve=spend_recompute
+        )
     answer = await services.products.get(
         product,
         etags=if_none_match(request),
@@ -284,6 +328,32 @@ async def get_diffim(
         before_recompute=spend_recompute,
     )
     return respond(request, answer, services.settings.retry_after_seconds)
+
+
+async def get_solution(
+    request: Request,
+    who: Annotated[Identity, Depends(rate_limit("request"))],
+    visit: VisitPath,
+    detector: DetectorPath,
+    instrument: InstrumentQuery = None,
+    recipe: RecipeQuery = None,
+) -> Response:
+    """Serve the solution of one difference image."""
+    services = _services(request)
+
+    async def spend_recompute() -> None:
+        await charge(request, who, "recompute")
+
+    product = ProductRequest(
+        visit=parse_id("visit", visit, MAX_VISIT),
+        detector=parse_id("detector", detector, MAX_DETECTOR),
+        instrument=instrument,
+        output_format=_parse_format(None, None, services.settings),
+        recipe=_parse_recipe(recipe),
+    )
+    return await serve_solution(
+        request, services, product, before_solve=spend_recompute
+    )
 
 
 def _parse_format(

@@ -95,6 +95,11 @@ class CampaignRequest(BaseModel):
     format: str | None = Field(
         None, description=f"Output format: {', '.join(format_names())}."
     )
+    solutions_only: bool = Field(
+        default=False,
+        description="Store the keys' solutions (tens of KB each), from "
+        "which any region renders, instead of their products.",
+    )
 
     @field_validator("format")
     @classmethod
@@ -133,6 +138,7 @@ class CampaignModel(BaseModel):
         description="Failed keys with their error code and message."
     )
     selection: dict[str, Any] | None
+    solutions_only: bool = False
     created: float
     updated: float
     started: float | None
@@ -205,7 +211,8 @@ async def _in_store[T](
     summary="Start a prewarm campaign",
     description="Recreate and cache many keys in the background, at a "
     "priority below interactive requests and throttled so they never wait "
-    "for more than one task. Keys already cached are counted and skipped.",
+    "for more than one task. Keys already cached are counted and skipped. "
+    "With solutions_only, store the keys' solutions instead.",
     status_code=201,
     response_model=CampaignCreated,
     responses=_ERRORS,
@@ -232,6 +239,7 @@ async def create_campaign(
             instrument=body.instrument or services.settings.instrument,
             output_format=body.format,
             selection=selection,
+            solutions_only=body.solutions_only,
             owner=who.user,
         ),
     )

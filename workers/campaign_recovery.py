@@ -14,12 +14,44 @@ from typing import Protocol
 
 from cache import CampaignRecord, CampaignRecords
 
+#: A campaign of solutions records a key's solution as its recipe hash
+#: under this prefix, where a campaign of products records a product key.
+SOLUTION_PREFIX = "solution:"
+
 
 class Presence(Protocol):
     """What the runner needs of the cache: is a product there now."""
 
     def present(self, keys: list[str]) -> list[bool] | None:
         """Tell which products are cached; None if nobody can say."""
+
+    def solutions_present(self, recipe_hashes: list[str]) -> list[bool] | None:
+        """Tell which solutions are stored; None if nobody can say."""
+
+
+def solution_entry(recipe_hash: str) -> str:
+    """Return what a campaign records for a solution it made sure of."""
+    return f"{SOLUTION_PREFIX}{recipe_hash}"
+
+
+def found_now(present: Presence, keys: list[str]) -> list[bool] | None:
+    """Tell which recorded products and solutions are there now.
+
+    None if the cache (or the solution store) cannot say.
+    """
+    solutions = [k.startswith(SOLUTION_PREFIX) for k in keys]
+    hashes = [
+        k.removeprefix(SOLUTION_PREFIX)
+        for k in keys
+        if k.startswith(SOLUTION_PREFIX)
+    ]
+    products = [k for k in keys if not k.startswith(SOLUTION_PREFIX)]
+    stored = present.solutions_present(hashes) if hashes else []
+    cached = present.present(products) if products else []
+    if stored is None or cached is None:
+        return None
+    stored_it, cached_it = iter(stored), iter(cached)
+    return [next(stored_it if s else cached_it) for s in solutions]
 
 
 def present_counts(
@@ -34,7 +66,7 @@ def present_counts(
     """
     counts = {**record.counts, "missing": 0}
     indices = sorted(products)
-    found = present.present([products[i] for i in indices]) if indices else []
+    found = found_now(present, [products[i] for i in indices])
     if found is None:
         return counts
     gone = len(indices) - sum(found)
@@ -60,7 +92,7 @@ def missing_keys(
     products = store.products(campaign_id)
     states = store.states(campaign_id)
     made = sorted(i for i in products if states.get(i) in ("done", "cached"))
-    found = present.present([products[i] for i in made]) if made else []
+    found = found_now(present, [products[i] for i in made])
     if found is None:
         return []
     return [i for i, there in zip(made, found, strict=True) if not there]
@@ -79,3 +111,10 @@ def lost_keys(
         for index, state in store.states(campaign_id).items()
         if state == "running" and index not in live
     ]
+
+
+def queued_keys(states: dict[int, str]) -> list[int]:
+    """Return the indices of queued keys, in submission order."""
+    return sorted(
+        index for index, state in states.items() if state == "queued"
+    )

@@ -28,7 +28,9 @@ through them:
   *now*.
 
 Each key goes through the product service (`ProductMaker.ensure`), the
-same walk as an HTTP request: recipe index or Butler, cache, broker.
+same walk as an HTTP request: recipe index or Butler, cache, broker; in
+a campaign of solutions (``solutions_only``) through the solution
+service instead (a stored solution is what "present" means then).
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ from cache import CacheUnavailableError, CampaignRecords, LeaseService
 from recreate.errors import RecreateError, ServiceUnavailableError
 from recreate.formats import get_format
 from workers.broker import BACKGROUND
-from workers.campaign_recovery import Presence, lost_keys, missing_keys
+from workers.campaign_recovery import (
+    Presence,
+    lost_keys,
+    missing_keys,
+    queued_keys,
+)
 from workers.models import ProductRequest
 from workers.products import Ensured
 from workers.throttle import Scheduler, Throttle
@@ -68,7 +75,7 @@ MAX_VERIFY_ROUNDS = 3
 
 
 class ProductMaker(Protocol):
-    """What the runner needs of the product service."""
+    """What the runner needs of the product (or solution) service."""
 
     async def ensure(
         self, request: ProductRequest, *, priority: int
@@ -96,6 +103,8 @@ class CampaignRunner:
         The format of a campaign that names none.
     max_inflight
         Campaign products in Dask at once; 0: one per worker thread.
+    solutions
+        The solution service, for campaigns of solutions.
     """
 
     products: ProductMaker
@@ -105,6 +114,7 @@ class CampaignRunner:
     cache: Presence
     default_format: str
     max_inflight: int = 0
+    solutions: ProductMaker | None = None
     _loops: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _watcher: asyncio.Task[None] | None = None
     _token: str = field(default_factory=lambda: secrets.token_hex(8))
@@ -284,7 +294,7 @@ class CampaignRunner:
             return True
         if meta["state"] == "queued":
             self.store.set_state(campaign_id, "running")
-        queued = _queued(self.store.states(campaign_id))
+        queued = queued_keys(self.store.states(campaign_id))
         if not queued and not pending:
             return self._finish(campaign_id)
         await self._submit(campaign_id, meta, queued, pending)
@@ -399,7 +409,10 @@ class CampaignRunner:
             ),
         )
         priority = BACKGROUND + max(-5, min(5, int(meta.get("priority", 0))))
-        return await self.products.ensure(request, priority=priority)
+        maker = self.solutions if meta.get("solutions_only") else self.products
+        if maker is None:
+            raise RecreateError("this service keeps no solutions")
+        return await maker.ensure(request, priority=priority)
 
     def _failed(
         self,
@@ -427,21 +440,10 @@ class CampaignRunner:
             self.store.mark(campaign_id, index, "queued")
             return
         self.store.mark(
-            campaign_id,
-            index,
-            "failed",
-            code=error.code,
-            message=str(error),
+            campaign_id, index, "failed", code=error.code, message=str(error)
         )
 
 
 def _lease(campaign_id: str) -> str:
     """Return the name of a campaign's runner lease."""
     return f"campaign:{campaign_id}"
-
-
-def _queued(states: dict[int, str]) -> list[int]:
-    """Return the indices of queued keys, in submission order."""
-    return sorted(
-        index for index, state in states.items() if state == "queued"
-    )

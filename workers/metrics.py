@@ -60,6 +60,11 @@ class Metrics:
             "Products recomputed by a worker for this broker.",
             registry=r,
         )
+        self.solves = Counter(
+            "recreate_solves",
+            "Solutions solved by a worker for this broker.",
+            registry=r,
+        )
         self.failures = Counter(
             "recreate_failures",
             "Recreations that failed, by error code.",

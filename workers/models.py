@@ -18,7 +18,14 @@ from pydantic import BaseModel, Field
 from recreate.butler import DiffimInputs
 from recreate.errors import RecreateError
 from recreate.formats import OutputFormat
+from recreate.numerics.box import PixelBox
 from recreate.pipeline.config import PipelineConfig
+
+#: What a task makes (`TaskSpec.kind`): a product, the key's solution,
+#: or a region of the product rendered from the solution.
+PRODUCT = "product"
+SOLUTION = "solution"
+REGION = "region"
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,11 @@ class TaskSpec:
     cache_id
         The fingerprint of the cache configuration the worker must use
         (its plugin holds the configuration itself, secrets included).
+    kind
+        `PRODUCT` (the default), `SOLUTION` (the product key then names
+        the solve, `workers.solution_tasks.solution_key`) or `REGION`.
+    box
+        A region's box of parent pixels (`REGION` only).
     """
 
     inputs: DiffimInputs
@@ -90,6 +102,8 @@ class TaskSpec:
     recipe_hash: str
     product_key: str
     cache_id: str
+    kind: str = PRODUCT
+    box: PixelBox | None = None
 
     @property
     def instrument(self) -> str:

@@ -5,6 +5,10 @@
     recreate prewarm --url URL --keys keys.txt --wait
     recreate prewarm --url URL --visits 2024110900001 --detectors 0 1 2
     recreate prewarm --url URL --cone 53.1 -27.9 0.2 --band r
+    recreate prewarm --url URL --visit-range A B --solutions-only
+
+``--solutions-only`` stores the keys' solutions (tens of KB each: any
+region then renders in milliseconds) instead of their products.
 
 A keys file holds one key per line, ``visit detector`` (spaces or a
 comma; ``#`` starts a comment), or a JSON list of ``{"visit",
@@ -58,6 +62,12 @@ def configure_prewarm(parser: argparse.ArgumentParser) -> None:
     # No default here: the service's own default format applies.
     add_format_option(parser, default=None)
     parser.add_argument(
+        "--solutions-only",
+        action="store_true",
+        help="store the keys' solutions (kilobytes each; regions render "
+        "from them) instead of their products",
+    )
+    parser.add_argument(
         "--wait", action="store_true", help="show progress until done"
     )
 
@@ -79,6 +89,7 @@ def prewarm(args: argparse.Namespace) -> int:
             priority=args.priority,
             instrument=args.instrument,
             output_format=args.format,
+            solutions_only=args.solutions_only,
         )
         print(f"campaign {created['id']}: {created['total']} keys")
         print(f"follow it at {created['url']}")
@@ -173,10 +184,15 @@ def show_progress(campaign: dict[str, Any], stream: TextIO) -> None:
 def report(campaign: dict[str, Any]) -> int:
     """Print how a campaign ended; return 1 if any key failed."""
     counts = campaign["counts"]
+    made, kept = (
+        ("solved", "stored")
+        if campaign.get("solutions_only")
+        else ("recreated", "cached")
+    )
     print(
         f"campaign {campaign['id']} {campaign['state']}: "
-        f"{counts['done']} recreated, {counts['already_cached']} already "
-        f"cached, {counts['failed']} failed, {counts['cancelled']} cancelled"
+        f"{counts['done']} {made}, {counts['already_cached']} already "
+        f"{kept}, {counts['failed']} failed, {counts['cancelled']} cancelled"
     )
     for failure in campaign["failed"]:
         print(

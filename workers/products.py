@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -39,7 +38,6 @@ from recreate import __version__
 from recreate.butler import DiffimInputs
 from recreate.errors import TransientError, error_class
 from recreate.formats import OutputFormat
-from recreate.io.region import ImageGeometry
 from recreate.pipeline.config import PipelineConfig
 from recreate.pipeline.provenance import canonical_hash, recipe_hash
 from recreate.pipeline.recipes import RECIPES
@@ -47,14 +45,12 @@ from recreate.recreation import product_key, recipe_config, request_recipe
 from workers.broker import INTERACTIVE, Broker, Outcome
 from workers.jobs import JobBook
 from workers.metrics import Metrics
-from workers.models import ProductRequest, TaskResult, TaskSpec
+from workers.models import SOLUTION, ProductRequest, TaskResult, TaskSpec
 from workers.settings import Settings
 from workers.streams import ChunkStream
 
 log = logging.getLogger(__name__)
 
-#: Detector geometries kept in one process (a few kB each).
-GEOMETRIES_KEPT = 4096
 
 #: What a probe of the cache answers on a hit (one class: mypy joins a
 #: union of several into their common base).
@@ -158,9 +154,6 @@ class ProductService:
     code_version: str = __version__
     config: PipelineConfig | None = None
     _namespace: str = field(init=False)
-    _geometries: dict[
-        tuple[str | None, int, int], tuple[float, ImageGeometry]
-    ] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         """Name the index namespace: repository, code and config."""
@@ -242,6 +235,24 @@ class ProductService:
         await self._remember(request, found)
         return Ensured(found.product_key, computed=result.computed)
 
+    async def serve_spec(
+        self,
+        spec: TaskSpec,
+        *,
+        etags: frozenset[str] = frozenset(),
+        body: bool = True,
+        url: str = "",
+    ) -> Answer:
+        """Answer a resolved spec (a large region): cached, else its task."""
+        request = ProductRequest(
+            spec.visit, spec.detector, spec.instrument, spec.output_format
+        )
+        hit = await self._from_cache(spec.product_key, request, etags, body)
+        if hit is not None:
+            return hit
+        self.metrics.cache_misses.inc()
+        return await self._recompute(spec, etags, body, url)
+
     async def resolve(self, request: ProductRequest) -> TaskSpec:
         """Resolve the inputs through the Butler; derive recipe and key.
 
@@ -272,42 +283,12 @@ class ProductService:
             cache_id=self.cache_id,
         )
 
-    async def geometry(self, request: ProductRequest) -> ImageGeometry:
-        """Return the WCS, ``xy0`` and shape of a request's detector.
-
-        Read from the visit image's headers, and remembered in this
-        process for ``recipe_index_ttl_seconds`` (a cutout face asks for
-        it on every request).
-
-        Raises
-        ------
-        DataNotFoundError, InvalidRequestError
-            The Butler's answer for an unknown key.
-        """
-        from recreate.visit_geometry import read_visit_geometry
-
-        key = (request.instrument, request.visit, request.detector)
-        now = time.monotonic()
-        remembered = self._geometries.get(key)
-        if remembered is not None and remembered[0] > now:
-            return remembered[1]
-        found = await asyncio.to_thread(
-            self.butler.find_inputs,
-            request.visit,
-            request.detector,
-            request.instrument or self.settings.instrument,
-        )
-        geometry = await asyncio.to_thread(read_visit_geometry, found)
-        if len(self._geometries) >= GEOMETRIES_KEPT:
-            self._geometries.clear()
-        expires = now + self.settings.recipe_index_ttl_seconds
-        self._geometries[key] = (expires, geometry)
-        return geometry
-
     def finished(self, spec: TaskSpec, outcome: Outcome) -> None:
         """Record a finished product in its job and in the metrics."""
         self.metrics.inflight.set(self.broker.inflight)
-        if outcome.result is not None and outcome.result.computed:
+        if outcome.result is not None and spec.kind == SOLUTION:
+            self.metrics.solves.inc(int(outcome.result.computed))
+        elif outcome.result is not None and outcome.result.computed:
             self.metrics.recomputes.inc()
             self.metrics.recompute_seconds.observe(outcome.result.seconds)
         error = outcome.error

@@ -6,30 +6,50 @@ A region is a box of a detector's parent pixels. The faces that cut
 and a size) into a `PixelBox` with the helpers here, clip it to the
 detector with `clip_box`, and ask `RegionService.region` for its bytes.
 
-Today a region is cut from the full product, which the product service
-serves from the cache or recreates: the same pixels, bit for bit, but a
-first stamp of a detector costs a whole recreation. Solve-once /
-render-any-region (stored solutions, a render of just the box) replaces
-the body of `RegionService.region` and nothing else.
+A region is **rendered** from the detector's stored solution
+(`workers.solutions`: kept in this process, in Redis, in the durable
+store, or solved once on a Dask worker), reading only what the box needs
+of the visit image and the template patches: the same pixels as the full
+product, bit for bit (`recreate.solution`). Where it is rendered was
+decided by measurement (README, "Regions through the service"): a small
+box (up to ``region_local_max_pixels``: a stamp takes tens of
+milliseconds) in this process's own thread pool, where the solution is
+already parsed and the files' headers are already read; a Dask task's
+round trip, and the region's trip through Redis, would cost more than
+the render. A larger box is a `REGION` task on the workers, cached under
+its own key like a product and streamed from the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
+import dataclasses
+import hashlib
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
-from astropy.io import fits
+from astropy.wcs import NoConvergence
 
 from recreate.errors import InvalidRequestError, ProcessingError
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
 from workers.models import ProductRequest
-from workers.products import Answer, Pending, ProductService, Served
+from workers.products import (
+    Answer,
+    NotModified,
+    Pending,
+    ProductInfo,
+    ProductService,
+    Served,
+)
+from workers.solution_tasks import region_meta, region_spec, render_region
+from workers.solutions import SolutionService
 
 __all__ = [
     "Region",
@@ -39,6 +59,9 @@ __all__ = [
     "clip_box",
     "detector_box",
 ]
+
+#: Detector geometries kept in one process (a few kB each).
+GEOMETRIES_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -54,9 +77,10 @@ class Region:
     box
         The box the file holds (clipped to the detector).
     meta
-        The full product's metadata (recipe, inputs, hashes).
+        The region's metadata (recipe, inputs, box).
     cache_state
-        ``hit`` when the full product came from the cache.
+        ``hit`` when the solution was stored (or the region cached),
+        ``miss`` when it was solved for this request.
     """
 
     data: bytes
@@ -128,9 +152,20 @@ def _sky_to_parent(
         raise InvalidRequestError(
             "the detector has no sky WCS: give a pixel box instead"
         )
-    x, y = geometry.wcs.all_world2pix(
-        np.asarray(ra, np.float64), np.asarray(dec, np.float64), 0
-    )
+    # A position far from the detector (the other side of the sky) does
+    # not project, or the distortion's inversion does not converge: NaN
+    # either way, refused below (numpy's warnings about them are noise).
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            x, y = geometry.wcs.all_world2pix(
+                np.asarray(ra, np.float64),
+                np.asarray(dec, np.float64),
+                0,
+                quiet=True,
+            )
+        except NoConvergence:
+            x = y = np.array([np.nan])
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise InvalidRequestError(
             "a position does not project onto the detector's pixel grid"
@@ -146,27 +181,75 @@ class RegionService:
     ----------
     products
         The product service (cache, broker, Butler).
+    solutions
+        The solutions (made from ``products`` when not given).
+    local_max_pixels
+        Largest box rendered in this process; larger ones on Dask.
+    threads
+        Threads of this process's render pool.
     """
 
     products: ProductService
+    solutions: SolutionService | None = None
+    local_max_pixels: int = 512 * 512
+    threads: int = 2
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False)
+    _geometries: dict[
+        tuple[str | None, int, int], tuple[float, ImageGeometry]
+    ] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Make the solution service if none was given."""
+        if self.solutions is None:
+            self.solutions = SolutionService(self.products)
+
+    @property
+    def solution_service(self) -> SolutionService:
+        """The solution service."""
+        if self.solutions is None:  # pragma: no cover - set at init
+            raise ProcessingError("the region service has no solutions")
+        return self.solutions
 
     async def geometry(self, request: ProductRequest) -> ImageGeometry:
         """Return the detector's WCS, ``xy0`` and shape (headers only).
 
+        Read from the visit image's headers, and remembered in this
+        process for ``recipe_index_ttl_seconds`` (a cutout face asks for
+        it on every request).
+
         Raises
         ------
-        DataNotFoundError
-            If the key is unknown.
+        DataNotFoundError, InvalidRequestError
+            The Butler's answer for an unknown key.
         """
-        return await self.products.geometry(request)
+        from recreate.visit_geometry import read_visit_geometry
+
+        settings = self.products.settings
+        key = (request.instrument, request.visit, request.detector)
+        now = time.monotonic()
+        remembered = self._geometries.get(key)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        found = await asyncio.to_thread(
+            self.products.butler.find_inputs,
+            request.visit,
+            request.detector,
+            request.instrument or settings.instrument,
+        )
+        geometry = await asyncio.to_thread(read_visit_geometry, found)
+        if len(self._geometries) >= GEOMETRIES_KEPT:
+            self._geometries.clear()
+        expires = now + settings.recipe_index_ttl_seconds
+        self._geometries[key] = (expires, geometry)
+        return geometry
 
     async def region(
         self, request: ProductRequest, box: PixelBox
     ) -> Region | Pending:
         """Return the pixels of ``box`` (already clipped, not empty).
 
-        A `Pending` comes back when the full product is still being
-        recreated after the sync timeout (a job to follow).
+        A `Pending` comes back when the solve (or a large region's task)
+        is still running after the sync timeout (a job to follow).
 
         Raises
         ------
@@ -175,43 +258,103 @@ class RegionService:
         DataNotFoundError, NoOverlapError
             As the product service raises them.
         """
-        if box.empty:
-            raise InvalidRequestError(f"the box {tuple(box)} holds no pixel")
-        answer = await self.products.get(request)
+        answer = await self.serve(request, box)
         if isinstance(answer, Pending):
             return answer
         served = _served(answer, request)
         data = await _collect(served)
-        cut = await asyncio.to_thread(_cut_fits, data, box)
-        return Region(cut, box, dict(served.info.meta), served.cache_state)
+        return Region(data, box, dict(served.info.meta), served.cache_state)
+
+    async def serve(
+        self,
+        request: ProductRequest,
+        box: PixelBox,
+        *,
+        etags: frozenset[str] = frozenset(),
+        body: bool = True,
+        url: str = "",
+        before_solve: Callable[[], Awaitable[None]] | None = None,
+    ) -> Answer:
+        """Answer a request for a region as the product service answers.
+
+        ``box`` is clipped to the detector and not empty. The solution
+        comes first (kept, stored, or solved once: ``before_solve`` is
+        awaited before a solve); then a small box is rendered here (its
+        bytes whole), a large one by a region task on a worker (cached,
+        then streamed from the cache). ``hit``: the solution was stored.
+
+        Raises
+        ------
+        InvalidRequestError
+            If the box is empty.
+        DataNotFoundError, NoOverlapError, KernelFitError
+            As the product and solution services raise them.
+        """
+        if box.empty:
+            raise InvalidRequestError(f"the box {tuple(box)} holds no pixel")
+        solutions = self.solution_service
+        spec = await solutions.resolve(request)
+        found = await solutions.get(spec, url=url, before_solve=before_solve)
+        if isinstance(found, Pending):
+            return found
+        state: Literal["hit", "miss"] = "hit" if found.was_stored else "miss"
+        if box.width * box.height > self.local_max_pixels:
+            answer = await self.products.serve_spec(
+                region_spec(spec, box), etags=etags, body=body, url=url
+            )
+            if isinstance(answer, Served):
+                return dataclasses.replace(answer, cache_state=state)
+            return answer
+        started = time.perf_counter()
+        data = await asyncio.get_running_loop().run_in_executor(
+            self._render_pool(), render_region, spec, found.solution, box
+        )
+        sha256 = hashlib.sha256(data).hexdigest()
+        if "*" in etags or sha256 in etags:
+            return NotModified(sha256)
+        meta = {
+            **region_meta(spec, box),
+            "solution": found.source,
+            "region_seconds": round(time.perf_counter() - started, 4),
+        }
+        self.products.metrics.bytes_served.inc(len(data) if body else 0)
+        return Served(
+            ProductInfo(sha256, len(data), meta, spec.output_format),
+            state,
+            data if body else None,
+            degraded=self.products.cache.degraded,
+        )
+
+    def close(self) -> None:
+        """Stop the render pool (renders running finish first)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _render_pool(self) -> ThreadPoolExecutor:
+        """Return this process's render pool, made on first use."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.threads, thread_name_prefix="recreate-render"
+            )
+        return self._pool
 
 
 def _served(answer: Answer, request: ProductRequest) -> Served:
-    """Return the served product (a full GET never answers 304)."""
+    """Return the served region (a request without ETags never gets 304)."""
     if not isinstance(answer, Served):
         raise ProcessingError(
-            f"the product of {request.describe()} came back as "
+            f"the region of {request.describe()} came back as "
             f"{type(answer).__name__}"
         )
     return answer
 
 
 async def _collect(served: Served) -> bytes:
-    """Return a served product's bytes (streamed or whole)."""
+    """Return a served region's bytes (streamed or whole)."""
     body = served.body
     if body is None:
         return b""
     if isinstance(body, bytes):
         return body
     return b"".join([chunk async for chunk in body])
-
-
-def _cut_fits(data: bytes, box: PixelBox) -> bytes:
-    """Return a DP1-layout product cut to ``box`` (with its kernel)."""
-    from recreate.io.difference import difference_bytes, read_kernel
-    from recreate.io.dp1_read import read_dp1_region
-
-    with fits.open(io.BytesIO(data), memmap=False) as hdulist:
-        exposure = read_dp1_region(hdulist, box)
-        kernel = read_kernel(hdulist)
-    return difference_bytes(exposure, kernel, compress=False)

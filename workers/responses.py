@@ -32,6 +32,8 @@ _RECIPE_HEADERS = {
     "planes_sha256": "X-Recreate-Planes-Sha256",
     "format": "X-Recreate-Format",
     "recompute_seconds": "X-Recreate-Recompute-Seconds",
+    "solution": "X-Recreate-Solution",
+    "region_seconds": "X-Recreate-Region-Seconds",
     "rendered_from": "X-Recreate-Rendered-From",
 }
 

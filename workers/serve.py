@@ -163,12 +163,17 @@ def _configure_logging(settings: Settings) -> None:
 
 @contextlib.contextmanager
 def serve_in_thread(
-    settings: Settings, *, port: int = 0, timeout: float = 120.0
+    settings: Settings,
+    *,
+    port: int = 0,
+    timeout: float = 120.0,
+    on_ready: Callable[[Services], None] | None = None,
 ) -> Iterator[str]:
     """Serve the API from a background thread; yield its base URL.
 
     For benchmarks, notebooks and tests: the whole service (lifespan
-    included) runs in this process, on loopback.
+    included) runs in this process, on loopback. ``on_ready`` is called
+    with the services once they are up.
 
     Raises
     ------
@@ -186,7 +191,7 @@ def serve_in_thread(
     sock.bind(("127.0.0.1", port))
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, on_ready=on_ready),
         log_level="warning",
         access_log=False,
         lifespan="on",

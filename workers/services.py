@@ -38,6 +38,7 @@ from workers.metrics import Metrics
 from workers.products import ProductService
 from workers.regions import RegionService
 from workers.settings import Settings, worker_dask_config
+from workers.solutions import SolutionService
 from workers.state import RecreateWorkerPlugin
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class Services:
         if self.campaigns is not None:
             await self.campaigns.close()
         await self.broker.close()
+        await asyncio.to_thread(self.regions.close)
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 await self.cluster.close()
@@ -136,6 +138,7 @@ def assemble(
         cache_id=config.fingerprint(),
     )
     broker.on_done = products.finished
+    solutions = SolutionService(products, settings.solution_memory_entries)
     campaigns = None
     if stores.campaigns is not None and stores.leases is not None:
         campaigns = CampaignRunner(
@@ -146,6 +149,7 @@ def assemble(
             cache=cache,
             default_format=settings.default_format,
             max_inflight=settings.campaign_max_inflight,
+            solutions=solutions,
         )
     return Services(
         settings=settings,
@@ -153,7 +157,12 @@ def assemble(
         cache=cache,
         broker=broker,
         products=products,
-        regions=RegionService(products),
+        regions=RegionService(
+            products,
+            solutions,
+            local_max_pixels=settings.region_local_max_pixels,
+            threads=settings.region_threads,
+        ),
         jobs=jobs,
         metrics=metrics,
         async_jobs=JobRunner(
@@ -177,6 +186,7 @@ async def start_services(settings: Settings) -> Services:
     cluster = None
     try:
         settings = _with_embedded_redis(settings, embedded)
+        settings = with_solution_store(settings)
         butler = await asyncio.to_thread(LockedButler.open, settings)
         if settings.scheduler_address is None:
             cluster = await _start_local_cluster(settings)
@@ -260,6 +270,26 @@ async def _local_cluster(settings: Settings) -> Any:
         scheduler_kwargs={"dashboard": settings.embedded_dashboard},
         asynchronous=True,
     )
+
+
+def with_solution_store(settings: Settings) -> Settings:
+    """Give a local repository's service its default solution store.
+
+    ``<repository's parent>/solutions``, beside the embedded control
+    store's data; a remote repository gets none unless one is set
+    (solutions then live in Redis only: a warning says so).
+    """
+    if settings.solution_store is not None:
+        return settings
+    repo = Path(settings.butler_repo)
+    if not repo.exists():
+        log.warning(
+            "no solution store (RECREATE_SOLUTION_STORE): solutions live "
+            "only in the Redis cache and are lost with it"
+        )
+        return settings
+    store = repo.absolute().parent / "solutions"
+    return settings.model_copy(update={"solution_store": str(store)})
 
 
 def _with_embedded_redis(

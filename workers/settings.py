@@ -153,6 +153,25 @@ class Settings(BaseSettings):
     job_ttl_seconds: int = Field(
         86400, ge=1, description="How long finished job records are kept."
     )
+    solution_store: str | None = Field(
+        None,
+        description="Durable store of solutions: any URI lsst-resources "
+        "reads and writes (a directory, s3://bucket/prefix...); unset: "
+        "<repository's parent>/solutions for a local repository, else "
+        "none (solutions then live only in the Redis cache).",
+    )
+    solution_ttl_seconds: int = Field(
+        30 * 86400,
+        ge=1,
+        description="Lifetime of a solution's hot copy in the blob cache "
+        "(renewed by every read; the durable store keeps it anyway).",
+    )
+    solution_memory_entries: int = Field(
+        64,
+        ge=1,
+        description="Solutions one API process keeps parsed, with their "
+        "tile engines (a few MB each).",
+    )
     campaign_ttl_seconds: int = Field(
         7 * 86400,
         ge=1,
@@ -326,6 +345,21 @@ class Settings(BaseSettings):
         ge=0,
         description="Longest a UWS job GET with WAIT blocks.",
     )
+    region_max_size: int = Field(
+        4096,
+        ge=1,
+        description="Largest side of a region (?box=, ?ra=&dec=&size=) in "
+        "pixels; more is a 422.",
+    )
+    region_local_max_pixels: int = Field(
+        512 * 512,
+        ge=0,
+        description="Largest region (pixels) rendered in the API process's "
+        "own thread pool; larger ones run on the Dask workers.",
+    )
+    region_threads: int = Field(
+        2, ge=1, description="Threads of the API process's render pool."
+    )
     stamp_max_size: int = Field(
         1001, ge=1, description="Largest side of a light-curve stamp."
     )
@@ -377,6 +411,8 @@ class Settings(BaseSettings):
             campaign_ttl_seconds=self.campaign_ttl_seconds,
             job_ttl_seconds=self.job_ttl_seconds,
             recipe_index_ttl_seconds=self.recipe_index_ttl_seconds,
+            solution_store=self.solution_store,
+            solution_ttl_seconds=self.solution_ttl_seconds,
         )
 
     def repository_label(self) -> str:

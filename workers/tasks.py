@@ -1,6 +1,7 @@
 """The task a Dask worker runs: recreate one product and cache it.
 
-One task, one product (a recipe in one output format). The product
+One task, one product (a recipe in one output format); solutions and
+regions are tasks of other kinds (`workers.solution_tasks`). The product
 service resolved the inputs and derived the recipe and the key; the
 task
 
@@ -10,8 +11,10 @@ task
 2. takes the single-flight lock, so that one recompute runs across every
    broker and worker; a loser waits for the holder and reads its result;
 3. recreates the difference image from exactly the inputs in the spec
-   (reusing a stored kernel when there is one), encodes it, and writes
-   it to Redis as the last step: a failure before leaves no cache entry.
+   - rendered from the key's stored solution when there is one (no
+   refit), else solved (reusing a stored kernel when there is one) and
+   its solution stored - encodes it, and writes it to Redis as the last
+   step of the product: a failure before leaves no cache entry.
    A format that renders from another (a PNG preview from the DP1 FITS)
    is rendered from that product's cached bytes instead, when they are
    there: the same bytes, without a recreation; and a recreated FITS
@@ -48,7 +51,14 @@ from recreate.formats import companions, get_format
 from recreate.pipeline.kernel import SolvedKernel
 from recreate.pipeline.subtract import DifferenceResult
 from recreate.recreation import product_key, recreate_from_inputs
-from workers.models import TaskResult, TaskSpec
+from recreate.solution import solution_bytes
+from workers.models import PRODUCT, TaskResult, TaskSpec
+from workers.solution_tasks import (
+    keep_solution,
+    product_from_solution,
+    run_solution_task,
+    stored_solution,
+)
 from workers.state import WorkerState, worker_state
 
 log = logging.getLogger(__name__)
@@ -135,6 +145,8 @@ def _recreate(
             f"{spec.describe()} was keyed for code version {wanted}; this "
             f"worker runs {__version__}"
         )
+    if spec.kind != PRODUCT:
+        return run_solution_task(spec, state, started)
     for _ in range(MAX_LOCK_WAITS):
         cached = _cached(spec, state, started)
         if cached is not None:
@@ -168,14 +180,29 @@ def _cached(
 
 
 def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
-    """Recreate, encode and cache the product; the cache write is last."""
+    """Recreate, encode and cache the product (written once it is whole).
+
+    From the stored solution when there is one (and the format needs no
+    more); else recreated, and then its solution stored too (any region
+    of it is then a render).
+    """
     rendered = _render_from_source(spec, state, started)
     if rendered is not None:
         return rendered
-    kernel = _stored_kernel(state, spec.recipe_hash)
-    result = recreate_from_inputs(
-        spec.inputs, config=spec.config, kernel=kernel
+    # A triplet preview shows the science and warped template too: those
+    # come from a recreation only.
+    stored_one = (
+        None
+        if spec.output_format.needs_inputs
+        else stored_solution(state, spec)
     )
+    if stored_one is not None:
+        result = product_from_solution(spec, stored_one)
+    else:
+        kernel = _stored_kernel(state, spec.recipe_hash)
+        result = recreate_from_inputs(
+            spec.inputs, config=spec.config, kernel=kernel
+        )
     data = spec.output_format.to_bytes(result)
     meta = _product_meta(spec, result, started)
     stored = state.cache.put(spec.product_key, data, meta)
@@ -186,6 +213,8 @@ def _compute(spec: TaskSpec, state: WorkerState, started: float) -> TaskResult:
             spec.recipe_hash, json.dumps(result.kernel.to_dict())
         )
         _cache_companions(spec, result, state, meta)
+    if stored_one is None and result.solution is not None:
+        keep_solution(state, spec, solution_bytes(result.solution))
     return TaskResult(
         product_key=spec.product_key,
         sha256=stored.sha256 if stored else hashlib.sha256(data).hexdigest(),

@@ -20,6 +20,7 @@ EVERYTHING = merge(
         "ingress": {"enabled": True, "host": "data.example.org"},
         "serviceMonitor": {"enabled": True},
         "redis": {"password": "not-a-real-password"},
+        "solutionStore": {"persistence": {"enabled": True}},
         "auth": {"tokens": "alice:write:sha256:" + "0" * 64 + "\n"},
         "butler": {
             "env": {"S3_ENDPOINT_URL": "https://s3.example.org"},

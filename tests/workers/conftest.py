@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from distributed import LocalCluster
 
 from tests.support.service import key_with_coverage, running_api
+from workers.services import Services
 from workers.settings import Settings
 
 
@@ -43,9 +47,19 @@ def service_settings(
     scheduler: str,
     **overrides: object,
 ) -> Settings:
-    """Return settings pointing at the test repo, Redis and scheduler."""
+    """Return settings pointing at the test repo, Redis and scheduler.
+
+    Each gets its own empty solution store (beside the repository,
+    inside pytest's temporary tree): solutions stored by one test's
+    service never reach another's.
+    """
+    root = Path(ci_repo.root)  # type: ignore[attr-defined]
+    overrides.setdefault(
+        "solution_store",
+        tempfile.mkdtemp(prefix="solutions-", dir=root.parent),
+    )
     return Settings(
-        butler_repo=str(ci_repo.root),  # type: ignore[attr-defined]
+        butler_repo=str(root),
         cache_redis_url=cache_url,
         control_redis_url=control_url,
         scheduler_address=scheduler,
@@ -66,16 +80,32 @@ def settings(
 
 
 @pytest.fixture(scope="module")
-def api_url(settings) -> Iterator[str]:
-    with running_api(settings) as url:
-        yield url
+def api(settings) -> Iterator[tuple[str, Services]]:
+    """The module's API: its base URL and its services."""
+    started: list[Services] = []
+    with running_api(settings, on_ready=started.append) as url:
+        yield url, started[0]
+
+
+@pytest.fixture(scope="module")
+def api_url(api) -> str:
+    return api[0]
 
 
 @pytest.fixture
-def http(api_url, cache_redis, control_redis) -> Iterator[httpx.Client]:
-    """An HTTP client; both Redis instances are flushed after each test."""
-    with httpx.Client(base_url=api_url, timeout=120) as client:
+def http(api, settings, cache_redis, control_redis) -> Iterator[httpx.Client]:
+    """An HTTP client; after each test, the service starts afresh.
+
+    Both Redis instances are flushed (their fixtures), and the solution
+    store emptied and the API's kept solutions forgotten here.
+    """
+    url, services = api
+    with httpx.Client(base_url=url, timeout=120) as client:
         yield client
+    services.regions.solution_service.forget()
+    store = Path(settings.solution_store)
+    if store.is_dir():
+        shutil.rmtree(store)
 
 
 @pytest.fixture(scope="session")

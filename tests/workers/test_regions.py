@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from cache import ResultStore
 from recreate.errors import InvalidRequestError
 from recreate.formats import get_format
 from recreate.io.region import ImageGeometry
@@ -25,6 +26,7 @@ from workers.regions import (
     clip_box,
     detector_box,
 )
+from workers.solution_tasks import region_key
 
 
 def _request(key) -> ProductRequest:
@@ -79,6 +81,9 @@ def test_boxes_from_the_sky_land_where_the_wcs_says(
         box_around(geometry, float(ra), float(dec), 0)
 
 
+# A region up to local_max_pixels renders in the API's pool; a larger
+# one (all of them, at 0) is a region task on a Dask worker, cached.
+@pytest.mark.parametrize("local_max_pixels", [512 * 512, 0])
 def test_a_region_is_the_same_pixels_as_the_full_product(
     ci_repo,
     redis_cache_server,
@@ -87,30 +92,40 @@ def test_a_region_is_the_same_pixels_as_the_full_product(
     cache_redis,
     control_redis,
     full_key,
+    local_max_pixels,
 ):
     services, _ = _services(
         ci_repo,
         redis_cache_server.url,
         redis_control_server.url,
         thread_cluster.scheduler_address,
+        region_local_max_pixels=local_max_pixels,
     )
 
-    async def run() -> tuple[bytes, Region, ImageGeometry]:
+    async def run() -> tuple[bytes, Region, ImageGeometry, str]:
         full = await _body(await services.products.get(_request(full_key)))
         geometry = await services.regions.geometry(_request(full_key))
         whole = detector_box(geometry)
         box = PixelBox(whole.x0 + 17, whole.y0 + 9, 51, 40)
         region = await services.regions.region(_request(full_key), box)
+        spec = await services.regions.solution_service.resolve(
+            _request(full_key)
+        )
         with pytest.raises(InvalidRequestError, match="holds no pixel"):
             await services.regions.region(
                 _request(full_key), PixelBox(0, 0, 0, 5)
             )
         await services.close()
-        return full, region, geometry
+        return full, region, geometry, region_key(spec, box)
 
-    full, region, geometry = asyncio.run(run())
+    full, region, geometry, key = asyncio.run(run())
     assert isinstance(region, Region)
     assert region.cache_state == "hit"
+    # Rendered here, or by a region task that cached it under its key.
+    assert ("region_seconds" in region.meta) == (local_max_pixels > 0)
+    assert (ResultStore(cache_redis).head(key) is None) == (
+        local_max_pixels > 0
+    )
     whole, cut = _planes(full), _planes(region.data)
     rows = slice(region.box.y0 - geometry.xy0[1], None)
     cols = slice(region.box.x0 - geometry.xy0[0], None)

@@ -9,8 +9,8 @@ the links document lists, as DataLink 1.1 rows:
   recreation reads, by Butler dataset id, run and URI;
 * ``#cutout``: the SODA service, described by a service descriptor
   pyvo follows (sync and async);
-* ``#derivation``: the stored solution, once there is one
-  (`stored_solution_links`, a hook that finds none today).
+* ``#derivation``: the stored solution the image is rendered from, when
+  there is one (`stored_solution_links`).
 
 An identifier that cannot be resolved is one row with its error
 (``NotFoundFault: ...``), and the others are still answered.
@@ -98,10 +98,12 @@ def image_links(
     spec: TaskSpec,
     base: str,
     cached_size: int | None,
+    solution_size: int | None = None,
 ) -> list[dict[str, Any]]:
     """Return the links of one resolved difference image.
 
-    ``cached_size`` is the full product's size when it is cached.
+    ``cached_size`` is the full product's size when it is cached,
+    ``solution_size`` its solution's when that is stored.
     """
     product = f"{base}/api/v1/diffims/{spec.visit}/{spec.detector}"
     rows = [
@@ -149,21 +151,34 @@ def image_links(
             content_qualifier="#image",
         )
     )
-    rows.extend(stored_solution_links(identifier, spec, base))
+    rows.extend(stored_solution_links(identifier, spec, base, solution_size))
     return rows
 
 
 def stored_solution_links(
-    identifier: str, spec: TaskSpec, base: str
+    identifier: str, spec: TaskSpec, base: str, size: int | None
 ) -> list[dict[str, Any]]:
     """Return the ``#derivation`` link of a stored solution, if any.
 
-    The hook for stored solutions (solve once, render any region): once
-    a solution store exists, a row here names the solution file of
-    ``spec``'s recipe. There is none today, so there is no row.
+    ``size`` is the stored solution's size; None: none is stored, and
+    there is no row (the route would solve it).
     """
-    del identifier, spec, base
-    return []
+    if size is None:
+        return []
+    return [
+        _row(
+            identifier,
+            "#derivation",
+            access_url=f"{base}/api/v1/solutions/{spec.visit}/"
+            f"{spec.detector}?recipe={spec.config.recipe}",
+            description="The stored solution the difference image is "
+            "rendered from (matching kernel, variance factors, "
+            "decorrelation kernel, inputs; FITS)",
+            content_type=FITS,
+            content_length=size,
+            local_semantics="solution",
+        )
+    ]
 
 
 def cutout_descriptors(base: str) -> list[ServiceDescriptor]:
@@ -230,10 +245,14 @@ async def _links_of(
         manifest = await asyncio.to_thread(
             services.cache.head, spec.product_key
         )
+        solution = await asyncio.to_thread(
+            services.cache.solution, spec.recipe_hash
+        )
     except Exception as error:  # noqa: BLE001 - an ID's error is its row
         return [error_row(identifier, error)]
     size = None if manifest is None else manifest.size
-    return image_links(identifier, spec, base, size)
+    solution_size = None if solution is None else len(solution[0])
+    return image_links(identifier, spec, base, size, solution_size)
 
 
 def _check_format(params: Params) -> None:

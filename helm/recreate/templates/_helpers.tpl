@@ -234,10 +234,33 @@ and lsst.utils' DbAuth refuses those). Call with
 {{- end }}
 {{- end }}
 
+{{/*
+The solution store's URI: config.solutionStore, else the mounted claim of
+solutionStore.persistence, else empty (none: solutions live in Redis only).
+*/}}
+{{- define "recreate.solutionStore" -}}
+{{- if .Values.config.solutionStore -}}
+{{ .Values.config.solutionStore }}
+{{- else if .Values.solutionStore.persistence.enabled -}}
+{{ .Values.solutionStore.mountPath }}
+{{- end -}}
+{{- end }}
+
+{{/* Whether the chart makes and mounts the solution store's claim. */}}
+{{- define "recreate.solutionClaim" -}}
+{{- if and .Values.solutionStore.persistence.enabled (not .Values.config.solutionStore) -}}
+{{ include "recreate.fullname" . }}-solutions
+{{- end -}}
+{{- end }}
+
 {{/* Volume mounts of the API and worker containers. */}}
 {{- define "recreate.serviceVolumeMounts" -}}
 - name: tmp
   mountPath: /tmp
+{{- if include "recreate.solutionClaim" . }}
+- name: solutions
+  mountPath: {{ .Values.solutionStore.mountPath }}
+{{- end }}
 {{- if include "recreate.butlerFilesSecretName" . }}
 - name: butler-secrets
   mountPath: {{ .Values.butler.filesMountPath }}
@@ -249,6 +272,11 @@ and lsst.utils' DbAuth refuses those). Call with
 {{- define "recreate.serviceVolumes" -}}
 - name: tmp
   emptyDir: {}
+{{- with include "recreate.solutionClaim" . }}
+- name: solutions
+  persistentVolumeClaim:
+    claimName: {{ . }}
+{{- end }}
 {{- with include "recreate.butlerFilesSecretName" . }}
 - name: butler-secrets-raw
   secret:

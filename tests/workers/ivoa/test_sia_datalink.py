@@ -240,6 +240,15 @@ def test_datalink_rows_per_id_with_errors_as_rows(
     }
     # Resolving inputs writes nothing: no recreation was asked for.
     assert redis_is_empty(cache_redis, control_redis)
+    # Once the solution is stored, #derivation links it.
+    solution = http.get(f"/api/v1/solutions/{visit}/{detector}")
+    assert solution.status_code == 200
+    again = table(http.get(LINKS, params={"ID": ivo_id(*full_key)}))
+    (derivation,) = [r for r in again if r["semantics"] == "#derivation"]
+    assert derivation["content_length"] == len(solution.content)
+    linked = http.get(derivation["access_url"])
+    assert linked.content == solution.content
+    assert linked.headers["x-cache"] == "hit"
 
 
 def test_too_many_ids_is_a_votable_error(http):
