@@ -54,9 +54,7 @@ def test_a_triplet_is_the_render_the_science_and_the_warped_template(
     product = products[case]
     solution, template = product.solution, product.template
     assert template is not None
-    visit = read_butler_inputs(
-        product.found, config=solution.config()
-    ).science
+    visit = read_butler_inputs(product.found, config=solution.config()).science
     for box in _boxes(product.full):
         inputs = read_inputs_for_box(product.found, solution, box)
         triplet = render_triplet(solution, inputs, box)
