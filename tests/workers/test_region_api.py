@@ -24,8 +24,8 @@ from astropy.wcs import WCS
 from cache import JobStore, RedisSolutions
 from recreate.client import Client
 from recreate.errors import InvalidRequestError
-from recreate.solution import solution_from_bytes
 from recreate.preview.render import GAP
+from recreate.solution import solution_from_bytes
 from tests.support.png import read_png
 from tests.support.redis import stored_keys
 from tests.workers.test_api import _metric
