@@ -77,8 +77,9 @@ class OutputFormat:
         detector), so a preview of a cached product is a hit.
     needs_inputs
         Written from the science image and the warped template too (the
-        triplet previews): made by a recreation, never rendered from a
-        stored solution, so not for a region.
+        triplet previews): a whole detector is made by a recreation (it
+        keeps both), a region by `recreate.solution.render_triplet` (the
+        render's own science window and warped template).
     """
 
     name: str

@@ -240,7 +240,9 @@ def _add_diffim_route(app: FastAPI, method: str) -> None:
         "checksum while streaming: it was dropped; ask again. With box= "
         "(parent pixels X0,Y0,X1,Y1, X1 and Y1 exclusive) or ra=, dec= and "
         "size=, a region, rendered from the detector's stored solution "
-        "(the same pixels as the full product): clipped to the detector "
+        "(the same pixels as the full product; png-triplet shows the "
+        "box's science and warped template beside it): clipped to the "
+        "detector "
         "(X-Recreate-Box, X-Recreate-Clipped-From); wholly outside it, or "
         "over the largest size, a 422.",
         response_class=Response,

@@ -202,13 +202,6 @@ async def serve_region(
     ``before_solve`` is awaited before a solve (the caller's budget).
     """
     settings = services.settings
-    if product.output_format.needs_inputs:
-        raise bad_parameter(
-            "query",
-            "format",
-            f"format {product.output_format.name!r} shows the science and "
-            "template images of a whole detector: not for a region",
-        )
     query.check_size(settings.region_max_size)
     geometry = await services.regions.geometry(product)
     try:

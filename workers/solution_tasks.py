@@ -54,10 +54,12 @@ from recreate.solution import (
     read_inputs_whole,
     render,
     render_full,
+    render_triplet,
     rendered_result,
     solution_bytes,
     solution_from_bytes,
     solve,
+    triplet_result,
 )
 from workers.models import REGION, SOLUTION, TaskResult, TaskSpec
 from workers.state import WorkerState
@@ -168,11 +170,18 @@ def solve_spec(spec: TaskSpec) -> Solution:
 def render_region(spec: TaskSpec, solution: Solution, box: PixelBox) -> bytes:
     """Render a box (inside the detector) in the request's format.
 
-    Only what the box needs of the inputs is read.
+    Only what the box needs of the inputs is read. A format that shows
+    the science and template too (the triplet previews) gets them from
+    the same render: the science window it read, the template it warped.
     """
     if box.empty:
         raise InvalidRequestError(f"the box {tuple(box)} holds no pixel")
     inputs = read_inputs_for_box(spec.inputs, solution, box)
+    if spec.output_format.needs_inputs:
+        triplet = render_triplet(solution, inputs, box)
+        return spec.output_format.to_bytes(
+            triplet_result(solution, triplet, inputs)
+        )
     region = render(solution, inputs, box)
     return spec.output_format.to_bytes(
         rendered_result(solution, region, inputs)

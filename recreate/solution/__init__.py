@@ -33,6 +33,10 @@ A service keeps solutions, not pixels::
     region = render(solution, inputs, box)            # an Exposure
     data = get_format(name).to_bytes(rendered_result(solution, region, inputs))
 
+`render_triplet` renders the same box with its science and warped
+template (a `Triplet`; the difference bit-identical to `render`'s), and
+`triplet_result` wraps it for the triplet previews.
+
 ``render`` raises `InvalidRequestError` for a box that is empty or
 leaves the detector (clip it first); `read_solution` and
 `solution_from_bytes` raise `FormatError` for a corrupt file, and
@@ -57,7 +61,7 @@ from recreate.solution.inputs import (
     read_inputs_whole,
 )
 from recreate.solution.model import DetectorFrame, Solution
-from recreate.solution.product import rendered_result
+from recreate.solution.product import rendered_result, triplet_result
 from recreate.solution.render import (
     RenderInputs,
     needed_science_box,
@@ -65,12 +69,14 @@ from recreate.solution.render import (
     render_full,
 )
 from recreate.solution.solve import SolveResult, solve
+from recreate.solution.triplet import Triplet, render_triplet
 
 __all__ = [
     "DetectorFrame",
     "RenderInputs",
     "Solution",
     "SolveResult",
+    "Triplet",
     "needed_science_box",
     "read_geometry",
     "read_inputs_for_box",
@@ -78,9 +84,11 @@ __all__ = [
     "read_solution",
     "render",
     "render_full",
+    "render_triplet",
     "rendered_result",
     "solution_bytes",
     "solution_from_bytes",
     "solve",
+    "triplet_result",
     "write_solution",
 ]

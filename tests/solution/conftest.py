@@ -17,17 +17,22 @@ from tests.support.service import key_with_coverage
 if TYPE_CHECKING:
     from recreate.butler import DiffimInputs
     from recreate.exposure import Exposure
+    from recreate.pipeline.template import WarpedTemplate
     from recreate.solution import Solution
 
 
 @dataclass(frozen=True, eq=False)
 class Product:
-    """A full product, the inputs it came from and its stored solution."""
+    """A full product, the inputs it came from and its stored solution.
+
+    ``template`` is the recreation's warped template (the whole grid).
+    """
 
     found: DiffimInputs
     full: Exposure
     solution: Solution
     data: bytes
+    template: WarpedTemplate | None = None
 
 
 def _product(repo: object, key: tuple[int, int], recipe: str) -> Product:
@@ -35,7 +40,13 @@ def _product(repo: object, key: tuple[int, int], recipe: str) -> Product:
     result = recreate_from_inputs(found, recipe=recipe)
     assert result.solution is not None
     data = solution_bytes(result.solution)
-    return Product(found, result.exposure, solution_from_bytes(data), data)
+    return Product(
+        found,
+        result.exposure,
+        solution_from_bytes(data),
+        data,
+        result.template,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,9 @@ from astropy.wcs import WCS
 from cache import JobStore, RedisSolutions
 from recreate.client import Client
 from recreate.errors import InvalidRequestError
+from recreate.preview.render import GAP
 from recreate.solution import solution_from_bytes
+from tests.support.png import read_png
 from tests.support.redis import stored_keys
 from tests.workers.test_api import _metric
 from workers.cli import main
@@ -123,7 +125,7 @@ def test_regions_are_the_full_products_pixels(http, full_key, recipe):
         assert plane_hashes(response.content) == plane_hashes(
             full.content, box, xy0
         ), box
-    # Every format but the triplets (which show the inputs) cuts too.
+    # Every other format cuts too (the triplets: see below).
     for name, media in (
         ("dp1-compressed", "application/fits"),
         ("lsst-images", "application/fits"),
@@ -154,13 +156,48 @@ def test_regions_are_the_full_products_pixels(http, full_key, recipe):
     assert plane_hashes(around.content) == plane_hashes(full.content, box, xy0)
 
 
+def test_a_region_triplet_is_science_template_and_the_regions_png(
+    http, full_key
+):
+    box = "5,6,56,46"
+    png = diffim(http, full_key, box=box, format="png")
+    assert png.status_code == 200, png.text
+    difference = read_png(png.content)
+    assert difference.shape == (40, 51, 3)
+    for stretch in ("zscale", "asinh"):
+        triplet = diffim(
+            http, full_key, box=box, format="png-triplet", stretch=stretch
+        )
+        assert triplet.status_code == 200, triplet.text
+        assert triplet.headers["content-type"] == "image/png"
+        assert triplet.headers["x-cache"] == "hit"
+        assert served_box(triplet) == (5, 6, 56, 46)
+        assert triplet.headers["etag"] != png.headers["etag"]
+        rgb = read_png(triplet.content)
+        # Three 51x40 panels, GAP apart: science, template, difference.
+        assert rgb.shape == (40, 3 * 51 + 2 * GAP, 3)
+        science, template, last = (
+            rgb[:, i * (51 + GAP) : i * (51 + GAP) + 51] for i in range(3)
+        )
+        if stretch == "zscale":
+            # The difference panel is the region's own png preview.
+            assert np.array_equal(last, difference)
+        # Science and template show the same stars; the difference not.
+        assert (
+            np.corrcoef(science[..., 0].ravel(), template[..., 0].ravel())[
+                0, 1
+            ]
+            > 0.5
+        )
+        assert not np.array_equal(science, last)
+
+
 BAD_REGIONS = [
     ({"box": "5000,5000,5010,5010"}, "box", "5000,5000,5010,5010 is outside"),
     ({"box": "-60,-60,-10,-10"}, "box", "-60,-60,-10,-10 is outside"),
     ({"box": "0,0,5000,10"}, "box", "at most 4096 px"),
     ({"ra": 53.0, "dec": -28.0, "size": 5000}, "size", "at most 4096 px"),
     ({"box": "1,2,3"}, "box", "four integers"),
-    ({"box": "0,0,5,5", "format": "png-triplet"}, "format", "not for a reg"),
     ({"box": "10,10,10,20"}, "box", "holds no pixel"),
     ({"box": "0,0,5,5", "ra": 1.0}, "box", "not both"),
     ({"ra": 53.0, "size": 5}, "dec", "dec missing"),

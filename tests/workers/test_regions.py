@@ -17,6 +17,8 @@ from recreate.errors import InvalidRequestError
 from recreate.formats import get_format
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
+from recreate.preview.render import GAP
+from tests.support.png import read_png
 from tests.workers.test_products import _body, _services
 from workers.models import ProductRequest
 from workers.regions import (
@@ -136,3 +138,52 @@ def test_a_region_is_the_same_pixels_as_the_full_product(
         header = hdulist["IMAGE"].header
         assert header["LTV1"] == -region.box.x0
         assert header["LTV2"] == -region.box.y0
+
+
+def test_a_large_region_triplet_is_a_cached_region_task_of_its_own(
+    ci_repo,
+    redis_cache_server,
+    redis_control_server,
+    thread_cluster,
+    cache_redis,
+    control_redis,
+    full_key,
+):
+    services, _ = _services(
+        ci_repo,
+        redis_cache_server.url,
+        redis_control_server.url,
+        thread_cluster.scheduler_address,
+        region_local_max_pixels=0,
+    )
+
+    def request(name: str) -> ProductRequest:
+        return ProductRequest(full_key[0], full_key[1], None, get_format(name))
+
+    async def run() -> dict[str, tuple[Region, str]]:
+        geometry = await services.regions.geometry(request("png"))
+        whole = detector_box(geometry)
+        box = PixelBox(whole.x0 + 17, whole.y0 + 9, 51, 40)
+        found = {}
+        for name in ("png", "png-triplet"):
+            region = await services.regions.region(request(name), box)
+            assert isinstance(region, Region)
+            spec = await services.regions.solution_service.resolve(
+                request(name)
+            )
+            found[name] = (region, region_key(spec, box))
+        await services.close()
+        return found
+
+    found = asyncio.run(run())
+    store = ResultStore(cache_redis)
+    (png, png_key), (triplet, triplet_key) = found.values()
+    assert png_key != triplet_key
+    for region, key in found.values():
+        head = store.head(key)
+        assert head is not None
+        assert head.size == len(region.data)
+    difference = read_png(png.data)
+    rgb = read_png(triplet.data)
+    assert rgb.shape == (40, 3 * 51 + 2 * GAP, 3)
+    assert np.array_equal(rgb[:, 2 * (51 + GAP) :], difference)
