@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import least_squares
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -100,10 +101,6 @@ def _fit_core(
 
     def residuals(p: FloatArray) -> FloatArray:
         return (_moffat(p, sx, sy) - values) / sigma
-
-    # Imported here: scipy.optimize takes ~0.3 s to import, and inputs
-    # with a PSF model (any file with a PSF extension) never fit one.
-    from scipy.optimize import least_squares
 
     try:
         fit = least_squares(
