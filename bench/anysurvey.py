@@ -10,8 +10,9 @@ image extension (`recreate.simulate.pair`). Printed:
   DETECTED pass before ScaleVariance; target z 1.00 +/- 0.03;
 * z on every real pair in ``../shared/realdata`` (unflagged, undetected
   pixels of the difference);
-* command-line cost: ``recreate subtract`` in a fresh process, its
-  imports alone, and with ``--format dp1-compressed``; target <= 3 s wall;
+* command-line cost (`cli_cost`): ``recreate subtract`` in a fresh
+  process, its imports alone, and with ``--format dp1-compressed``,
+  medians of interleaved runs; target <= 3 s wall;
 * cold start: the first ``recreate subtract`` of a fresh install (empty
   numba cache) against one after set-up (``make init`` compiles it); a
   worker's first request after its warm-up is ``bench/diffim.py``'s.
@@ -19,15 +20,13 @@ image extension (`recreate.simulate.pair`). Printed:
 
 from __future__ import annotations
 
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from cli_cost import cold_start, command_costs, print_costs
 from scipy import ndimage
 
 from recreate.anysurvey.options import AnySurveyOptions
@@ -59,7 +58,6 @@ REAL_PAIRS = {
 FLAGGED = ("BAD", "SAT", "CR", "INTRP", "NO_DATA", "EDGE", "SAT_TEMPLATE")
 DETECTED = ("DETECTED", "DETECTED_NEGATIVE")
 CLI_TARGET_S = 3.0
-REPEATS = 3
 #: Template depths (visits) and image side of the PSF-bias pairs.
 DEPTHS = (1, 3, 12)
 DEPTH_SIDE = 1024
@@ -206,45 +204,6 @@ def _cli(
     )
 
 
-def cli_walls(
-    science: Path, template: Path, out: Path, *extra: str
-) -> list[float]:
-    """Return the wall times of fresh-process subtractions."""
-    walls = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        done = _cli([science, template, "-o", out, *extra])
-        walls.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr)
-    return walls
-
-
-def import_walls() -> list[float]:
-    """Return the wall times of importing what the subtract command uses."""
-    walls = []
-    code = (
-        "import workers.cli, recreate.anysurvey.subtract, recreate.recreation"
-    )
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        walls.append(time.perf_counter() - start)
-    return walls
-
-
-def cold_start(science: Path, template: Path, out: Path) -> tuple[float, ...]:
-    """Return fresh-install first, set-up first subtract walls (s)."""
-    with tempfile.TemporaryDirectory() as empty:
-        env = {**os.environ, "NUMBA_CACHE_DIR": empty}
-        walls = []
-        for _ in range(2):  # empty cache, then the cache it filled
-            start = time.perf_counter()
-            _cli([science, template, "-o", out], env=env)
-            walls.append(time.perf_counter() - start)
-    return tuple(walls)
-
-
 def main() -> None:
     """Build the pair, measure, and print the tables."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,11 +216,7 @@ def main() -> None:
         rows = variance_figures(science, template, model)
         real = real_pair_z(work) if REALDATA.is_dir() else {}
         depths = bias_by_depth(work)
-        walls = cli_walls(science, template, out)
-        packed = cli_walls(
-            science, template, out, "--format", "dp1-compressed"
-        )
-        imports = import_walls()
+        costs = command_costs(science, template, out)
         cold = cold_start(science, template, out)
     print(f"\nvariance, {SIDE}x{SIDE} pair with true variance planes")
     print(
@@ -279,20 +234,7 @@ def main() -> None:
     print(f"difference, {DEPTH_SIDE}x{DEPTH_SIDE} pairs, by template depth")
     for depth, bias in depths:
         print(f"  template of {depth:>2} visit(s): flux x {bias:.4f}")
-    print(
-        f"\nrecreate subtract, {SIDE}x{SIDE}, fresh process (wall s, "
-        f"min / median of {REPEATS})"
-    )
-    for label, values in (
-        ("dp1 (default)", walls),
-        ("dp1-compressed", packed),
-        ("imports alone", imports),
-    ):
-        print(
-            f"  {label:<24} {min(values):6.2f} "
-            f"{statistics.median(values):6.2f}"
-        )
-    print(f"  target: <= {CLI_TARGET_S} s")
+    print_costs(costs, CLI_TARGET_S)
     print("\ncold start")
     print(
         f"  first subtract, empty numba cache (fresh install): {cold[0]:.2f} s"

@@ -50,6 +50,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recreate.errors import RecreateError
 from recreate.pipeline.recipes import RECIPE_NAMES
@@ -67,8 +68,10 @@ from workers.commands import (
 )
 from workers.numba_cache import seed_numba_cache
 from workers.recreating import GET
-from workers.settings import Settings
 from workers.solving import CUTOUT, SOLVE
+
+if TYPE_CHECKING:
+    from workers.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -342,6 +345,10 @@ def _register(args: argparse.Namespace) -> int:
 
 def _service_settings(args: argparse.Namespace) -> Settings:
     """Return the settings, with the command line's overrides."""
+    # Imported here: pydantic-settings is ~0.1 s that only the service
+    # commands need (`workers.commands.DEFAULT_REPO`).
+    from workers.settings import Settings
+
     overrides = {
         name: value
         for name, value in (

@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import argparse
 
-from recreate.anysurvey.options import SWITCHES
+from recreate.anysurvey.options import (
+    SWITCHES,
+    AnySurveyOptions,
+    parse_template_variance,
+)
 from recreate.pipeline.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from workers.commands import Command
 from workers.recreating import (
@@ -124,26 +128,17 @@ def _add_adapting_options(parser: argparse.ArgumentParser) -> None:
 
 def _subtract(args: argparse.Namespace) -> int:
     """Recreate a difference image from two or more files and write it."""
-    from recreate.anysurvey.options import (
-        AnySurveyOptions,
-        parse_template_variance,
-    )
+    # Every option is checked before the pipeline's imports (about 1 s of
+    # numba, scipy and astropy in a fresh process): an output that cannot
+    # be written as asked (``--lossy16`` on a DP1 format) or a bad value
+    # is refused before any work.
+    check_output(args)
+    options = _options_of(args)
     from recreate.anysurvey.read import PlaneSources
     from recreate.anysurvey.subtract import subtract_files
     from recreate.memory import retain_freed_memory
     from recreate.pipeline.recipes import get_recipe
 
-    options = AnySurveyOptions(
-        background=args.background,
-        detect=args.detect,
-        aligned=args.aligned,
-        template_variance=parse_template_variance(args.template_variance),
-        variance_floor=args.variance_floor,
-        candidate_fallback=not args.no_candidate_fallback,
-        spatial_fallback=not args.no_spatial_fallback,
-        allow_ill_conditioned=args.allow_ill_conditioned,
-    )
-    check_output(args)
     retain_freed_memory()
     result = subtract_files(
         args.science,
@@ -160,6 +155,26 @@ def _subtract(args: argparse.Namespace) -> int:
         kernel=stored_kernel(args),
     )
     return write_output(args, result)
+
+
+def _options_of(args: argparse.Namespace) -> AnySurveyOptions:
+    """Return the any-survey options the command line gives.
+
+    Raises
+    ------
+    InvalidRequestError
+        If ``--template-variance`` or ``--variance-floor`` is invalid.
+    """
+    return AnySurveyOptions(
+        background=args.background,
+        detect=args.detect,
+        aligned=args.aligned,
+        template_variance=parse_template_variance(args.template_variance),
+        variance_floor=args.variance_floor,
+        candidate_fallback=not args.no_candidate_fallback,
+        spatial_fallback=not args.no_spatial_fallback,
+        allow_ill_conditioned=args.allow_ill_conditioned,
+    )
 
 
 SUBTRACT = Command(

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from recreate.formats import DEFAULT_FORMAT, FORMATS, format_names
-from workers.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -103,10 +102,15 @@ def add_key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("detector", type=non_negative_int, help="detector")
 
 
+#: `workers.settings.Settings`' default ``butler_repo``, written out
+#: (a test checks they agree): building the parser must not import
+#: pydantic-settings, about 0.1 s of every command's start, which
+#: ``recreate subtract`` and ``--help`` never need.
+DEFAULT_REPO = "data/demo-repo"
+
 #: ``--repo``'s help: unset, the settings name the repository.
 REPO_HELP = (
-    "Butler repository (default: $RECREATE_BUTLER_REPO, else "
-    f"{Settings.model_fields['butler_repo'].default})"
+    f"Butler repository (default: $RECREATE_BUTLER_REPO, else {DEFAULT_REPO})"
 )
 
 
@@ -118,4 +122,8 @@ def add_repo_option(parser: argparse.ArgumentParser) -> None:
 def repo_of(args: argparse.Namespace) -> str:
     """Return ``--repo``, or the repository the settings name."""
     repo: str | None = args.repo
-    return repo if repo is not None else Settings().butler_repo
+    if repo is not None:
+        return repo
+    from workers.settings import Settings  # pydantic: see DEFAULT_REPO
+
+    return Settings().butler_repo

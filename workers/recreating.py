@@ -83,11 +83,12 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 def _get(args: argparse.Namespace) -> int:
     """Recreate one difference image through the Butler and write it."""
+    # Before the pipeline's imports: a bad output costs nothing.
+    check_output(args)
     from recreate.butler import open_butler
     from recreate.memory import retain_freed_memory
     from recreate.recreation import recreate_from_butler
 
-    check_output(args)
     if args.url:
         return _get_remote(args)
     retain_freed_memory()

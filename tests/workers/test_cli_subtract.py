@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -76,4 +81,51 @@ def test_bad_options_are_one_line_and_status_2(
     assert err.count("\n") == 1
     assert message in err
     assert "Traceback" not in err
+    assert not out.exists()
+
+
+#: Runs ``recreate subtract`` in a fresh interpreter; prints the exit
+#: status and which heavy modules the command had loaded by then.
+_FRESH_SUBTRACT = """
+import json, sys
+from workers.cli import main
+status = main(sys.argv[1:])
+heavy = ("numba", "scipy", "astropy.wcs", "pydantic_settings")
+print(json.dumps([status, [m for m in heavy if m in sys.modules]]))
+"""
+
+
+@pytest.mark.parametrize("output_format", ["dp1", "dp1-compressed", "png"])
+def test_lossy16_on_a_plain_format_is_refused_before_any_work(
+    tmp_path, output_format
+):
+    # The inputs do not exist: any work at all would fail on them first.
+    out = tmp_path / "out.fits"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FRESH_SUBTRACT,
+            "subtract",
+            str(tmp_path / "no-science.fits"),
+            str(tmp_path / "no-template.fits"),
+            "-o",
+            str(out),
+            "--format",
+            output_format,
+            "--lossy16",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+    status, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert status == 2
+    assert done.stderr == (
+        "recreate: error: --lossy16 needs --format lsst-images, not "
+        f"{output_format!r}\n"
+    )
+    # Refused before the pipeline was even imported.
+    assert loaded == []
     assert not out.exists()

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from cache import DEFAULT_CHUNK_BYTES
 from workers.cli import _build_parser
-from workers.commands import repo_of
+from workers.commands import DEFAULT_REPO, repo_of
 from workers.settings import CHUNK_BYTES, Settings
 
 
@@ -43,3 +43,8 @@ def test_the_cli_takes_its_repository_from_the_settings(monkeypatch):
     assert repo_of(parser.parse_args(["info"])) == "/somewhere/repo"
     given = parser.parse_args(["info", "--repo", "/given"])
     assert repo_of(given) == "/given"
+
+
+def test_the_clis_written_out_default_repository_is_the_settings():
+    # Written out so that building the parser imports no pydantic.
+    assert Settings.model_fields["butler_repo"].default == DEFAULT_REPO

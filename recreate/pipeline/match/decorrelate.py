@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
-import scipy.signal
 
 from recreate.exposure import MaskPlanes
 from recreate.numerics.fft import centred_rfft2
@@ -168,7 +167,7 @@ def decorrelation_kernel(
     total = float(np.sum(full * full))
     kept = float(np.sum(box * box))
     image = (box / box.sum()).astype(np.float32).astype(np.float64)
-    matched = scipy.signal.convolve(kernel, image, method="direct")
+    matched = full_convolution(kernel, image)
     return DecorrelationKernel(
         image=image,
         science_variance=float(science_variance),
@@ -177,6 +176,33 @@ def decorrelation_kernel(
         template_weight=float(np.sum(matched * matched)),
         truncation=max(0.0, 1.0 - kept / total) if total > 0 else 0.0,
     )
+
+
+def full_convolution(
+    first: npt.NDArray[np.float64], second: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Return the full 2-d convolution of two small images, summed directly.
+
+    The bits of ``scipy.signal.convolve(first, second, method="direct")``:
+    like its correlation of ``first`` (zero-padded) with ``second``
+    flipped, each output pixel is the sum of one product per pixel of
+    ``second``, added in row-major order of the flipped ``second``. Done
+    here so that a solve does not import scipy.signal (about 0.3 s, with
+    the scipy.stats it loads, in a fresh process).
+    """
+    rows, cols = first.shape
+    k_rows, k_cols = second.shape
+    out_rows, out_cols = rows + k_rows - 1, cols + k_cols - 1
+    padded = np.zeros((rows + 2 * (k_rows - 1), cols + 2 * (k_cols - 1)))
+    padded[k_rows - 1 : k_rows - 1 + rows, k_cols - 1 : k_cols - 1 + cols] = (
+        first
+    )
+    flipped = second[::-1, ::-1]
+    out = np.zeros((out_rows, out_cols))
+    for i in range(k_rows):
+        for j in range(k_cols):
+            out += padded[i : i + out_rows, j : j + out_cols] * flipped[i, j]
+    return out
 
 
 def decorrelated_psf(

@@ -6,6 +6,7 @@ from recreate.exposure import MaskPlanes
 from recreate.pipeline.match.decorrelate import (
     decorrelated_psf,
     decorrelation_kernel,
+    full_convolution,
     variance_levels,
 )
 
@@ -151,3 +152,17 @@ def _padded(image, grid):
     out = np.zeros(grid)
     out[: image.shape[0], : image.shape[1]] = image
     return out
+
+
+@pytest.mark.parametrize("sides", [(25, 25), (21, 35), (35, 21), (29, 29)])
+def test_full_convolution_has_scipy_signals_bits(sides):
+    # The template weight of every stored solution depends on these
+    # bits: the direct sum must add its products in scipy's order.
+    rng = np.random.default_rng(sum(sides))
+    for _ in range(20):
+        first = rng.normal(size=(sides[0], sides[0]))
+        second = rng.normal(size=(sides[1], sides[1]))
+        second = second.astype(np.float32).astype(np.float64)
+        expected = scipy.signal.convolve(first, second, method="direct")
+        got = full_convolution(first, second)
+        assert got.tobytes() == expected.tobytes()

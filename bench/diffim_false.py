@@ -1,0 +1,91 @@
+"""False detections over several detectors, against the noiseless floor.
+
+One detector's counts are small numbers: the noise adds about 16 +/- 6
+false detections to a floor of 40-170 (the floor depends on the scene:
+how many bright stars leave a residual), so the ratio of one detector
+scatters by about 0.14 from detector to detector. The benchmark
+therefore counts on several detectors of its survey and prints each,
+the pooled ratio (all noisy counts over all floors) that the target is
+judged on, and the spread of the per-detector ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffim_case import FLAGGED, Case, build_case
+from diffim_quality import _false_detections, noise_free_floor
+
+from recreate.inputs import read_butler_inputs
+from recreate.io import read_dp1
+from recreate.pipeline.config import PipelineConfig
+from recreate.pipeline.subtract import DifferenceResult, subtract
+
+#: Detectors of the benchmark's survey (seed 1) counted besides its own
+#: (detector 4): the comcam raft's corners, whose skies do not overlap.
+EXTRA_DETECTORS = (0, 2, 6, 8)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A detector's false detections, noisy and on noiseless inputs."""
+
+    detector: int
+    noisy: float
+    floor: float
+
+    @property
+    def ratio(self) -> float:
+        """The noisy count over the floor."""
+        return self.noisy / max(self.floor, 1.0)
+
+
+def counts_of(
+    case: Case, result: DifferenceResult, config: PipelineConfig
+) -> Counts:
+    """Return the false detections of a recreation and the recipe's floor."""
+    diff = result.exposure
+    flagged = (diff.mask & diff.mask_planes.value_of_present(FLAGGED)) != 0
+    noisy = _false_detections(case, diff, flagged)["false_detections"]
+    science = read_dp1(case.science_path)
+    patches = [read_dp1(p) for p in case.patch_paths]
+    floor = noise_free_floor(case, science, patches, result, config)
+    return Counts(case.detector, noisy, floor["floor_false_detections"])
+
+
+def counts_of_detector(detector: int, config: PipelineConfig) -> Counts:
+    """Render another detector of the survey, recreate it, and count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        case = build_case(Path(tmp), detector=detector)
+        inputs = read_butler_inputs(case.found)
+        result = subtract(
+            inputs.science,
+            inputs.templates,
+            config=config,
+            inputs=inputs.refs,
+            notes=inputs.notes,
+        )
+        return counts_of(case, result, config)
+
+
+def print_false_detections(counts: list[Counts], factor: float) -> None:
+    """Print each detector's counts, the pooled ratio and the spread."""
+    print("\nfalse detections: noisy / noiseless floor, per detector")
+    for c in counts:
+        print(
+            f"  detector {c.detector}: {c.noisy:4.0f} / {c.floor:4.0f} = "
+            f"{c.ratio:.2f}"
+        )
+    noisy = sum(c.noisy for c in counts)
+    floor = sum(c.floor for c in counts)
+    ratios = [c.ratio for c in counts]
+    spread = statistics.stdev(ratios) if len(ratios) > 1 else float("nan")
+    print(
+        f"  pooled over {len(counts)} detectors: {noisy:.0f} / {floor:.0f} "
+        f"= {noisy / max(floor, 1.0):.2f} (target <= {factor}); "
+        f"per-detector ratios {min(ratios):.2f}-{max(ratios):.2f}, "
+        f"std {spread:.2f}"
+    )
