@@ -35,6 +35,7 @@ from recreate.exposure import Exposure
 from recreate.io.afwplanes import locate_planes
 from recreate.io.dp1_read import read_dp1_geometry, read_dp1_region
 from recreate.io.fitsfile import open_fits
+from recreate.io.input_cache import input_cache
 from recreate.io.region import (
     ImageGeometry,
     image_window,
@@ -43,7 +44,6 @@ from recreate.io.region import (
     window_shape,
     window_xy0,
 )
-from recreate.io.input_cache import input_cache
 from recreate.io.tiles import TileLayout, tile_layout
 from recreate.numerics.box import PixelBox
 

@@ -46,6 +46,7 @@ BAND_ROWS = 64
 #: A read may fill at most this fraction of the bound.
 _LARGEST_READ_FRACTION = 4
 
+
 @dataclass(frozen=True)
 class CacheStats:
     """What a cache holds and how it has been used."""

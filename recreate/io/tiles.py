@@ -145,9 +145,7 @@ def read_tiles(layout: TileLayout, rows: slice) -> npt.NDArray:
 
     def inflate(tiles: tuple[int, int]) -> None:
         parts = [
-            zlib.decompress(
-                view[offset : offset + count], _GZIP_OR_ZLIB
-            )
+            zlib.decompress(view[offset : offset + count], _GZIP_OR_ZLIB)
             for count, offset in zip(
                 counts[tiles[0] : tiles[1]].tolist(),
                 (offsets[tiles[0] : tiles[1]] - heap_start).tolist(),
@@ -164,9 +162,7 @@ def read_tiles(layout: TileLayout, rows: slice) -> npt.NDArray:
     return out[start - tile_start : stop - tile_start]
 
 
-def _place(
-    parts: list[bytes], rows: npt.NDArray, layout: TileLayout
-) -> None:
+def _place(parts: list[bytes], rows: npt.NDArray, layout: TileLayout) -> None:
     """Write inflated tiles (big-endian, maybe shuffled) into ``rows``.
 
     ``parts`` are consecutive tiles whose rows ``rows`` are; all but the
@@ -177,9 +173,10 @@ def _place(
     full = layout.tile_rows * layout.shape[1]
     sizes = [full] * (len(parts) - 1) + [rows.size - full * (len(parts) - 1)]
     for data, pixels in zip(parts, sizes, strict=True):
-        if len(data) != pixels * itemsize:
+        expected = pixels * itemsize
+        if len(data) != expected:
             raise ValueError(
-                f"a tile inflates to {len(data)} bytes, not {pixels * itemsize}"
+                f"a tile inflates to {len(data)} bytes, not {expected}"
             )
     target = rows.reshape(-1).view(np.uint8).reshape(rows.size, itemsize)
     if sizes[-1] == full:
