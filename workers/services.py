@@ -28,6 +28,7 @@ from cache import (
     ServerSupervisor,
 )
 from recreate.errors import RecreateError
+from recreate.io.input_cache import configure_input_cache
 from recreate.selection import Selection
 from workers.broker import Broker
 from workers.butler import LockedButler
@@ -138,6 +139,8 @@ def assemble(
         cache_id=config.fingerprint(),
     )
     broker.on_done = products.finished
+    # Stamps render in this process: keep their decoded inputs as said.
+    configure_input_cache(settings.input_cache_bytes)
     solutions = SolutionService(products, settings.solution_memory_entries)
     campaigns = None
     if stores.campaigns is not None and stores.leases is not None:

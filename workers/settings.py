@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recreate.formats import DEFAULT_FORMAT, format_names
+from recreate.io.input_cache import DEFAULT_BYTES as DEFAULT_INPUT_CACHE_BYTES
 from recreate.pipeline.recipes import RECIPE_NAMES
 
 if TYPE_CHECKING:
@@ -359,6 +360,13 @@ class Settings(BaseSettings):
     )
     region_threads: int = Field(
         2, ge=1, description="Threads of the API process's render pool."
+    )
+    input_cache_bytes: int = Field(
+        DEFAULT_INPUT_CACHE_BYTES,
+        ge=0,
+        description="Bytes of decoded input rows (template patches and "
+        "visit images, tile-compressed) each process keeps for the "
+        "regions it renders; 0 keeps none.",
     )
     stamp_max_size: int = Field(
         1001, ge=1, description="Largest side of a light-curve stamp."

@@ -22,6 +22,7 @@ region's WCS is the whole image's moved to the box.
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,7 @@ from recreate.exposure import Exposure
 from recreate.io.afwplanes import locate_planes
 from recreate.io.dp1_read import read_dp1_geometry, read_dp1_region
 from recreate.io.fitsfile import open_fits
+from recreate.io.input_cache import input_cache
 from recreate.io.region import (
     ImageGeometry,
     image_window,
@@ -42,7 +44,7 @@ from recreate.io.region import (
     window_shape,
     window_xy0,
 )
-from recreate.io.tiles import TileLayout, read_tiles, tile_layout
+from recreate.io.tiles import TileLayout, tile_layout
 from recreate.numerics.box import PixelBox
 
 #: The primary-header card of an ``lsst.images`` file (DP2's types).
@@ -60,6 +62,7 @@ class _PlaneSource:
     """How to read a window of one plane without astropy."""
 
     tiles: TileLayout | None = None
+    plane: Hashable = None
     offset: int = 0
     dtype: np.dtype | None = None
     shape: tuple[int, int] = (0, 0)
@@ -67,7 +70,8 @@ class _PlaneSource:
     def read(self, path: str, rows: slice, cols: slice) -> npt.NDArray:
         """Return the window's pixels, native-endian."""
         if self.tiles is not None:
-            return np.ascontiguousarray(read_tiles(self.tiles, rows)[:, cols])
+            decoded = input_cache.read_rows(self.plane, self.tiles, rows)
+            return np.ascontiguousarray(decoded[:, cols])
         if self.dtype is None:
             msg = "no direct way to read this plane"
             raise ValueError(msg)
@@ -162,21 +166,27 @@ def open_image_file(path: str | os.PathLike[str]) -> ImageFile:
 
 
 @lru_cache(maxsize=_CACHED_FILES)
-def _open(path: str, _size: int, _mtime_ns: int) -> ImageFile:
+def _open(path: str, size: int, mtime_ns: int) -> ImageFile:
     """Parse a file once per (path, size, mtime)."""
+    version = (path, size, mtime_ns)
     with open_fits(path) as hdulist:
         if LSST_IMAGES_MODEL_KEY in hdulist[0].header:
-            return _open_visit_image(path, hdulist)
+            return _open_visit_image(path, hdulist, version)
         geometry = read_dp1_geometry(hdulist)
         x0, y0 = geometry.xy0
         shell = read_dp1_region(hdulist, PixelBox(x0, y0, 1, 1))
         located = locate_planes(hdulist, path)
-        sources = {label: _source(located[label]) for label in _PLANES}
+        sources = {
+            label: _source(located[label], (*version, label))
+            for label in _PLANES
+        }
     planes = None if None in sources.values() else sources
     return ImageFile(path, geometry, shell, planes)  # type: ignore[arg-type]
 
 
-def _open_visit_image(path: str, hdulist: fits.HDUList) -> ImageFile:
+def _open_visit_image(
+    path: str, hdulist: fits.HDUList, version: tuple[str, int, int]
+) -> ImageFile:
     """Parse an ``lsst.images`` VisitImage (DP2) once."""
     from lsst.images.fits._common import read_yx0
 
@@ -192,7 +202,9 @@ def _open_visit_image(path: str, hdulist: fits.HDUList) -> ImageFile:
     shell, geometry = read_visit_image_region(
         path, PixelBox(whole.x0, whole.y0, 1, 1), whole
     )
-    sources = {label: _source(hdulist[label]) for label in _PLANES}
+    sources = {
+        label: _source(hdulist[label], (*version, label)) for label in _PLANES
+    }
     direct = None not in sources.values() and mask_bits_are_stored_bits(
         hdulist["MASK"].header, shell.mask_planes
     )
@@ -200,11 +212,17 @@ def _open_visit_image(path: str, hdulist: fits.HDUList) -> ImageFile:
     return ImageFile(path, geometry, shell, planes, visit_image=True)  # type: ignore[arg-type]
 
 
-def _source(hdu: fits.hdu.base.ExtensionHDU) -> _PlaneSource | None:
-    """Return how to read a plane directly, or None (astropy reads it)."""
+def _source(
+    hdu: fits.hdu.base.ExtensionHDU, plane: Hashable
+) -> _PlaneSource | None:
+    """Return how to read a plane directly, or None (astropy reads it).
+
+    ``plane`` names the plane of this version of the file in the input
+    cache (`recreate.io.input_cache`).
+    """
     if isinstance(hdu, fits.CompImageHDU):
         layout = tile_layout(hdu)
-        return None if layout is None else _PlaneSource(tiles=layout)
+        return None if layout is None else _PlaneSource(layout, plane)
     header = hdu.header
     info = hdu.fileinfo()
     if info is None or header.get("BZERO", 0) != 0:
