@@ -122,3 +122,41 @@ def as_bytes(value: object) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
     raise TypeError(f"expected a bytes reply, got {type(value).__name__}")
+
+
+class ExpiringValues:
+    """Base of the stores of small binary values with a lifetime.
+
+    Checks the arguments every such store takes and keeps them, with the
+    compare-and-delete script its ``drop`` uses.
+
+    Parameters
+    ----------
+    redis_client
+        Client of the blob-cache Redis (``decode_responses`` off).
+    prefix
+        Prefix of every key the store writes.
+    ttl_seconds
+        Lifetime of a value, renewed by every read.
+
+    Raises
+    ------
+    ValueError
+        If the prefix is not a key part, the client decodes replies or
+        the lifetime is not positive.
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        *,
+        prefix: str = "recreate",
+        ttl_seconds: int = 30 * 86400,
+    ) -> None:
+        check_part("prefix", prefix)
+        require_bytes(redis_client)
+        check_positive("ttl_seconds", ttl_seconds)
+        self._redis = redis_client
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+        self._unlink_if_equal = redis_client.register_script(UNLINK_IF_EQUAL)

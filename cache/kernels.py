@@ -15,11 +15,9 @@ import threading
 import redis
 
 from cache._redis import (
-    UNLINK_IF_EQUAL,
+    ExpiringValues,
     as_bytes,
     check_part,
-    check_positive,
-    require_bytes,
     unavailable_on_error,
 )
 
@@ -31,7 +29,7 @@ logger = logging.getLogger(__name__)
 _SEPARATOR = b":"
 
 
-class KernelStore:
+class KernelStore(ExpiringValues):
     """Solved kernels, guarded by checksums, in the blob-cache Redis.
 
     Parameters
@@ -56,13 +54,7 @@ class KernelStore:
         prefix: str = "recreate",
         ttl_seconds: int = 30 * 86400,
     ) -> None:
-        check_part("prefix", prefix)
-        require_bytes(redis_client)
-        check_positive("ttl_seconds", ttl_seconds)
-        self._redis = redis_client
-        self._prefix = prefix
-        self._ttl = ttl_seconds
-        self._unlink_if_equal = redis_client.register_script(UNLINK_IF_EQUAL)
+        super().__init__(redis_client, prefix=prefix, ttl_seconds=ttl_seconds)
         self._counter_lock = threading.Lock()
         self.corrupt_dropped = 0
 

@@ -38,11 +38,9 @@ from typing import TYPE_CHECKING
 import redis
 
 from cache._redis import (
-    UNLINK_IF_EQUAL,
+    ExpiringValues,
     as_bytes,
     check_part,
-    check_positive,
-    require_bytes,
     unavailable_on_error,
 )
 from cache.errors import CacheUnavailableError
@@ -170,7 +168,7 @@ class SolutionFiles:
             ) from error
 
 
-class RedisSolutions:
+class RedisSolutions(ExpiringValues):
     """Hot copies of solutions in the blob-cache Redis.
 
     Parameters
@@ -190,13 +188,7 @@ class RedisSolutions:
         prefix: str = "recreate",
         ttl_seconds: int = 30 * 86400,
     ) -> None:
-        check_part("prefix", prefix)
-        require_bytes(redis_client)
-        check_positive("ttl_seconds", ttl_seconds)
-        self._redis = redis_client
-        self._prefix = prefix
-        self._ttl = ttl_seconds
-        self._unlink_if_equal = redis_client.register_script(UNLINK_IF_EQUAL)
+        super().__init__(redis_client, prefix=prefix, ttl_seconds=ttl_seconds)
 
     def put_solution(self, recipe_hash: str, data: bytes) -> None:
         """Keep a copy of a solution.

@@ -310,12 +310,8 @@ async def get_diffim(
     async def spend_recompute() -> None:
         await charge(request, who, "recompute")
 
-    product = ProductRequest(
-        visit=parse_id("visit", visit, MAX_VISIT),
-        detector=parse_id("detector", detector, MAX_DETECTOR),
-        instrument=instrument,
-        output_format=_parse_format(format, stretch, services.settings),
-        recipe=_parse_recipe(recipe),
+    product = _product_request(
+        services, visit, detector, instrument, recipe, (format, stretch)
     )
     region = region_query(box, ra, dec, size)
     if region is not None:
@@ -346,15 +342,30 @@ async def get_solution(
     async def spend_recompute() -> None:
         await charge(request, who, "recompute")
 
-    product = ProductRequest(
-        visit=parse_id("visit", visit, MAX_VISIT),
-        detector=parse_id("detector", detector, MAX_DETECTOR),
-        instrument=instrument,
-        output_format=_parse_format(None, None, services.settings),
-        recipe=_parse_recipe(recipe),
+    product = _product_request(
+        services, visit, detector, instrument, recipe, (None, None)
     )
     return await serve_solution(
         request, services, product, before_solve=spend_recompute
+    )
+
+
+def _product_request(
+    services: Services,
+    visit: str,
+    detector: str,
+    instrument: str | None,
+    recipe: str | None,
+    format_and_stretch: tuple[str | None, str | None],
+) -> ProductRequest:
+    """Return the product a route's parameters name (a 422 if bad)."""
+    raw_format, stretch = format_and_stretch
+    return ProductRequest(
+        visit=parse_id("visit", visit, MAX_VISIT),
+        detector=parse_id("detector", detector, MAX_DETECTOR),
+        instrument=instrument,
+        output_format=_parse_format(raw_format, stretch, services.settings),
+        recipe=_parse_recipe(recipe),
     )
 
 

@@ -54,6 +54,7 @@ from recreate.recreation import product_key, recreate_from_inputs
 from recreate.solution import solution_bytes
 from workers.models import PRODUCT, TaskResult, TaskSpec
 from workers.solution_tasks import (
+    MAX_LOCK_WAITS,
     keep_solution,
     product_from_solution,
     run_solution_task,
@@ -65,8 +66,6 @@ log = logging.getLogger(__name__)
 
 #: Name of the counter of recomputes in the control store.
 RECOMPUTES_COUNTER = "recomputes"
-#: How many times a task waits for another holder before giving up.
-MAX_LOCK_WAITS = 3
 
 
 def recreate_task(spec: TaskSpec) -> TaskResult:
