@@ -37,27 +37,10 @@ import httpx
 from astropy.io import fits
 
 from recreate import errors
+from recreate.client_errors import ERRORS_BY_CODE, error_from_response
 from recreate.formats import DEFAULT_FORMAT, FORMATS
 from recreate.formats import FITS as FITS_MEDIA_TYPE
 from recreate.io.fitsfile import atomic_destination
-
-#: Error classes by the stable code the API sends in ``type``.
-ERRORS_BY_CODE: dict[str, type[errors.RecreateError]] = {
-    cls.code: cls
-    for cls in (
-        errors.InvalidRequestError,
-        errors.DataNotFoundError,
-        errors.NoOverlapError,
-        errors.KernelFitError,
-        errors.FormatError,
-        errors.ProcessingError,
-        errors.ComputeTimeoutError,
-        errors.TransientError,
-        errors.ServiceUnavailableError,
-        errors.OverloadedError,
-        errors.PayloadTooLargeError,
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -289,7 +272,7 @@ class Client:
             if response.status_code == 200:
                 return response
             if response.status_code != 202:
-                raise _error(response)
+                raise error_from_response(response)
             self._wait_for_job(response.json()["id"], deadline)
 
     def _get_whole(self, path: str, params: dict[str, Any]) -> httpx.Response:
@@ -388,14 +371,14 @@ class Client:
         """Send a request; return its JSON body or raise its error."""
         response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
-            raise _error(response)
+            raise error_from_response(response)
         return response.json()
 
     def health(self) -> dict[str, Any]:
         """Return the service's health report."""
         response = self._send("GET", "/api/v1/health")
         if response.status_code != 200:
-            raise _error(response)
+            raise error_from_response(response)
         result: dict[str, Any] = response.json()
         return result
 
@@ -404,7 +387,7 @@ class Client:
         while time.monotonic() < deadline:
             response = self._send("GET", f"/api/v1/jobs/{job_id}")
             if response.status_code != 200:
-                raise _error(response)
+                raise error_from_response(response)
             job = response.json()
             if job["state"] == "done":
                 return
@@ -443,21 +426,3 @@ def _region_params(
     raise errors.InvalidRequestError(
         "give either box=(x0, y0, x1, y1) or ra, dec and size"
     )
-
-
-def _error(response: httpx.Response) -> errors.RecreateError:
-    """Return the error a failed response describes."""
-    try:
-        detail = response.json()["detail"][0]
-        code, message = detail["type"], detail["msg"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        code = "internal_error"
-        message = f"HTTP {response.status_code}: {response.text[:200]}"
-    cls = ERRORS_BY_CODE.get(code)
-    if cls is None:
-        cls = (
-            errors.InvalidRequestError
-            if 400 <= response.status_code < 500
-            else errors.ProcessingError
-        )
-    return cls(message)

@@ -14,20 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from recreate import __version__
 from recreate.butler import MAX_DETECTOR, MAX_VISIT
 from recreate.errors import (
     DataNotFoundError,
     InvalidRequestError,
-    RecreateError,
 )
 from recreate.formats import (
     FORMATS,
@@ -51,7 +48,7 @@ from workers.ivoa import add_ivoa_routes
 from workers.limits import Quotas, charge, rate_limit
 from workers.metrics import RequestMetrics
 from workers.middleware import BodyLimit, RequestIds
-from workers.models import HealthModel, JobModel, ProductRequest
+from workers.models import JobModel, ProductRequest
 from workers.openapi import install_openapi
 from workers.region_api import (
     BoxQuery,
@@ -65,6 +62,7 @@ from workers.region_api import (
 from workers.responses import if_none_match, respond
 from workers.services import Services, start_services
 from workers.settings import Settings
+from workers.status_api import add_status_routes
 from workers.viewer import add_viewer
 
 log = logging.getLogger(__name__)
@@ -197,28 +195,7 @@ def _add_routes(app: FastAPI) -> None:
         operation_id="get_job",
         dependencies=[Depends(rate_limit("request"))],
     )
-    app.add_api_route(
-        f"{API}/health",
-        get_health,
-        methods=["GET"],
-        summary="Health of the service",
-        description="ok, or degraded when Redis, the scheduler or the "
-        "Butler does not answer. Always 200 while the API runs: a "
-        "degraded service still serves (it recomputes without a cache).",
-        response_model=HealthModel,
-        operation_id="get_health",
-    )
-    app.add_api_route(
-        "/metrics",
-        get_metrics,
-        methods=["GET"],
-        summary="Prometheus metrics",
-        description="Requests, cache hits and misses, recompute seconds, "
-        "tasks in flight, bytes served, the scheduler's desired workers.",
-        response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
-        operation_id="get_metrics",
-    )
+    add_status_routes(app, API)
 
 
 def _add_diffim_route(app: FastAPI, method: str) -> None:
@@ -407,52 +384,3 @@ async def get_job(request: Request, job_id: str) -> JobModel:
     if record is None:
         raise DataNotFoundError(f"no job {job_id!r}")
     return JobModel(**record)
-
-
-async def get_health(request: Request) -> HealthModel:
-    """Report ok or degraded, part by part."""
-    services = _services(request)
-    # The parts are checked at once, each bounded in time: this is the
-    # liveness probe, and a slow part must not get the API restarted.
-    parts, scheduler = await asyncio.gather(
-        asyncio.to_thread(services.health), _scheduler_health(services)
-    )
-    components: dict[str, Any] = {**parts, **scheduler}
-    down = [name for name, status in components.items() if status == "down"]
-    return HealthModel(
-        status="degraded" if down else "ok",
-        version=__version__,
-        components=components,
-    )
-
-
-async def _scheduler_health(services: Services) -> dict[str, Any]:
-    """Return the scheduler's status and worker count (3 s at most)."""
-    try:
-        info = await asyncio.wait_for(
-            services.broker.scheduler_info(), timeout=3
-        )
-    except (RecreateError, TimeoutError, OSError):
-        return {"scheduler": "down", "workers": 0}
-    return {"scheduler": "ok", "workers": info["workers"]}
-
-
-async def get_metrics(request: Request) -> Response:
-    """Return the Prometheus exposition, with fresh scheduler gauges."""
-    services = _services(request)
-    services.metrics.inflight.set(services.broker.inflight)
-    started = time.perf_counter()
-    try:
-        info = await asyncio.wait_for(
-            services.broker.scheduler_info(), timeout=2
-        )
-        services.metrics.workers.set(info["workers"])
-        services.metrics.desired_workers.set(info["desired"])
-    except (RecreateError, TimeoutError, OSError):
-        log.warning(
-            "scheduler did not answer within %.1f s",
-            time.perf_counter() - started,
-        )
-    return Response(
-        services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST
-    )
