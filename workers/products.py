@@ -269,7 +269,9 @@ class ProductService:
         )
         return self.spec_of(request, found)
 
-    def spec_of(self, request: ProductRequest, found: DiffimInputs) -> TaskSpec:
+    def spec_of(
+        self, request: ProductRequest, found: DiffimInputs
+    ) -> TaskSpec:
         """Return the spec of a request whose inputs were found.
 
         Raises

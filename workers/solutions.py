@@ -106,10 +106,8 @@ class SolutionService:
     _specs: dict[tuple[object, ...], tuple[float, TaskSpec]] = field(
         default_factory=dict
     )
-    _found: dict[
-        tuple[str | None, int, int], tuple[float, DiffimInputs]
-    ] = field(
-        default_factory=dict
+    _found: dict[tuple[str | None, int, int], tuple[float, DiffimInputs]] = (
+        field(default_factory=dict)
     )
 
     async def find_inputs(self, request: ProductRequest) -> DiffimInputs:
