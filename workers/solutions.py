@@ -3,10 +3,11 @@
 The region face (`workers.regions`), the solution route and campaigns
 of solutions ask this service for a key's solution. For one request it
 
-1. resolves the inputs and the recipe through the product service, and
-   remembers the answer in this process for ``recipe_index_ttl_seconds``
-   (a stamp must not pay a Butler lookup; a new template is seen within
-   that time, as with the recipe index);
+1. resolves the inputs (one Butler lookup, which the region face's
+   geometry shares: `find_inputs`) and the recipe, and remembers both
+   in this process for ``recipe_index_ttl_seconds`` (a stamp must not
+   pay a Butler lookup; a new template is seen within that time, as
+   with the recipe index);
 2. answers from the last ``solution_memory_entries`` solutions it used,
    parsed and checked (a few MB each with their tile engines);
 3. otherwise reads the stored solution (the hot copy in Redis, else the
