@@ -223,7 +223,7 @@ class RegionService:
         DataNotFoundError, InvalidRequestError
             The Butler's answer for an unknown key.
         """
-        from recreate.solution import read_geometry
+        from recreate.visit_geometry import read_visit_geometry
 
         settings = self.products.settings
         key = (request.instrument, request.visit, request.detector)
@@ -233,9 +233,10 @@ class RegionService:
             return remembered[1]
         # The same Butler answer as the solution's spec (one lookup on a
         # detector's first stamp), and the visit image's headers parsed
-        # once for this and the render (`open_image_file` keeps them).
+        # once for this and the render (a local file; a remote one has
+        # only its headers streamed).
         found = await self.solution_service.find_inputs(request)
-        geometry = await asyncio.to_thread(read_geometry, found)
+        geometry = await asyncio.to_thread(read_visit_geometry, found)
         if len(self._geometries) >= GEOMETRIES_KEPT:
             self._geometries.clear()
         expires = now + settings.recipe_index_ttl_seconds
