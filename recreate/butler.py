@@ -10,7 +10,10 @@ registry and ``getURI`` are used, never afw's formatters.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,11 @@ NOMINAL_PIXEL_SCALE = 0.2
 #: Largest visit id accepted: DP1 ids are YYYYMMDDnnnnn (13 digits).
 MAX_VISIT = 10**15
 MAX_DETECTOR = 10**4
+
+#: Instrument names and detector ids read from each open Butler.
+_KNOWN_NAMES: weakref.WeakKeyDictionary[
+    Any, dict[tuple[str, object], list[Any]]
+] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -185,9 +193,9 @@ def _check_key(visit: object, detector: object) -> None:
 
 def _resolve_instrument(butler: Any, instrument: str | None) -> str:
     """Return the instrument, defaulting to the repository's only one."""
-    names = sorted(
-        rec.name for rec in butler.registry.queryDimensionRecords("instrument")
-    )
+    names = _known(butler, "instrument", None)
+    if not names or (instrument is not None and instrument not in names):
+        names = _remember(butler, "instrument", None, _instrument_names)
     if instrument is None:
         if len(names) == 1:
             return names[0]
@@ -200,6 +208,51 @@ def _resolve_instrument(butler: Any, instrument: str | None) -> str:
             f"(instruments: {', '.join(names) or 'none'})"
         )
     return instrument
+
+
+def _instrument_names(butler: Any, _: object) -> list[Any]:
+    """Return the repository's instruments, sorted."""
+    return sorted(
+        rec.name for rec in butler.registry.queryDimensionRecords("instrument")
+    )
+
+
+def _known(butler: Any, element: str, parent: object) -> list[Any]:
+    """Return the names of ``element`` last read from this Butler.
+
+    Instruments and detectors are registered once and never removed, so
+    a name seen before needs no query (a stamp's Butler lookup is on
+    every first stamp of a detector); a name not seen is looked up
+    again (`_remember`), so one registered since is found.
+    """
+    try:
+        return _KNOWN_NAMES.get(butler, {}).get((element, parent), [])
+    except TypeError:  # a Butler that takes no weak reference
+        return []
+
+
+def _remember(
+    butler: Any,
+    element: str,
+    parent: object,
+    query: Callable[[Any, object], list[Any]],
+) -> list[Any]:
+    """Query the names of ``element`` and keep them (see `_known`)."""
+    names = query(butler, parent)
+    # A Butler that takes no weak reference is simply not remembered.
+    with contextlib.suppress(TypeError):
+        _KNOWN_NAMES.setdefault(butler, {})[(element, parent)] = names
+    return names
+
+
+def _detector_ids(butler: Any, instrument: object) -> list[Any]:
+    """Return an instrument's detector ids, sorted."""
+    return sorted(
+        rec.id
+        for rec in butler.registry.queryDimensionRecords(
+            "detector", instrument=instrument
+        )
+    )
 
 
 def _visit_record(butler: Any, instrument: str, visit: int) -> Any:
@@ -224,12 +277,9 @@ def _records(butler: Any, element: str, **data_id: object) -> list[Any]:
 
 def _check_detector(butler: Any, instrument: str, detector: int) -> None:
     """Say clearly when a detector number does not exist."""
-    ids = sorted(
-        rec.id
-        for rec in butler.registry.queryDimensionRecords(
-            "detector", instrument=instrument
-        )
-    )
+    ids = _known(butler, "detector", instrument)
+    if detector not in ids:
+        ids = _remember(butler, "detector", instrument, _detector_ids)
     if detector not in ids:
         span = f"{ids[0]}-{ids[-1]}" if ids else "none"
         raise DataNotFoundError(

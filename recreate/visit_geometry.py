@@ -1,9 +1,10 @@
 """Where a visit image's pixels lie, read from its headers alone.
 
 The cutout faces turn sky stencils into pixel boxes with the visit's
-WCS before any pixel is read. Through lsst.resources the file is opened
-as a stream (local, S3 or HTTP with ranged reads), and astropy reads the
-headers of the HDUs it needs, not the planes.
+WCS before any pixel is read. A local file is parsed once and kept for
+the render (`recreate.io.image_file`); a remote one is opened through
+lsst.resources as a stream (S3 or HTTP with ranged reads), and astropy
+reads the headers of the HDUs it needs, not the planes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from astropy.io import fits
 
 from recreate.butler import DiffimInputs
 from recreate.io.dp1_read import read_dp1_geometry
+from recreate.io.image_file import open_image_file
 from recreate.io.region import ImageGeometry
 
 
@@ -37,8 +39,13 @@ def read_visit_geometry(found: DiffimInputs) -> ImageGeometry:
     """
     from lsst.resources import ResourcePath
 
+    path = ResourcePath(found.visit_image.uri)
+    if path.isLocal:
+        # Parsed once and kept (`open_image_file`): a render of the same
+        # detector then reads its planes without parsing headers again.
+        return open_image_file(path.ospath).geometry
     with (
-        ResourcePath(found.visit_image.uri).open("rb") as stream,
+        path.open("rb") as stream,
         fits.open(stream, memmap=False, lazy_load_hdus=True) as hdulist,
     ):
         return read_dp1_geometry(hdulist)

@@ -108,6 +108,19 @@ def test_bad_keys_are_named(butler, ci_repo, visit, detector, error, message):
         find_inputs(butler, visit, detector)
 
 
+def test_names_read_before_still_refuse_unknown_ones(butler, ci_repo):
+    # Instruments and detectors are kept per Butler after a lookup; an
+    # unknown one is still looked up, and refused by name.
+    visit, detector = _first_full_key(ci_repo)
+    found = find_inputs(butler, visit, detector)
+    assert find_inputs(butler, visit, detector) == found
+    assert find_inputs(butler, visit, detector, instrument=found.instrument)
+    with pytest.raises(DataNotFoundError, match="detector 9 of"):
+        find_inputs(butler, visit, 9)
+    with pytest.raises(DataNotFoundError, match="instrument 'HSC'"):
+        find_inputs(butler, visit, detector, instrument="HSC")
+
+
 def test_unknown_instrument_is_named(butler, ci_repo):
     visit, detector = _first_full_key(ci_repo)
     with pytest.raises(DataNotFoundError, match="instrument 'HSC'"):

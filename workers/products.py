@@ -267,6 +267,18 @@ class ProductService:
             request.detector,
             request.instrument or self.settings.instrument,
         )
+        return self.spec_of(request, found)
+
+    def spec_of(
+        self, request: ProductRequest, found: DiffimInputs
+    ) -> TaskSpec:
+        """Return the spec of a request whose inputs were found.
+
+        Raises
+        ------
+        InvalidRequestError
+            If the request names no recipe.
+        """
         config = self.config or recipe_config(
             found, request.recipe or self.settings.recipe
         )

@@ -213,9 +213,10 @@ class RegionService:
     async def geometry(self, request: ProductRequest) -> ImageGeometry:
         """Return the detector's WCS, ``xy0`` and shape (headers only).
 
-        Read from the visit image's headers, and remembered in this
-        process for ``recipe_index_ttl_seconds`` (a cutout face asks for
-        it on every request).
+        Read from the visit image's headers (parsed once, kept for the
+        render), and remembered in this process for
+        ``recipe_index_ttl_seconds`` (a cutout face asks for it on every
+        request).
 
         Raises
         ------
@@ -230,12 +231,11 @@ class RegionService:
         remembered = self._geometries.get(key)
         if remembered is not None and remembered[0] > now:
             return remembered[1]
-        found = await asyncio.to_thread(
-            self.products.butler.find_inputs,
-            request.visit,
-            request.detector,
-            request.instrument or settings.instrument,
-        )
+        # The same Butler answer as the solution's spec (one lookup on a
+        # detector's first stamp), and the visit image's headers parsed
+        # once for this and the render (a local file; a remote one has
+        # only its headers streamed).
+        found = await self.solution_service.find_inputs(request)
         geometry = await asyncio.to_thread(read_visit_geometry, found)
         if len(self._geometries) >= GEOMETRIES_KEPT:
             self._geometries.clear()

@@ -3,10 +3,11 @@
 The region face (`workers.regions`), the solution route and campaigns
 of solutions ask this service for a key's solution. For one request it
 
-1. resolves the inputs and the recipe through the product service, and
-   remembers the answer in this process for ``recipe_index_ttl_seconds``
-   (a stamp must not pay a Butler lookup; a new template is seen within
-   that time, as with the recipe index);
+1. resolves the inputs (one Butler lookup, which the region face's
+   geometry shares: `find_inputs`) and the recipe, and remembers both
+   in this process for ``recipe_index_ttl_seconds`` (a stamp must not
+   pay a Butler lookup; a new template is seen within that time, as
+   with the recipe index);
 2. answers from the last ``solution_memory_entries`` solutions it used,
    parsed and checked (a few MB each with their tile engines);
 3. otherwise reads the stored solution (the hot copy in Redis, else the
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from recreate.butler import DiffimInputs
 from recreate.errors import (
     FormatError,
     ProcessingError,
@@ -105,6 +107,40 @@ class SolutionService:
     _specs: dict[tuple[object, ...], tuple[float, TaskSpec]] = field(
         default_factory=dict
     )
+    _found: dict[tuple[str | None, int, int], tuple[float, DiffimInputs]] = (
+        field(default_factory=dict)
+    )
+
+    async def find_inputs(self, request: ProductRequest) -> DiffimInputs:
+        """Return the request's inputs from the Butler, remembered a while.
+
+        The region face asks for them twice on a detector's first stamp
+        (its geometry, then its recipe): one Butler lookup serves both,
+        for ``recipe_index_ttl_seconds`` as the resolved specs are.
+
+        Raises
+        ------
+        DataNotFoundError, NoOverlapError, InvalidRequestError
+            The Butler's answer for an unknown or uncovered key.
+        """
+        instrument = request.instrument or self.products.settings.instrument
+        key = (instrument, request.visit, request.detector)
+        now = time.monotonic()
+        remembered = self._found.get(key)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        found = await asyncio.to_thread(
+            self.products.butler.find_inputs,
+            request.visit,
+            request.detector,
+            instrument,
+        )
+        lifetime = self.products.settings.recipe_index_ttl_seconds
+        if lifetime > 0:
+            if len(self._found) >= SPECS_KEPT:
+                self._found.clear()
+            self._found[key] = (now + lifetime, found)
+        return found
 
     async def resolve(self, request: ProductRequest) -> TaskSpec:
         """Return the request's spec, remembered for a while.
@@ -126,7 +162,8 @@ class SolutionService:
         remembered = self._specs.get(key)
         if remembered is not None and remembered[0] > now:
             return remembered[1]
-        spec = await self.products.resolve(request)
+        found = await self.find_inputs(request)
+        spec = self.products.spec_of(request, found)
         lifetime = settings.recipe_index_ttl_seconds
         if lifetime > 0:
             if len(self._specs) >= SPECS_KEPT:
@@ -223,6 +260,7 @@ class SolutionService:
         """Drop what this process keeps (solutions and resolved specs)."""
         self._memory.clear()
         self._specs.clear()
+        self._found.clear()
 
     def _keep(self, recipe_hash: str, found: FoundSolution) -> None:
         """Keep a solution in this process (the least recent leaves)."""

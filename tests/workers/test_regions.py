@@ -187,3 +187,35 @@ def test_a_large_region_triplet_is_a_cached_region_task_of_its_own(
     rgb = read_png(triplet.data)
     assert rgb.shape == (40, 3 * 51 + 2 * GAP, 3)
     assert np.array_equal(rgb[:, 2 * (51 + GAP) :], difference)
+
+
+def test_a_detectors_first_stamp_makes_one_butler_lookup(
+    ci_repo,
+    redis_cache_server,
+    redis_control_server,
+    thread_cluster,
+    full_key,
+):
+    # The geometry (to place the stamp) and the spec (to find the
+    # solution) share one Butler answer; forgetting drops it.
+    services, butler = _services(
+        ci_repo,
+        redis_cache_server.url,
+        redis_control_server.url,
+        thread_cluster.scheduler_address,
+    )
+    solutions = services.regions.solution_service
+
+    async def run() -> tuple[int, int, str, str]:
+        request = _request(full_key)
+        await services.regions.geometry(request)
+        first = await solutions.resolve(request)
+        once = butler.lookups
+        solutions.forget()
+        again = await solutions.resolve(request)
+        await services.close()
+        return once, butler.lookups, first.recipe_hash, again.recipe_hash
+
+    once, twice, first_hash, again_hash = asyncio.run(run())
+    assert (once, twice) == (1, 2)
+    assert first_hash == again_hash
