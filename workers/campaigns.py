@@ -53,7 +53,7 @@ from workers.campaign_recovery import (
     queued_keys,
 )
 from workers.models import ProductRequest
-from workers.products import Ensured
+from workers.product_answers import Ensured
 from workers.throttle import Scheduler, Throttle
 
 log = logging.getLogger(__name__)

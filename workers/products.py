@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from cache import Manifest, ResilientCache
 from recreate import __version__
@@ -46,6 +46,14 @@ from workers.broker import INTERACTIVE, Broker, Outcome
 from workers.jobs import JobBook
 from workers.metrics import Metrics
 from workers.models import SOLUTION, ProductRequest, TaskResult, TaskSpec
+from workers.product_answers import (
+    Answer,
+    Ensured,
+    NotModified,
+    Pending,
+    ProductInfo,
+    Served,
+)
 from workers.settings import Settings
 from workers.streams import ChunkStream
 
@@ -64,56 +72,6 @@ class InputResolver(Protocol):
         self, visit: int, detector: int, instrument: str | None
     ) -> DiffimInputs:
         """Return the visit image and template patches of a key."""
-
-
-@dataclass(frozen=True)
-class ProductInfo:
-    """What the response says of a product besides its bytes."""
-
-    sha256: str
-    size: int
-    meta: Mapping[str, Any]
-    output_format: OutputFormat
-
-
-class Answer:
-    """What the product service hands a face: one of the classes below."""
-
-
-@dataclass(frozen=True)
-class NotModified(Answer):
-    """The client's copy (If-None-Match) is the product: a 304."""
-
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Served(Answer):
-    """The product: streamed from the cache, or bytes when degraded.
-
-    ``body`` is None when only the headers were asked for (HEAD).
-    """
-
-    info: ProductInfo
-    cache_state: Literal["hit", "miss"]
-    body: ChunkStream | bytes | None
-    degraded: bool = False
-
-
-@dataclass(frozen=True)
-class Ensured:
-    """A product a campaign made sure of: its key, and who made it."""
-
-    product_key: str
-    computed: bool
-
-
-@dataclass(frozen=True)
-class Pending(Answer):
-    """Still being recreated after the sync timeout: a job to follow."""
-
-    job_id: str
-    record: dict[str, Any]
 
 
 @dataclass

@@ -31,7 +31,7 @@ from fastapi import Query, Request, Response
 from recreate.errors import InvalidRequestError
 from recreate.numerics.box import PixelBox
 from workers.http_errors import bad_parameter
-from workers.products import Pending
+from workers.product_answers import Pending
 from workers.regions import box_around, clip_box, detector_box
 from workers.responses import if_none_match, respond
 

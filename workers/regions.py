@@ -40,14 +40,14 @@ from recreate.errors import InvalidRequestError, ProcessingError
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
 from workers.models import ProductRequest
-from workers.products import (
+from workers.product_answers import (
     Answer,
     NotModified,
     Pending,
     ProductInfo,
-    ProductService,
     Served,
 )
+from workers.products import ProductService
 from workers.solution_tasks import region_meta, region_spec, render_region
 from workers.solutions import SolutionService
 

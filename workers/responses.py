@@ -15,7 +15,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from workers.models import JobModel
-from workers.products import (
+from workers.product_answers import (
     Answer,
     NotModified,
     Pending,

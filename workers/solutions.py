@@ -44,7 +44,8 @@ from recreate.solution import Solution
 from workers.broker import INTERACTIVE
 from workers.campaign_recovery import solution_entry
 from workers.models import ProductRequest, TaskResult, TaskSpec
-from workers.products import Ensured, Pending, ProductService
+from workers.product_answers import Ensured, Pending
+from workers.products import ProductService
 from workers.solution_tasks import solution_spec, verified_solution
 
 log = logging.getLogger(__name__)

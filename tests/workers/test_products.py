@@ -24,7 +24,7 @@ from tests.workers.conftest import service_settings
 from workers.broker import Broker
 from workers.butler import LockedButler
 from workers.models import ProductRequest
-from workers.products import Served
+from workers.product_answers import Served
 from workers.services import Services, assemble
 from workers.state import RecreateWorkerPlugin
 

@@ -53,7 +53,7 @@ from workers.ivoa.params import (
 )
 from workers.ivoa.vosi import Capability, add_vosi_routes
 from workers.limits import rate_limit
-from workers.products import Pending
+from workers.product_answers import Pending
 from workers.regions import RegionService, box_of_sky_points, clip_box
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from workers.ivoa.jobs import COMPLETED, Progress, Work
 from workers.ivoa.vosi import base_url
 from workers.limits import rate_limit
 from workers.models import ProductRequest
-from workers.products import Pending
+from workers.product_answers import Pending
 from workers.regions import RegionService, box_around, clip_box
 
 if TYPE_CHECKING:

@@ -47,7 +47,7 @@ from workers.ivoa.uws_xml import (
 )
 from workers.ivoa.vosi import base_url
 from workers.limits import rate_limit
-from workers.products import Pending
+from workers.product_answers import Pending
 from workers.regions import RegionService
 
 if TYPE_CHECKING:
