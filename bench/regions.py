@@ -42,6 +42,7 @@ import dask
 import httpx
 import numpy as np
 from distributed import LocalCluster
+from served import QUOTAS_OFF
 
 from cache import RedisServer
 from recreate.butler import open_butler
@@ -61,7 +62,6 @@ EPOCHS = 100
 #: Requests in flight per light-curve client.
 CLIENT_CONCURRENCY = 4
 CLIENTS = 10
-QUOTAS_OFF = "request=off,recompute=off,campaign=off,cutout=off,sia=off"
 
 
 def ensure_repo() -> None:

@@ -19,6 +19,9 @@ from cache import RedisServer
 from workers.serve import serve_in_thread
 from workers.settings import Settings, worker_dask_config
 
+#: Every budget off: a benchmark asks more than one user's share.
+QUOTAS_OFF = "request=off,recompute=off,campaign=off,cutout=off,sia=off"
+
 
 @contextmanager
 def served_api(
@@ -31,7 +34,8 @@ def served_api(
 ) -> Iterator[tuple[str, LocalCluster]]:
     """Serve ``repo``'s API on a fresh cluster; yield its URL and cluster.
 
-    Requests wait up to 600 s before a 202: a benchmark times the answer.
+    Requests wait up to 600 s before a 202: a benchmark times the answer;
+    no budget applies (`QUOTAS_OFF`).
     """
     with (
         dask.config.set(worker_dask_config()),
@@ -48,6 +52,7 @@ def served_api(
             control_redis_url=control.url,
             scheduler_address=cluster.scheduler_address,
             sync_timeout_seconds=600,
+            quotas=QUOTAS_OFF,
         )
         with serve_in_thread(settings) as url:
             yield url, cluster

@@ -49,6 +49,10 @@ def test_the_page_paints_and_offers_the_visits(page, api_url, ci_repo):
     response = opened.goto(api_url + "/")
     assert response.status == 200
     assert opened.locator("h1").inner_text().startswith("recreate")
+    # goto returns at the load event, which may come before the paint.
+    opened.wait_for_function(
+        "performance.getEntriesByName('first-contentful-paint').length > 0"
+    )
     paint = opened.evaluate(
         "performance.getEntriesByName('first-contentful-paint')"
         ".map(e => e.startTime)"
