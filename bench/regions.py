@@ -38,20 +38,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import dask
 import httpx
 import numpy as np
-from distributed import LocalCluster
-from served import QUOTAS_OFF
+from served import served_api
 
 from cache import RedisServer
 from recreate.butler import open_butler
 from recreate.client import Client
 from recreate.discovery import covering, find_footprints
 from recreate.memory import retain_freed_memory
-from workers.serve import serve_in_thread
 from workers.services import Services
-from workers.settings import Settings, worker_dask_config
 
 REPO = Path(os.environ.get("BENCH_DEMO_REPO", "data/demo-repo"))
 STAMP = 51
@@ -282,39 +278,30 @@ def main() -> None:
         tempfile.TemporaryDirectory() as store,
         RedisServer(maxmemory="4gb", policy="allkeys-lru") as cache,
         RedisServer(policy="noeviction") as control,
-        dask.config.set(worker_dask_config()),
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-        ) as cluster,
-    ):
-        settings = Settings(
-            butler_repo=str(REPO),
-            cache_redis_url=cache.url,
-            control_redis_url=control.url,
-            scheduler_address=cluster.scheduler_address,
-            sync_timeout_seconds=600,
+        served_api(
+            REPO,
+            cache,
+            control,
+            workers=2,
+            on_ready=started.append,
             solution_store=store,
-            quotas=QUOTAS_OFF,
-        )
-        with serve_in_thread(settings, on_ready=started.append) as url:
-            services = started[0]
-            rows = stored_rows(url, services, ra, dec, epochs)
-            # Nothing stored: Redis flushed, the store emptied.
-            cache.client().flushall()
-            control.client().flushall()
-            for path in Path(store).rglob("*.fits"):
-                path.unlink()
-            services.regions.solution_service.forget()
-            cold = asyncio.run(light_curve(url, (ra, dec), epochs))
-            rows.append(
-                (
-                    f"light curve, {len(epochs)} epochs, nothing stored",
-                    f"{cold:.1f} s ({cold / len(epochs):.2f} s an epoch)",
-                )
+        ) as (url, _),
+    ):
+        services = started[0]
+        rows = stored_rows(url, services, ra, dec, epochs)
+        # Nothing stored: Redis flushed, the store emptied.
+        cache.client().flushall()
+        control.client().flushall()
+        for path in Path(store).rglob("*.fits"):
+            path.unlink()
+        services.regions.solution_service.forget()
+        cold = asyncio.run(light_curve(url, (ra, dec), epochs))
+        rows.append(
+            (
+                f"light curve, {len(epochs)} epochs, nothing stored",
+                f"{cold:.1f} s ({cold / len(epochs):.2f} s an epoch)",
             )
+        )
     print(
         f"\nRegions through the service on {REPO} "
         f"(position {ra:.4f} {dec:.4f}: {len(epochs)} epochs)"

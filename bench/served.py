@@ -8,15 +8,17 @@ and the API in a thread live as long as the ``with`` block.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dask
 from distributed import LocalCluster
 
 from cache import RedisServer
 from workers.serve import serve_in_thread
+from workers.services import Services
 from workers.settings import Settings, worker_dask_config
 
 #: Every budget off: a benchmark asks more than one user's share.
@@ -31,11 +33,14 @@ def served_api(
     *,
     workers: int = 1,
     threads: int = 1,
+    on_ready: Callable[[Services], None] | None = None,
+    **overrides: Any,
 ) -> Iterator[tuple[str, LocalCluster]]:
     """Serve ``repo``'s API on a fresh cluster; yield its URL and cluster.
 
     Requests wait up to 600 s before a 202: a benchmark times the answer;
-    no budget applies (`QUOTAS_OFF`).
+    no budget applies (`QUOTAS_OFF`). ``overrides`` are more settings;
+    ``on_ready`` is called with the running services.
     """
     with (
         dask.config.set(worker_dask_config()),
@@ -53,6 +58,7 @@ def served_api(
             scheduler_address=cluster.scheduler_address,
             sync_timeout_seconds=600,
             quotas=QUOTAS_OFF,
+            **overrides,
         )
-        with serve_in_thread(settings) as url:
+        with serve_in_thread(settings, on_ready=on_ready) as url:
             yield url, cluster

@@ -199,6 +199,15 @@ def product_from_solution(
 
 def region_meta(spec: TaskSpec, box: PixelBox) -> dict[str, Any]:
     """Return the metadata of a region (becomes its headers)."""
+    return {**identity_meta(spec), "box": _corners(box)}
+
+
+def identity_meta(spec: TaskSpec) -> dict[str, Any]:
+    """Return what names a product and how it was made (its headers).
+
+    Shared by full products and regions: key, format, recipe, config
+    hash, code version and input dataset ids.
+    """
     return {
         "instrument": spec.instrument,
         "visit": spec.visit,
@@ -209,7 +218,6 @@ def region_meta(spec: TaskSpec, box: PixelBox) -> dict[str, Any]:
         "config_hash": spec.recipe["config_hash"],
         "code_version": __version__,
         "input_ids": [entry["id"] for entry in spec.recipe["inputs"]],
-        "box": _corners(box),
     }
 
 

@@ -55,6 +55,7 @@ from recreate.solution import solution_bytes
 from workers.models import PRODUCT, TaskResult, TaskSpec
 from workers.solution_tasks import (
     MAX_LOCK_WAITS,
+    identity_meta,
     keep_solution,
     product_from_solution,
     run_solution_task,
@@ -312,15 +313,7 @@ def _product_meta(
 ) -> dict[str, Any]:
     """Return the metadata kept with a cached product (becomes headers)."""
     return {
-        "instrument": spec.instrument,
-        "visit": spec.visit,
-        "detector": spec.detector,
-        "format": spec.output_format.name,
-        "recipe": spec.config.recipe,
-        "recipe_hash": spec.recipe_hash,
-        "config_hash": spec.recipe["config_hash"],
-        "code_version": __version__,
-        "input_ids": [entry["id"] for entry in spec.recipe["inputs"]],
+        **identity_meta(spec),
         "planes_sha256": result.exposure.metadata.get(
             "RECREATE PLANES SHA256", ""
         ),

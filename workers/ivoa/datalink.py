@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from recreate.cutouts import DETAILS, EXPOSURE
 from workers.ivoa.answers import VOTABLE_FAILURES, in_votable, votable_answer
@@ -34,14 +34,18 @@ from workers.ivoa.params import (
     single,
 )
 from workers.ivoa.sia import VOTABLE_FORMATS
-from workers.ivoa.vosi import Capability, add_vosi_routes, base_url
+from workers.ivoa.vosi import (
+    Capability,
+    add_get_and_post,
+    add_vosi_routes,
+    base_url,
+)
 from workers.ivoa.votable import (
     Column,
     Param,
     ServiceDescriptor,
     results_document,
 )
-from workers.limits import rate_limit
 from workers.models import TaskSpec
 
 if TYPE_CHECKING:
@@ -299,21 +303,19 @@ _DESCRIPTION = (
     "exists). An ID that fails is one row with its error_message."
 )
 
-for _method in ("GET", "POST"):
-    router.add_api_route(
-        f"{PREFIX}/links",
-        answer_links,
-        methods=[_method],
-        summary="DataLink links",
-        description=_DESCRIPTION,
-        response_class=Response,
-        responses={
-            200: {"content": {"application/x-votable+xml": {}}},
-            **VOTABLE_FAILURES,
-        },
-        operation_id=f"datalink_links_{_method.lower()}",
-        dependencies=[Depends(rate_limit("request"))],
-    )
+add_get_and_post(
+    router,
+    f"{PREFIX}/links",
+    answer_links,
+    operation="datalink_links",
+    summary="DataLink links",
+    description=_DESCRIPTION,
+    responses={
+        200: {"content": {"application/x-votable+xml": {}}},
+        **VOTABLE_FAILURES,
+    },
+    budget="request",
+)
 add_vosi_routes(
     router,
     PREFIX,

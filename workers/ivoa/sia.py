@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from recreate.discovery import BAND_WAVELENGTHS, ImageFootprint
 from workers.ivoa.answers import VOTABLE_FAILURES, in_votable, votable_answer
@@ -34,14 +34,18 @@ from workers.ivoa.params import (
     read_params,
     single,
 )
-from workers.ivoa.vosi import Capability, add_vosi_routes, base_url
+from workers.ivoa.vosi import (
+    Capability,
+    add_get_and_post,
+    add_vosi_routes,
+    base_url,
+)
 from workers.ivoa.votable import (
     Column,
     Param,
     ServiceDescriptor,
     results_document,
 )
-from workers.limits import rate_limit
 
 if TYPE_CHECKING:
     from workers.services import Services
@@ -335,20 +339,18 @@ _QUERY_DESCRIPTION = (
     "QUERY_STATUS ERROR."
 )
 
-for _method in ("GET", "POST"):
-    router.add_api_route(
-        f"{PREFIX}/query",
-        answer_query,
-        methods=[_method],
-        summary="SIA 2.0 query",
-        description=_QUERY_DESCRIPTION,
-        response_class=Response,
-        responses={
-            200: {"content": {"application/x-votable+xml": {}}},
-            **VOTABLE_FAILURES,
-        },
-        operation_id=f"sia_query_{_method.lower()}",
-        # Rubin's RSP budget: 70 SIA queries per user and 15 minutes.
-        dependencies=[Depends(rate_limit("sia"))],
-    )
+# Rubin's RSP budget: 70 SIA queries per user and 15 minutes.
+add_get_and_post(
+    router,
+    f"{PREFIX}/query",
+    answer_query,
+    operation="sia_query",
+    summary="SIA 2.0 query",
+    description=_QUERY_DESCRIPTION,
+    responses={
+        200: {"content": {"application/x-votable+xml": {}}},
+        **VOTABLE_FAILURES,
+    },
+    budget="sia",
+)
 add_vosi_routes(router, PREFIX, "SIA", _capabilities)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from recreate.cutouts import EXPOSURE, detail_level, reduce_detail
 from recreate.errors import InvalidRequestError
@@ -51,8 +51,7 @@ from workers.ivoa.params import (
     read_params,
     single,
 )
-from workers.ivoa.vosi import Capability, add_vosi_routes
-from workers.limits import rate_limit
+from workers.ivoa.vosi import Capability, add_get_and_post, add_vosi_routes
 from workers.product_answers import Pending
 from workers.regions import RegionService, box_of_sky_points, clip_box
 
@@ -334,21 +333,19 @@ _SYNC_DESCRIPTION = (
     "NotFoundFaultError, TransientFaultError (503, Retry-After)."
 )
 
-for _method in ("GET", "POST"):
-    router.add_api_route(
-        f"{PREFIX}/sync",
-        cutout_sync,
-        methods=[_method],
-        summary="SODA synchronous cutout",
-        description=_SYNC_DESCRIPTION,
-        response_class=Response,
-        responses={
-            200: {"content": {FITS: {}, PNG: {}}},
-            204: {"description": "The stencil misses the detector."},
-            **TEXT_FAILURES,
-        },
-        operation_id=f"cutout_sync_{_method.lower()}",
-        # Rubin's RSP budget: 35 cutouts per user and 15 minutes.
-        dependencies=[Depends(rate_limit("cutout"))],
-    )
+# Rubin's RSP budget: 35 cutouts per user and 15 minutes.
+add_get_and_post(
+    router,
+    f"{PREFIX}/sync",
+    cutout_sync,
+    operation="cutout_sync",
+    summary="SODA synchronous cutout",
+    description=_SYNC_DESCRIPTION,
+    responses={
+        200: {"content": {FITS: {}, PNG: {}}},
+        204: {"description": "The stencil misses the detector."},
+        **TEXT_FAILURES,
+    },
+    budget="cutout",
+)
 add_vosi_routes(router, PREFIX, "SODA", _capabilities)

@@ -9,12 +9,14 @@ service registers both under its own base with `add_vosi_routes`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+
+from workers.limits import rate_limit
 
 if TYPE_CHECKING:
     from workers.services import Services
@@ -137,3 +139,34 @@ def add_vosi_routes(
         response_class=Response,
         operation_id=f"{name.lower()}_availability",
     )
+
+
+def add_get_and_post(
+    router: APIRouter,
+    path: str,
+    endpoint: Callable[..., Any],
+    *,
+    operation: str,
+    summary: str,
+    description: str,
+    responses: Mapping[int | str, dict[str, Any]],
+    budget: str,
+) -> None:
+    """Register a DAL endpoint for GET and POST, as its standard asks.
+
+    Each method is its own operation (``{operation}_get``,
+    ``{operation}_post``) and spends one unit of the identity's
+    ``budget`` (`workers.limits`).
+    """
+    for method in ("GET", "POST"):
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            summary=summary,
+            description=description,
+            response_class=Response,
+            responses=dict(responses),
+            operation_id=f"{operation}_{method.lower()}",
+            dependencies=[Depends(rate_limit(budget))],
+        )
