@@ -257,6 +257,27 @@ def _ensure_solution(
     )
 
 
+def cached_result(
+    spec: TaskSpec, state: WorkerState, started: float
+) -> TaskResult | None:
+    """Return the result of a product already cached, if it is.
+
+    A full product or a region: nothing was computed for it.
+    """
+    manifest = state.cache.head(spec.product_key)
+    if manifest is None:
+        return None
+    return TaskResult(
+        product_key=spec.product_key,
+        sha256=manifest.sha256,
+        size=manifest.size,
+        computed=False,
+        seconds=time.perf_counter() - started,
+        meta=dict(manifest.meta),
+        worker=state.address,
+    )
+
+
 def _region(
     spec: TaskSpec,
     state: WorkerState,
@@ -274,17 +295,9 @@ def _region(
         raise InvalidRequestError(
             f"a region task of {spec.describe()} has no box"
         )
-    cached = state.cache.head(spec.product_key)
+    cached = cached_result(spec, state, started)
     if cached is not None:
-        return TaskResult(
-            product_key=spec.product_key,
-            sha256=cached.sha256,
-            size=cached.size,
-            computed=False,
-            seconds=time.perf_counter() - started,
-            meta=dict(cached.meta),
-            worker=state.address,
-        )
+        return cached
     data = render_region(spec, solution, spec.box)
     meta = {
         **region_meta(spec, spec.box),

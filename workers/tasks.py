@@ -55,6 +55,7 @@ from recreate.solution import solution_bytes
 from workers.models import PRODUCT, TaskResult, TaskSpec
 from workers.solution_tasks import (
     MAX_LOCK_WAITS,
+    cached_result,
     identity_meta,
     keep_solution,
     product_from_solution,
@@ -148,7 +149,7 @@ def _recreate(
     if spec.kind != PRODUCT:
         return run_solution_task(spec, state, started)
     for _ in range(MAX_LOCK_WAITS):
-        cached = _cached(spec, state, started)
+        cached = cached_result(spec, state, started)
         if cached is not None:
             return cached
         with state.cache.single_flight(
@@ -158,24 +159,6 @@ def _recreate(
                 return _compute(spec, state, started)
     raise TransientError(
         f"another worker held the lock on {spec.describe()} for too long"
-    )
-
-
-def _cached(
-    spec: TaskSpec, state: WorkerState, started: float
-) -> TaskResult | None:
-    """Return the result of an already cached product, if there is one."""
-    manifest = state.cache.head(spec.product_key)
-    if manifest is None:
-        return None
-    return TaskResult(
-        product_key=spec.product_key,
-        sha256=manifest.sha256,
-        size=manifest.size,
-        computed=False,
-        seconds=time.perf_counter() - started,
-        meta=dict(manifest.meta),
-        worker=state.address,
     )
 
 
