@@ -95,23 +95,27 @@ def psf_sizes(
     Each comes from the PSF model where the input has one, and is measured
     from the stars otherwise (and the provenance says so).
     """
+    return science_psf_fwhm(science, notes), template_psf_fwhm(template, notes)
+
+
+def science_psf_fwhm(science: Exposure, notes: list[str]) -> float:
+    """Return `psf_sizes`'s science FWHM, noting a measured one."""
     if science.psf is not None:
-        science_fwhm = science.psf.fwhm
-    else:
-        science_fwhm = measure_psf_fwhm(
-            science.image, science.variance, science.mask, science.mask_planes
-        )
-        notes.append(
-            f"science PSF FWHM measured from stars: {science_fwhm:.3f} px"
-        )
+        return science.psf.fwhm
+    fwhm = measure_psf_fwhm(
+        science.image, science.variance, science.mask, science.mask_planes
+    )
+    notes.append(f"science PSF FWHM measured from stars: {fwhm:.3f} px")
+    return fwhm
+
+
+def template_psf_fwhm(template: WarpedTemplate, notes: list[str]) -> float:
+    """Return `psf_sizes`'s template FWHM, noting a measured one."""
     if template.psf_fwhm is not None:
-        template_fwhm = template.psf_fwhm
-    else:
-        warped = template.exposure
-        template_fwhm = measure_psf_fwhm(
-            warped.image, warped.variance, warped.mask, warped.mask_planes
-        )
-        notes.append(
-            f"template PSF FWHM measured from stars: {template_fwhm:.3f} px"
-        )
-    return science_fwhm, template_fwhm
+        return template.psf_fwhm
+    warped = template.exposure
+    fwhm = measure_psf_fwhm(
+        warped.image, warped.variance, warped.mask, warped.mask_planes
+    )
+    notes.append(f"template PSF FWHM measured from stars: {fwhm:.3f} px")
+    return fwhm

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -40,28 +41,31 @@ from recreate.errors import (
 from recreate.exposure import Exposure, MaskPlanes
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
+from recreate.numerics.threads import beside
 from recreate.pipeline.config import PipelineConfig
-from recreate.pipeline.kernel import SolvedKernel, fit_kernel, make_basis
+from recreate.pipeline.kernel import (
+    KernelBasis,
+    SolvedKernel,
+    fit_kernel,
+    make_basis,
+)
 from recreate.pipeline.match.background_grid import (
     BackgroundGrid,
     background_grid,
 )
 from recreate.pipeline.match.decorrelate import (
-    DecorrelationKernel,
     decorrelation_kernel,
     variance_levels,
 )
 from recreate.pipeline.match.mask_growth import grow_mask
-from recreate.pipeline.match.variance import scale_variance
 from recreate.pipeline.prepare import (
     difference_planes,
     grown_template_planes,
-    prepared_science_mask,
     prepared_template_mask,
-    psf_sizes,
+    template_psf_fwhm,
 )
 from recreate.pipeline.provenance import InputRef
-from recreate.pipeline.sources import select_kernel_candidates
+from recreate.pipeline.sources import Detections, select_kernel_candidates
 from recreate.pipeline.sources.detect_and_measure import (
     subtracted_background,
 )
@@ -72,6 +76,10 @@ from recreate.pipeline.template.window import TemplateWindow
 from recreate.solution.layout import plan_render
 from recreate.solution.model import DetectorFrame, Solution
 from recreate.solution.render import Planes, RenderInputs, predetection
+from recreate.solution.science_side import prepare_science, scaled_variance
+
+FloatPlane = npt.NDArray[np.float32]
+MaskPlane = npt.NDArray[np.int32]
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,43 +172,69 @@ def solve(
         )
     timings: dict[str, float] = {}
     notes = list(notes)
-    with _timed(timings, "template"):
-        template = warped or build_template(science, patches, config.template)
-    notes.extend(template.warnings)
     planes = difference_planes(science.mask_planes, config)
-    with _timed(timings, "scale_variance"):
-        factors, variances = _scale_variances(science, template, config)
-    science_mask = prepared_science_mask(science.mask, planes)
-    template_mask = prepared_template_mask(template.exposure, planes, config)
-    with _timed(timings, "psf"):
-        fwhms = psf_sizes(science, template, notes)
-    reused = kernel is not None
-    if kernel is None:
-        try:
-            kernel = _fit(
-                replace(
-                    science,
-                    variance=variances[0],
-                    mask=science_mask,
-                    mask_planes=planes,
-                ),
-                template,
-                (variances[1], template_mask),
-                fwhms,
-                config,
-                timings,
-            )
-        except ProcessingError as error:
-            _raise_if_failure_expected(template.coverage, config, error)
-            # The data's, not the service's: the same inputs fail alike.
-            raise KernelFitError(str(error)) from error
-    with _timed(timings, "decorrelation"):
-        decorrelation = _decorrelation(
-            (science_mask, template_mask), variances, planes, kernel, config
+    with beside(
+        partial(
+            prepare_science,
+            science,
+            planes,
+            config,
+            find_sources=kernel is None,
         )
+    ) as prepared_science:
+        with _timed(timings, "template"):
+            template = warped or build_template(
+                science, patches, config.template
+            )
+        notes.extend(template.warnings)
+        with _timed(timings, "scale_variance"):
+            template_variance, template_factor = scaled_variance(
+                template.exposure, config
+            )
+            prepared = prepared_science()
+    notes.extend(prepared.notes)
+    template_mask = prepared_template_mask(template.exposure, planes, config)
+    fwhms = (prepared.fwhm, template_psf_fwhm(template, notes))
+    basis = (
+        kernel.basis
+        if kernel is not None
+        else make_basis(*fwhms, config.kernel)
+    )
+    masks = (prepared.mask, template_mask)
+    variances = (prepared.variance, template_variance)
+    reused = kernel is not None
+    with beside(
+        partial(_levels, masks, variances, planes, basis.half_width, config)
+    ) as levels:
+        if kernel is None:
+            try:
+                kernel = _fit(
+                    replace(
+                        science,
+                        variance=prepared.variance,
+                        mask=prepared.mask,
+                        mask_planes=planes,
+                    ),
+                    (template, template_variance, template_mask),
+                    (basis, prepared.fwhm, prepared.detections),
+                    config,
+                    timings,
+                )
+            except ProcessingError as error:
+                _raise_if_failure_expected(template.coverage, config, error)
+                # The data's, not the service's: the same inputs fail alike.
+                raise KernelFitError(str(error)) from error
+        with _timed(timings, "decorrelation"):
+            height, width = science.shape
+            decorrelation = decorrelation_kernel(
+                kernel.kernel_image(width / 2.0, height / 2.0),
+                *levels(),
+                basis.half_width,
+            )
+    factors = (prepared.variance_factor, template_factor)
     # The whole-plane arrays are not needed any more: a DP2 solve goes on
     # to render the whole difference.
-    del variances, science_mask, template_mask
+    del variances, masks, prepared, template_variance, template_mask
     solution = Solution(
         recipe=config.recipe,
         pipelines_version=config.pipelines_version,
@@ -226,21 +260,22 @@ def solve(
     return result
 
 
-def _decorrelation(
+def _levels(
     masks: tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]],
     variances: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
     planes: MaskPlanes,
-    kernel: SolvedKernel,
+    half: int,
     config: PipelineConfig,
-) -> DecorrelationKernel:
-    """Return the decorrelation kernel and its variance levels.
+) -> tuple[float, float]:
+    """Return the decorrelation's variance levels (science, template).
 
     The levels skip the difference's masked pixels: the science mask and
-    the template mask grown by the kernel (no convolved pixel needed).
+    the template mask grown by the kernel's half-width ``half`` (no
+    convolved pixel needed, nor the fitted kernel: they run beside the
+    fit).
     """
     science_mask, template_mask = masks
     border = config.template.border
-    half = kernel.basis.half_width
     height, width = science_mask.shape
     grown = template_mask[
         border - half : border + height + half,
@@ -248,15 +283,12 @@ def _decorrelation(
     ]
     carried = planes.value_of_present(grown_template_planes(config))
     mask = science_mask | grow_mask(grown, half, carried)
-    levels = variance_levels(
+    return variance_levels(
         variances[0],
         variances[1][border:-border, border:-border],
         mask,
         planes,
         config.subtract.decorrelation_ignore_planes,
-    )
-    return decorrelation_kernel(
-        kernel.kernel_image(width / 2.0, height / 2.0), *levels, half
     )
 
 
@@ -328,43 +360,6 @@ def difference_background(
     )
 
 
-def _scale_variances(
-    science: Exposure, template: WarpedTemplate, config: PipelineConfig
-) -> tuple[
-    tuple[float, float],
-    tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
-]:
-    """Return the ScaleVariance factors and scaled variances.
-
-    The template first, then the science image, as v29 does; factors 1
-    when the recipe does not scale.
-    """
-    if not config.subtract.do_scale_variance:
-        return (1.0, 1.0), (
-            np.asarray(science.variance, np.float32),
-            np.asarray(template.exposure.variance, np.float32),
-        )
-    warped = template.exposure
-    template_variance, template_factor = scale_variance(
-        warped.image,
-        warped.variance,
-        warped.mask,
-        warped.mask_planes,
-        config.subtract,
-    )
-    science_variance, science_factor = scale_variance(
-        science.image,
-        science.variance,
-        science.mask,
-        science.mask_planes,
-        config.subtract,
-    )
-    return (science_factor, template_factor), (
-        science_variance,
-        template_variance,
-    )
-
-
 def _raise_if_failure_expected(
     coverage: float, config: PipelineConfig, error: ProcessingError
 ) -> None:
@@ -396,35 +391,36 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def _fit(
     science: Exposure,
-    template: WarpedTemplate,
-    template_planes: tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]],
-    fwhms: tuple[float, float],
+    template: tuple[WarpedTemplate, FloatPlane, MaskPlane],
+    basis_and_sources: tuple[KernelBasis, float, Detections | None],
     config: PipelineConfig,
     timings: dict[str, float],
 ) -> SolvedKernel:
     """Select kernel candidates and fit the spatially varying kernel.
 
     ``science`` carries the scaled variance and the prepared mask, in
-    the difference image's planes; ``template_planes`` the template's
-    scaled variance and prepared mask.
+    the difference image's planes; ``template`` is the warped template
+    with its scaled variance and prepared mask; the basis comes with the
+    science PSF FWHM and the candidate detections already made on the
+    science image (None: detected here).
     """
-    template_variance, template_mask = template_planes
-    science_fwhm, template_fwhm = fwhms
-    basis = make_basis(science_fwhm, template_fwhm, config.kernel)
+    warped, template_variance, template_mask = template
+    basis, science_fwhm, detections = basis_and_sources
     with _timed(timings, "kernel_candidates"):
         candidates = select_kernel_candidates(
             science,
-            template.exposure.image,
+            warped.exposure.image,
             template_mask,
             science.mask_planes,
             border=config.template.border,
             kernel_size=basis.size,
             science_fwhm=science_fwhm,
             config=config.sources,
+            detections=detections,
         )
     with _timed(timings, "kernel_fit"):
         return fit_kernel(
-            template.exposure.image,
+            warped.exposure.image,
             template_variance,
             science.image,
             science.variance,

@@ -146,11 +146,20 @@ def test_regions_from_concurrent_threads_and_any_thread_count(
         assert image == np.ascontiguousarray(cut).tobytes()
 
 
-def test_the_same_inputs_give_the_same_solution(products):
+@pytest.mark.parametrize(
+    ("name", "threads"),
+    [("dp1-edge", "2"), ("dp2-release-edge", "1"), ("dp2-release-edge", "2")],
+)
+def test_the_same_inputs_give_the_same_solution(
+    products, monkeypatch, name, threads
+):
+    # With two threads the science side of the solve runs beside the
+    # template warp and the levels beside the fit; with one, in order.
     from recreate.inputs import read_butler_inputs
     from recreate.solution import solve
 
-    product = products["dp1-edge"]
+    monkeypatch.setenv("RECREATE_THREADS", threads)
+    product = products[name]
     config = product.solution.config()
     inputs = read_butler_inputs(product.found, config=config)
     again = solve(

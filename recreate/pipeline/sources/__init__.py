@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from recreate.pipeline.sources.candidates import (
     KernelCandidates,
+    detect_candidate_sources,
     select_kernel_candidates,
 )
 from recreate.pipeline.sources.detection import (
@@ -28,6 +29,7 @@ __all__ = [
     "Detections",
     "KernelCandidates",
     "detect",
+    "detect_candidate_sources",
     "measure_psf_fwhm",
     "select_kernel_candidates",
     "set_detection_planes",

@@ -113,6 +113,7 @@ def select_kernel_candidates(
     kernel_size: int,
     science_fwhm: float,
     config: SourceConfig,
+    detections: Detections | None = None,
 ) -> KernelCandidates:
     """Select PSF-matching kernel sources as v29 did (module notes).
 
@@ -131,6 +132,9 @@ def select_kernel_candidates(
         Science PSF FWHM in pixels (detection smoothing).
     config
         Thresholds, limits and mask planes.
+    detections
+        What `detect_candidate_sources` found on ``science`` (step 1),
+        when the caller ran it already; detected here otherwise.
 
     Returns
     -------
@@ -152,17 +156,8 @@ def select_kernel_candidates(
             f"{template_mask.shape}) is not the science shape grown by "
             f"{border}: {expected}"
         )
-    detections = detect(
-        science.image,
-        science.variance,
-        science.mask,
-        science.mask_planes,
-        science_fwhm,
-        config.detection_threshold,
-        polarity="positive",
-        exclude_planes=CANDIDATE_DETECTION_EXCLUDE,
-        threshold_type="stdev",
-    )
+    if detections is None:
+        detections = detect_candidate_sources(science, science_fwhm, config)
     selection = _Selection(
         science,
         detections,
@@ -193,6 +188,41 @@ def select_kernel_candidates(
         flux=detections.flux[rows],
         n_detected=len(detections),
         n_after_selection=n_after_selection,
+    )
+
+
+def detect_candidate_sources(
+    science: Exposure, science_fwhm: float, config: SourceConfig
+) -> Detections:
+    """Detect the kernel-candidate sources on the science image (step 1).
+
+    It needs the science image alone, so a solve may run it while the
+    template is warped.
+
+    Parameters
+    ----------
+    science
+        The science exposure, with its scaled variance and prepared mask.
+    science_fwhm
+        Science PSF FWHM in pixels (detection smoothing).
+    config
+        The detection threshold.
+
+    Returns
+    -------
+    detections
+        The positive footprints above ``config.detection_threshold``.
+    """
+    return detect(
+        science.image,
+        science.variance,
+        science.mask,
+        science.mask_planes,
+        science_fwhm,
+        config.detection_threshold,
+        polarity="positive",
+        exclude_planes=CANDIDATE_DETECTION_EXCLUDE,
+        threshold_type="stdev",
     )
 
 

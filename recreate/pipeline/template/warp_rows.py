@@ -56,7 +56,7 @@ def _use_threads() -> None:
     )
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _warp_kernel(
     image: npt.NDArray[np.float32],
     variance: npt.NDArray[np.float32],
@@ -231,7 +231,7 @@ def _weight(image: float, variance: float, bits: int, no_data: int) -> float:
     return 1.0 / math.sqrt(variance)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _merge_kernel(
     images: tuple[npt.NDArray[np.float32], ...],
     variances: tuple[npt.NDArray[np.float32], ...],

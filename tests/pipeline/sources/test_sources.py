@@ -15,6 +15,7 @@ from recreate.pipeline.config import SourceConfig
 from recreate.pipeline.sources import unresolved
 from recreate.pipeline.sources.candidates import (
     KernelCandidates,
+    detect_candidate_sources,
     select_kernel_candidates,
 )
 from recreate.simulate.render import NoiseModel, SourceTable
@@ -392,3 +393,38 @@ def test_dp2_falls_back_to_blends_only_when_too_few_stars():
     # With enough isolated stars, no fallback: blends stay out.
     extra = stars(wcs, [115.0, 119.5], [115.0, 116.0], [1e5, 8e4])
     assert len(select(scene(extra), config=DP2_SOURCES)) == 9
+
+
+def test_candidates_from_detections_made_beforehand_are_the_same():
+    # A solve detects on the science image beside the template warp and
+    # hands the detections over: the selection must not change.
+    result = scene()
+    science = exposure_of(result)
+    made_here = select(science)
+    detections = detect_candidate_sources(science, FWHM_PX, CONFIG)
+    handed_over = select_kernel_candidates(
+        science,
+        *template_for(result),
+        PLANES,
+        border=BORDER,
+        kernel_size=KERNEL,
+        science_fwhm=FWHM_PX,
+        config=CONFIG,
+        detections=detections,
+    )
+    for name in ("x", "y", "snr", "flux"):
+        assert np.array_equal(
+            getattr(made_here, name), getattr(handed_over, name)
+        )
+    # And they are used: with every S/N zeroed, none passes the cut.
+    with pytest.raises(ProcessingError, match="only 0 kernel candidates"):
+        select_kernel_candidates(
+            science,
+            *template_for(result),
+            PLANES,
+            border=BORDER,
+            kernel_size=KERNEL,
+            science_fwhm=FWHM_PX,
+            config=CONFIG,
+            detections=replace(detections, snr=0.0 * detections.snr),
+        )
