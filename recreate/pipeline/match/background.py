@@ -184,7 +184,12 @@ def interpolate_columns(
     """
     curves = np.empty((grid.shape[1], len(at)))
     finite = np.isfinite(grid)
-    patterns, group = np.unique(finite.T, axis=0, return_inverse=True)
+    if finite.all():
+        # The usual case (filtered bins): one pattern, no sort needed.
+        patterns = np.ones((1, grid.shape[0]), dtype=np.bool_)
+        group = np.zeros(grid.shape[1], dtype=np.intp)
+    else:
+        patterns, group = np.unique(finite.T, axis=0, return_inverse=True)
     for g, pattern in enumerate(patterns):
         columns = np.flatnonzero(group.ravel() == g)
         values = grid[np.ix_(pattern, columns)]
