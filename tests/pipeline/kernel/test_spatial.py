@@ -178,3 +178,15 @@ def test_subtracting_the_background_rounds_once_as_afw_does():
         subtract_polynomial_and_image(
             science, coefficients, bbox, 2, matched[1:]
         )
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [((15,), (3,)), ((15, 15), (3, 3)), ((15, 1), (3, 6))],
+)
+def test_the_normal_equations_blocks_are_np_kron_bit_for_bit(a_shape, b_shape):
+    from recreate.pipeline.kernel.spatial_fit import _kron
+
+    rng = np.random.default_rng(len(a_shape) + b_shape[-1])
+    a, b = rng.normal(size=a_shape), rng.normal(size=b_shape)
+    assert _kron(a, b).tobytes() == np.kron(a, b).tobytes()
