@@ -36,7 +36,7 @@ def decorrelated_psf_grid(result: DifferenceResult) -> PsfGrid | None:
     Each node of the science PSF grid (a Gaussian of the science FWHM
     when the science image has only a width) is filtered with the
     decorrelation the difference went through, with the kernel at the
-    image centre as v29's decorrelation uses it.
+    detector's centre as v29's decorrelation uses it (for a region too).
 
     Parameters
     ----------
@@ -53,9 +53,15 @@ def decorrelated_psf_grid(result: DifferenceResult) -> PsfGrid | None:
     psf = result.exposure.psf
     if psf is None or not all(math.isfinite(v) for v in levels):
         return None
-    height, width = result.exposure.shape
+    # The decorrelation used the kernel at the detector's centre: that of
+    # the whole detector also for a region rendered from its solution.
+    height, width = (
+        result.exposure.shape
+        if result.solution is None
+        else result.solution.frame.shape
+    )
     kernel = result.kernel.kernel_image(width / 2.0, height / 2.0)
-    grid = psf.grid or gaussian_psf_grid(psf.fwhm, (height, width))
+    grid = psf.grid or gaussian_psf_grid(psf.fwhm, result.exposure.shape)
     images = np.empty_like(grid.images)
     for j in range(len(grid.ys)):
         for i in range(len(grid.xs)):

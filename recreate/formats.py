@@ -159,6 +159,26 @@ def _dp1_compressed_file(
     write_dp1_file(result, path, compress=True, overwrite=overwrite)
 
 
+def _dp1_decorrelated_psf_bytes(result: DifferenceResult) -> bytes:
+    from recreate.writers import dp1_decorrelated_psf_bytes
+
+    return dp1_decorrelated_psf_bytes(result)
+
+
+def _dp1_decorrelated_psf_file(
+    result: DifferenceResult, path: str | os.PathLike[str], overwrite: bool
+) -> None:
+    from recreate.writers import write_dp1_file
+
+    write_dp1_file(
+        result,
+        path,
+        compress=False,
+        overwrite=overwrite,
+        decorrelated_psf=True,
+    )
+
+
 def _lsst_images_bytes(result: DifferenceResult) -> bytes:
     from recreate.writers import lsst_images_bytes
 
@@ -257,6 +277,16 @@ _ALL = (
         "planes, as DP1's own files: about half the bytes",
         _to_bytes=_dp1_compressed_bytes,
         _to_file=_dp1_compressed_file,
+    ),
+    OutputFormat(
+        name="dp1-decorrelated-psf",
+        media_type=FITS,
+        suffix=".fits",
+        description="the dp1 format plus a DECORRELATED_PSF extension: "
+        "the difference's own PSF (the science PSF filtered by the "
+        "decorrelation) beside the release's science PSF",
+        _to_bytes=_dp1_decorrelated_psf_bytes,
+        _to_file=_dp1_decorrelated_psf_file,
     ),
     OutputFormat(
         name="lsst-images",

@@ -7,6 +7,7 @@ dependencies, which a DP1 product never needs.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import uuid
@@ -15,7 +16,11 @@ from typing import TYPE_CHECKING
 
 from astropy.io import fits
 
-from recreate.io.difference import difference_bytes, write_difference
+from recreate.io.difference import (
+    difference_bytes,
+    difference_hdulist,
+    write_difference,
+)
 from recreate.io.fitsfile import atomic_destination
 from recreate.pipeline.kernel import SolvedKernel
 from recreate.pipeline.sources.measure import FWHM_PER_SIGMA
@@ -23,6 +28,7 @@ from recreate.pipeline.subtract import DifferenceResult
 
 __all__ = [
     "dp1_bytes",
+    "dp1_decorrelated_psf_bytes",
     "kernel_model",
     "lsst_images_bytes",
     "template_provenance",
@@ -46,6 +52,23 @@ def dp1_bytes(result: DifferenceResult, *, compress: bool) -> bytes:
     return difference_bytes(
         result.exposure, result.kernel.to_dict(), compress=compress
     )
+
+
+def dp1_decorrelated_psf_bytes(result: DifferenceResult) -> bytes:
+    """Return `dp1_bytes` (uncompressed) with the ``DECORRELATED_PSF``.
+
+    The bytes `write_dp1_file` writes with ``decorrelated_psf``: the
+    release's science PSF stays the product's PSF, the difference's own
+    PSF is the extra extension (`recreate.decorrelated_psf`).
+    """
+    buffer = io.BytesIO()
+    difference_hdulist(
+        result.exposure,
+        result.kernel.to_dict(),
+        compress=False,
+        extra_hdus=_decorrelated_psf_hdus(result),
+    ).writeto(buffer)
+    return buffer.getvalue()
 
 
 def write_dp1_file(

@@ -26,7 +26,7 @@ from workers.cli import _build_parser
 HEAVY = ("numba", "lsst.daf.butler", "lsst.images")
 
 
-FITS_FORMATS = ("dp1", "dp1-compressed", "lsst-images")
+FITS_FORMATS = ("dp1", "dp1-compressed", "dp1-decorrelated-psf", "lsst-images")
 PNG_FORMATS = ("png", "png-asinh", "png-triplet", "png-triplet-asinh")
 
 

@@ -128,6 +128,7 @@ def test_regions_are_the_full_products_pixels(http, full_key, recipe):
     # Every other format cuts too (the triplets: see below).
     for name, media in (
         ("dp1-compressed", "application/fits"),
+        ("dp1-decorrelated-psf", "application/fits"),
         ("lsst-images", "application/fits"),
         ("png", "image/png"),
     ):
@@ -136,6 +137,9 @@ def test_regions_are_the_full_products_pixels(http, full_key, recipe):
         )
         assert other.status_code == 200, (name, other.text)
         assert other.headers["content-type"] == media
+        if name == "dp1-decorrelated-psf":
+            with fits.open(io.BytesIO(other.content)) as hdulist:
+                assert hdulist["DECORRELATED_PSF"].data.size > 0
     # A box partly off the detector is clipped, and says so.
     (x0, y0), (_, width) = xy0, shape
     asked = (x0 + width - 10, y0 - 5, x0 + width + 20, y0 + 25)
