@@ -166,15 +166,36 @@ def render_full(solution: Solution, inputs: RenderInputs) -> Exposure:
     return render(solution, inputs, solution.frame.box)
 
 
+@dataclass(frozen=True, eq=False)
+class SolvedMasks:
+    """Masks a solve made that a render of the same window remakes.
+
+    Attributes
+    ----------
+    template
+        The warped template's mask in the difference's planes
+        (`prepared_template_bits`), on the template window.
+    difference
+        The difference's mask before detection on ``plan.detection``:
+        the science mask and the template mask grown by the kernel.
+    """
+
+    template: npt.NDArray[np.int32]
+    difference: npt.NDArray[np.int32]
+
+
 def predetection(
     solution: Solution,
     inputs: RenderInputs,
     plan: RenderPlan,
     template: TemplateWindow | None = None,
+    masks: SolvedMasks | None = None,
 ) -> Planes:
     """Return the decorrelated difference on ``plan.detection``.
 
-    ``template`` may hold the warped template already (the solve's).
+    ``template`` may hold the warped template already (the solve's),
+    and ``masks`` the masks the solve made of it (the same arrays this
+    would make, so they are not made again).
     """
     config = solution.config()
     halos = solution.halos()
@@ -182,8 +203,12 @@ def predetection(
     if template is None:
         template = _template(solution, inputs, plan, config)
     planes = difference_planes(inputs.science.mask_planes, config)
-    t_mask = prepared_template_bits(
-        template.planes.mask, template.mask_planes, planes, config
+    t_mask = (
+        prepared_template_bits(
+            template.planes.mask, template.mask_planes, planes, config
+        )
+        if masks is None
+        else masks.template
     )
     t_origin = (template.window.x0 - border, template.window.y0 - border)
     no_data = Window.at(
@@ -198,17 +223,11 @@ def predetection(
         no_data,
     )
     det = plan.detection
-    grown_mask = Window.at(t_mask, *t_origin).cut(
-        PixelBox(
-            det.x0 - halos.kernel,
-            det.y0 - halos.kernel,
-            det.width + 2 * halos.kernel,
-            det.height + 2 * halos.kernel,
-        )
+    mask = (
+        _difference_mask(solution, planes, (t_mask, t_origin), science[2], det)
+        if masks is None
+        else masks.difference
     )
-    carried = planes.value_of_present(grown_template_planes(config))
-    matched_mask = grow_mask(grown_mask, halos.kernel, carried)
-    science_mask = prepared_science_mask(science[2].cut(det), planes)
     dec = solution.decorrelation
     science_variance = np.asarray(science[1].cut(det), dtype=np.float32)
     science_variance = science_variance * np.float32(
@@ -223,10 +242,39 @@ def predetection(
     return Planes(
         image=Window.at(image, plan.tiled.x0, plan.tiled.y0).cut(det).copy(),
         variance=variance,
-        mask=science_mask | matched_mask,
+        mask=mask,
         planes=planes,
         box=det,
     )
+
+
+def _difference_mask(
+    solution: Solution,
+    planes: MaskPlanes,
+    template: tuple[npt.NDArray[np.int32], tuple[int, int]],
+    science: Window,
+    box: PixelBox,
+) -> npt.NDArray[np.int32]:
+    """Return the mask before detection on ``box``, in ``planes``.
+
+    The science mask (its window ``science``) and the prepared template
+    mask (``template``: the array and its origin) grown by the kernel's
+    half-width.
+    """
+    config = solution.config()
+    half = solution.halos().kernel
+    t_mask, t_origin = template
+    grown = Window.at(t_mask, *t_origin).cut(
+        PixelBox(
+            box.x0 - half,
+            box.y0 - half,
+            box.width + 2 * half,
+            box.height + 2 * half,
+        )
+    )
+    carried = planes.value_of_present(grown_template_planes(config))
+    science_mask = prepared_science_mask(science.cut(box), planes)
+    return science_mask | grow_mask(grown, half, carried)
 
 
 def detection_planes(solution: Solution, planes: Planes) -> Planes:

@@ -16,8 +16,16 @@ detector into account, and keeps what a render needs of them:
 5. DP2 only: the bin-40 background of the difference. Its bins skip what
    the first detection (on the difference less a bin-8 background)
    found, so this step renders the whole pre-detection difference
-   (`recreate.solution.render.predetection`), which is kept for a full
-   product made at once.
+   (`recreate.solution.render.predetection`, with the masks of step 4),
+   which is kept for a full product made at once
+   (`recreate.solution.difference_background`).
+
+Independent steps run side by side on two threads
+(`recreate.numerics.threads.beside`): the science image's ScaleVariance,
+mask, PSF size and candidate detection (`recreate.solution.science_side`)
+beside the template warp, the variance levels beside the kernel fit.
+Each is the serial step on the same arrays: the same bits, and with one
+thread they run in the order above.
 """
 
 from __future__ import annotations
@@ -49,10 +57,6 @@ from recreate.pipeline.kernel import (
     fit_kernel,
     make_basis,
 )
-from recreate.pipeline.match.background_grid import (
-    BackgroundGrid,
-    background_grid,
-)
 from recreate.pipeline.match.decorrelate import (
     decorrelation_kernel,
     variance_levels,
@@ -66,16 +70,18 @@ from recreate.pipeline.prepare import (
 )
 from recreate.pipeline.provenance import InputRef
 from recreate.pipeline.sources import Detections, select_kernel_candidates
-from recreate.pipeline.sources.detect_and_measure import (
-    subtracted_background,
-)
-from recreate.pipeline.sources.detection import set_detection_planes
 from recreate.pipeline.template import WarpedTemplate, build_template
 from recreate.pipeline.template.warp import Planes as TemplatePlanes
 from recreate.pipeline.template.window import TemplateWindow
+from recreate.solution.difference_background import difference_background
 from recreate.solution.layout import plan_render
 from recreate.solution.model import DetectorFrame, Solution
-from recreate.solution.render import Planes, RenderInputs, predetection
+from recreate.solution.render import (
+    Planes,
+    RenderInputs,
+    SolvedMasks,
+    predetection,
+)
 from recreate.solution.science_side import prepare_science, scaled_variance
 
 FloatPlane = npt.NDArray[np.float32]
@@ -205,7 +211,7 @@ def solve(
     reused = kernel is not None
     with beside(
         partial(_levels, masks, variances, planes, basis.half_width, config)
-    ) as levels:
+    ) as levels_and_mask:
         if kernel is None:
             try:
                 kernel = _fit(
@@ -226,15 +232,24 @@ def solve(
                 raise KernelFitError(str(error)) from error
         with _timed(timings, "decorrelation"):
             height, width = science.shape
+            levels, difference_mask = levels_and_mask()
             decorrelation = decorrelation_kernel(
                 kernel.kernel_image(width / 2.0, height / 2.0),
-                *levels(),
+                *levels,
                 basis.half_width,
             )
     factors = (prepared.variance_factor, template_factor)
     # The whole-plane arrays are not needed any more: a DP2 solve goes on
     # to render the whole difference.
-    del variances, masks, prepared, template_variance, template_mask
+    # A DP2 solve renders the whole difference next, which remakes the
+    # masks made here: hand them over.
+    solved_masks = (
+        SolvedMasks(template_mask, difference_mask)
+        if config.subtract.difference_background is not None
+        else None
+    )
+    del variances, masks, prepared, template_variance
+    del template_mask, difference_mask
     solution = Solution(
         recipe=config.recipe,
         pipelines_version=config.pipelines_version,
@@ -256,7 +271,9 @@ def solve(
     )
     result = SolveResult(solution, template, None, reused, timings)
     if config.subtract.difference_background is not None:
-        result = _with_difference_background(result, science, patches)
+        result = _with_difference_background(
+            result, science, patches, solved_masks
+        )
     return result
 
 
@@ -266,13 +283,14 @@ def _levels(
     planes: MaskPlanes,
     half: int,
     config: PipelineConfig,
-) -> tuple[float, float]:
-    """Return the decorrelation's variance levels (science, template).
+) -> tuple[tuple[float, float], MaskPlane]:
+    """Return the decorrelation's variance levels, and the mask used.
 
-    The levels skip the difference's masked pixels: the science mask and
-    the template mask grown by the kernel's half-width ``half`` (no
-    convolved pixel needed, nor the fitted kernel: they run beside the
-    fit).
+    The levels (science, template) skip the difference's masked pixels:
+    the science mask and the template mask grown by the kernel's
+    half-width ``half`` (no convolved pixel needed, nor the fitted
+    kernel: they run beside the fit). That mask is the difference's
+    before detection, returned too.
     """
     science_mask, template_mask = masks
     border = config.template.border
@@ -283,19 +301,26 @@ def _levels(
     ]
     carried = planes.value_of_present(grown_template_planes(config))
     mask = science_mask | grow_mask(grown, half, carried)
-    return variance_levels(
+    levels = variance_levels(
         variances[0],
         variances[1][border:-border, border:-border],
         mask,
         planes,
         config.subtract.decorrelation_ignore_planes,
     )
+    return levels, mask
 
 
 def _with_difference_background(
-    result: SolveResult, science: Exposure, patches: Sequence[Exposure]
+    result: SolveResult,
+    science: Exposure,
+    patches: Sequence[Exposure],
+    masks: SolvedMasks | None,
 ) -> SolveResult:
-    """Render the whole difference and add its bin-40 background (DP2)."""
+    """Render the whole difference and add its bin-40 background (DP2).
+
+    ``masks`` are the solve's of the same template (not made again).
+    """
     solution = result.solution
     config = solution.config()
     timings = result.timings
@@ -312,52 +337,13 @@ def _with_difference_background(
             config.render.tile_size,
             solution.halos(),
         )
-        planes = predetection(solution, inputs, plan, result.template_window())
+        planes = predetection(
+            solution, inputs, plan, result.template_window(), masks
+        )
     with _timed(timings, "difference_background"):
         grid = difference_background(planes, solution.science_fwhm, config)
     solution = replace(solution, background=grid)
     return replace(result, solution=solution, predetection=planes)
-
-
-def difference_background(
-    planes: Planes, psf_fwhm: float, config: PipelineConfig
-) -> BackgroundGrid:
-    """Return DP2's bin-40 background bins of a whole difference image.
-
-    As detectAndMeasure does: a copy less the bin-8 background is
-    detected (the cleared planes cleared first), and the bin-40 bins
-    skip what it found. The bins are rounded to float32 (afw's
-    statistics image holds them so), which a solution stores exactly.
-
-    Raises
-    ------
-    ValueError
-        If the recipe has no difference backgrounds.
-    """
-    backgrounds = config.subtract.difference_background
-    if backgrounds is None:
-        raise ValueError(f"recipe {config.recipe!r} has no such background")
-    names = planes.planes.with_planes(*backgrounds.cleared_planes)
-    copy = planes.image - subtracted_background(
-        planes.image, planes.mask, names, backgrounds.initial
-    )
-    cleared = np.int32(names.value(*backgrounds.cleared_planes))
-    mask, names = set_detection_planes(
-        copy,
-        planes.variance,
-        planes.mask & ~cleared,
-        names,
-        psf_fwhm,
-        config.subtract,
-    )
-    del copy
-    ignored = np.int32(
-        names.value_of_present(backgrounds.final.ignored_planes)
-    )
-    good = ((mask & ignored) == 0) & np.isfinite(planes.image)
-    return background_grid(
-        planes.image, good, backgrounds.final, float32_bins=True
-    )
 
 
 def _raise_if_failure_expected(
