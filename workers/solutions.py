@@ -271,18 +271,33 @@ class SolutionService:
             self._memory.popitem(last=False)
 
     def _load(self, spec: TaskSpec) -> FoundSolution | None:
-        """Return the stored solution, checked (a bad one is dropped)."""
-        stored = self.products.cache.solution(spec.recipe_hash)
-        if stored is None:
-            return None
-        data, tier = stored
-        try:
-            solution = verified_solution(data, spec)
-        except (FormatError, SolutionMismatchError) as error:
-            log.warning("stored solution of %s: %s", spec.describe(), error)
-            self.products.cache.drop_solution(spec.recipe_hash, data)
-            return None
-        return FoundSolution(solution, data, tier)
+        """Return the stored solution, checked (a bad one is dropped).
+
+        A bad hot copy is dropped and the durable store read next: its
+        file may be good (a copy damaged in Redis costs a read, not a
+        solve). A bad file is dropped too, and then there is none.
+        """
+        cache = self.products.cache
+        for _ in range(2):
+            stored = cache.solution(spec.recipe_hash)
+            if stored is None:
+                return None
+            data, tier = stored
+            try:
+                solution = verified_solution(data, spec)
+            except (FormatError, SolutionMismatchError) as error:
+                log.warning(
+                    "stored solution of %s (%s): %s",
+                    spec.describe(),
+                    tier,
+                    error,
+                )
+                cache.drop_solution(spec.recipe_hash, data)
+                if tier != "cache":
+                    return None
+                continue
+            return FoundSolution(solution, data, tier)
+        return None
 
     async def _solve(
         self,

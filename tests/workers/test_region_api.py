@@ -344,6 +344,42 @@ def test_corrupt_or_foreign_solutions_are_solved_again_never_served(
     assert served.headers["x-recreate-solution"] == "solved"
 
 
+def test_a_bad_hot_copy_is_replaced_from_the_store_without_a_solve(
+    api,
+    http,
+    full_key,
+    other_full_key,
+    cache_redis,
+    control_redis,
+    monkeypatch,
+):
+    good = solution(http, full_key)
+    foreign = solution(http, other_full_key).content
+    recipe_hash = good.headers["x-recreate-recipe-hash"]
+    solved = solves(control_redis)
+    services = api[1]
+    # The store's file is read here: no task goes to the workers at all.
+    broker = services.regions.solution_service.products.broker
+    tasks = []
+    start = broker.start
+    monkeypatch.setattr(
+        broker, "start", lambda *a, **k: tasks.append(a) or start(*a, **k)
+    )
+    files = services.cache.stores.solution_files
+    hot = RedisSolutions(cache_redis)
+    for bad in (_corrupt(good.content), foreign):
+        # Redis holds a bad copy; the durable file is good.
+        hot.put_solution(recipe_hash, bad)
+        services.regions.solution_service.forget()
+        served = solution(http, full_key)
+        assert served.content == good.content
+        assert served.headers["x-recreate-solution"] == "store"
+        assert hot.get_solution(recipe_hash) == good.content
+        assert files.get(recipe_hash) == good.content
+    assert solves(control_redis) == solved
+    assert tasks == []
+
+
 def test_a_campaign_of_solutions_stores_solutions_and_no_products(
     api_url, http, full_key, other_full_key, settings, tmp_path, capsys
 ):
