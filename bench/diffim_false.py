@@ -77,7 +77,7 @@ def counts_from(
         noisy["false_detections"],
         floor["floor_false_detections"],
         noisy["false_at_cosmic_rays"],
-        floor["floor_plus_noise_false_detections"],
+        floor["floor_plus_noise_false"],
     )
 
 

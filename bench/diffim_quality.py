@@ -104,7 +104,7 @@ def noise_free_floor(
     shifts = _star_shifts(case, diff, flagged)
     return {
         "floor_false_detections": counted["false_detections"],
-        "floor_plus_noise_false_detections": with_gaussian_noise(
+        "floor_plus_noise_false": with_gaussian_noise(
             case, replace(diff, mask=mask), config.subtract
         ),
         "floor_star_shift_rms_px": shifts,
