@@ -37,7 +37,7 @@ from pathlib import Path
 from diffim_case import Case, build_case
 from diffim_false import (
     EXTRA_DETECTORS,
-    Counts,
+    counts_from,
     counts_of_detector,
     print_false_detections,
 )
@@ -60,6 +60,7 @@ TARGETS = {
     "transient_pull_std": "0.9 - 1.1",
     "transient_ratio_attached_psf": "(science PSF on the decorrelated diff)",
     "false_detections": "<= 1.3 x the noiseless floor (below)",
+    "false_at_cosmic_rays": "(of those, on unrepaired cosmic rays)",
 }
 #: Noisy false detections may exceed the recipe's noiseless floor by this.
 FALSE_DETECTION_FACTOR = 1.3
@@ -132,13 +133,7 @@ def main() -> None:
         fitted_scores = score(case, result)
         baseline_scores = score(case, baseline)
         floor = noise_free_floor(case, science, patches, result, config)
-    counts = [
-        Counts(
-            case.detector,
-            fitted_scores["false_detections"],
-            floor["floor_false_detections"],
-        )
-    ]
+    counts = [counts_from(case, fitted_scores, floor)]
     counts += [counts_of_detector(d, config) for d in args.detectors]
     print(
         f"\nrecipe {config.recipe} (pipelines {config.pipelines_version}): "

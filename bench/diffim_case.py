@@ -55,6 +55,9 @@ class Case:
     detector: int
     found: DiffimInputs
     visit: Visit
+    #: ``(y, x)`` of the science pixels holding charge of a cosmic ray
+    #: the simulator's repair missed (not noise, not in ``model``).
+    cosmic_ray_remnants: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
 
 
 def build_case(
@@ -93,6 +96,12 @@ def build_case(
         dict(zip(TRUTH_COLUMNS, row, strict=True)) for row in rendered.truth
     ]
     found = _as_butler_inputs(visit, detector, science_path, patch_paths)
+    rays = rendered.cosmic_rays
+    remnants = (
+        (rays.hit_y[rays.left_in_image], rays.hit_x[rays.left_in_image])
+        if rays is not None
+        else (np.zeros(0, np.intp), np.zeros(0, np.intp))
+    )
     return Case(
         plan,
         sky,
@@ -103,6 +112,7 @@ def build_case(
         detector,
         found,
         visit,
+        remnants,
     )
 
 

@@ -6,8 +6,9 @@
 * injected transients' measured / true flux and pull width at S/N > 20,
   with the decorrelated PSF, and the flux a fit of the PSF the product
   carries (the science PSF) reads;
-* 5-sigma detections that match no injected source;
-* the method's own floor: the same recipe on noiseless inputs;
+* 5-sigma detections that match no injected source (`diffim_detections`);
+* the method's own floor: the same recipe on noiseless inputs, and that
+  floor plus Gaussian noise of the variance plane;
 * a PSF-only baseline kernel (fitted to the known PSF images).
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from astropy.wcs import WCS
 from diffim_case import FLAGGED, Case
+from diffim_detections import false_detections, with_gaussian_noise
 from scipy import ndimage
 
 from recreate.exposure import Exposure
@@ -62,7 +64,9 @@ def noise_free_floor(
     variance, so they are the false detections the method makes on its
     own, whatever the noise does. Per bright star, the residual is split
     into flux, shift and width terms (least squares on the star's PSF
-    and its derivatives).
+    and its derivatives). The same noiseless difference plus Gaussian
+    noise of the noisy variance plane gives the reference the noisy
+    count is read against (`with_gaussian_noise`).
     """
     quiet_patches = [_noiseless_patch(case, p) for p in patches]
     quiet_science = replace(science, image=case.model.astype(np.float32))
@@ -87,7 +91,7 @@ def noise_free_floor(
         config.subtract,
     )
     flagged = (mask & planes.value_of_present(FLAGGED)) != 0
-    counted = _false_detections(
+    counted = false_detections(
         case,
         replace(
             diff,
@@ -100,6 +104,9 @@ def noise_free_floor(
     shifts = _star_shifts(case, diff, flagged)
     return {
         "floor_false_detections": counted["false_detections"],
+        "floor_plus_noise_false": with_gaussian_noise(
+            case, replace(diff, mask=mask), config.subtract
+        ),
         "floor_star_shift_rms_px": shifts,
     }
 
@@ -231,7 +238,7 @@ def score(case: Case, result: DifferenceResult) -> dict[str, float]:
         **_sky_noise(diff, flagged, case.model, sky_sigma),
         **_star_residuals(case, diff, flagged),
         **_transients(case, result),
-        **_false_detections(case, diff, flagged),
+        **false_detections(case, diff, flagged),
     }
 
 
@@ -405,31 +412,3 @@ def _true_psf(
     image = np.asarray(stamp.array, dtype=np.float64)
     enclosed = float(image.sum())
     return image / enclosed, enclosed
-
-
-def _false_detections(
-    case: Case, diff: Exposure, flagged: npt.NDArray[np.bool_]
-) -> dict[str, float]:
-    """Count 5-sigma footprints that match no injected source."""
-    planes = diff.mask_planes
-    detected = (diff.mask & planes.value("DETECTED", "DETECTED_NEGATIVE")) != 0
-    labels, count = ndimage.label(detected, structure=np.ones((3, 3)))
-    if count == 0:
-        return {"detections": 0.0, "false_detections": 0.0}
-    index = np.arange(1, count + 1)
-    cy, cx = np.array(ndimage.center_of_mass(detected, labels, index)).T
-    flagged_frac = ndimage.mean(flagged, labels, index)
-    truth_xy = np.array([(r["x"], r["y"]) for r in case.truth] or [(1e9, 1e9)])
-    radius = 3.0 * (diff.psf.fwhm if diff.psf else 5.0)
-    false = 0
-    for x, y, frac in zip(cx, cy, flagged_frac, strict=True):
-        if frac > 0:
-            continue  # flagged pixels: DP1's source filter drops these
-        distance = np.hypot(truth_xy[:, 0] - x, truth_xy[:, 1] - y).min()
-        false += int(distance > radius)
-    flagged_count = int(np.count_nonzero(flagged_frac > 0))
-    return {
-        "detections": float(count),
-        "flagged_detections": float(flagged_count),
-        "false_detections": float(false),
-    }

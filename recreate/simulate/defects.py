@@ -87,6 +87,19 @@ class CosmicRayTruth:
     repaired_x: IntArray
     repaired_y: IntArray
 
+    @property
+    def left_in_image(self) -> npt.NDArray[np.bool_]:
+        """Whether each hit pixel kept its charge (was not repaired).
+
+        These faint remnants are in the processed image as a real one's
+        are: a difference image shows them, and a detection on one is a
+        cosmic ray, not noise.
+        """
+        return ~np.isin(
+            _pixel_keys(self.hit_y, self.hit_x),
+            _pixel_keys(self.repaired_y, self.repaired_x),
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class BadColumnTruth:
@@ -350,6 +363,11 @@ def _grow(
     inside = (gx >= 0) & (gx < width) & (gy >= 0) & (gy < height)
     flat = np.unique(gy[inside] * width + gx[inside])
     return flat // width, flat % width
+
+
+def _pixel_keys(ys: IntArray, xs: IntArray) -> npt.NDArray[np.int64]:
+    """Return one integer per ``(y, x)`` pixel, equal for equal pixels."""
+    return (ys.astype(np.int64) << 32) | xs.astype(np.int64)
 
 
 def _column_pixels(

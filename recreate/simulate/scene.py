@@ -80,12 +80,15 @@ class RenderedVisit:
     """A rendered visit-detector, its truth rows and noiseless model.
 
     ``model`` is the noiseless source image in nJy: benchmarks use it to
-    find source-free sky and isolated stars.
+    find source-free sky and isolated stars. ``cosmic_rays`` is what the
+    cosmic rays did: the charge of those the repair missed stays in the
+    image and not in ``model``.
     """
 
     exposure: Exposure
     truth: list[tuple[object, ...]]
     model: npt.NDArray[np.float32]
+    cosmic_rays: defects.CosmicRayTruth | None = None
 
 
 def visit_wcs(plan: SurveyPlan, visit: Visit, detector: int) -> WCS:
@@ -175,8 +178,9 @@ def render_visit_detector(
     Returns
     -------
     rendered
-        The exposure (nJy, background-subtracted, as DP1 visit images)
-        and the truth rows of the injected sources that land on it.
+        The exposure (nJy, background-subtracted, as DP1 visit images),
+        the truth rows of the injected sources that land on it, the
+        noiseless model and the cosmic rays' truth.
     """
     camera = plan.preset.camera
     band = BANDS[visit.band]
@@ -213,7 +217,7 @@ def render_visit_detector(
         derive_seed(plan.seed, "defects", visit.visit, detector)
     )
     defects.add_bad_columns(image, variance, mask, rng)
-    defects.add_cosmic_rays(image, variance, mask, rng)
+    cosmic_rays = defects.add_cosmic_rays(image, variance, mask, rng)
     planes = MaskPlanes.afw_default()
     fwhm_px = psf.fwhm / camera.pixel_scale
     # DP1's visit images carry calibrateImage's DETECTED plane.
@@ -247,6 +251,7 @@ def render_visit_detector(
         exposure,
         truth_rows(injected, visit, detector, wcs, shape),
         result.model,
+        cosmic_rays,
     )
 
 

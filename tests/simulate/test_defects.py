@@ -77,6 +77,9 @@ def test_undetected_cosmic_ray_charge_stays_in_the_image():
     repaired[truth.repaired_y, truth.repaired_x] = True
     left = ~repaired[truth.hit_y, truth.hit_x]
     assert left.any()
+    assert not left.all()
+    # The truth says which hits kept their charge.
+    np.testing.assert_array_equal(truth.left_in_image, left)
     ys, xs = truth.hit_y[left], truth.hit_x[left]
     np.testing.assert_allclose(
         image[ys, xs] - original[0][ys, xs],
