@@ -28,6 +28,7 @@ from recreate.preview.render import GAP
 from recreate.solution import solution_from_bytes
 from tests.support.png import read_png
 from tests.support.redis import stored_keys
+from tests.support.service import running_api
 from tests.workers.test_api import _metric
 from workers.cli import main
 from workers.solution_tasks import SOLVES_COUNTER
@@ -264,6 +265,46 @@ def test_concurrent_stamps_of_an_unsolved_detector_make_one_solve(
     again = diffim(http, other_full_key, box=",".join(map(str, boxes[7])))
     assert again.content == responses[7].content
     assert again.headers["x-cache"] == "hit"
+    assert solves(control_redis) == 1
+
+
+def test_stamps_through_two_api_replicas_make_one_solve(
+    api_url, http, other_full_key, settings, control_redis
+):
+    # A second API (its own services, process state and in-flight solves;
+    # the same Redis, Dask cluster and solution store), as a second
+    # replica behind a load balancer: the Redis lock keeps one solve.
+    visit, detector = other_full_key
+    boxes = [
+        (10 + 7 * i, 30 + 2 * i, 61 + 7 * i, 81 + 2 * i) for i in range(24)
+    ]
+
+    async def ask_both(urls: tuple[str, str]) -> list[httpx.Response]:
+        async with (
+            httpx.AsyncClient(base_url=urls[0], timeout=120) as first,
+            httpx.AsyncClient(base_url=urls[1], timeout=120) as second,
+        ):
+            return await asyncio.gather(
+                *(
+                    (first, second)[i % 2].get(
+                        f"/api/v1/diffims/{visit}/{detector}",
+                        params={"box": ",".join(map(str, box))},
+                    )
+                    for i, box in enumerate(boxes)
+                )
+            )
+
+    with running_api(settings) as other_url:
+        responses = asyncio.run(ask_both((api_url, other_url)))
+    assert [r.status_code for r in responses] == [200] * len(boxes)
+    assert solves(control_redis) == 1
+    assert len(stored_files(settings)) == 1
+    # Both replicas rendered from that one solution: the same bytes
+    # again from the stored solution, for a box each replica served.
+    for k in (0, 1):
+        box = ",".join(map(str, boxes[k]))
+        again = diffim(http, other_full_key, box=box)
+        assert again.content == responses[k].content
     assert solves(control_redis) == 1
 
 
