@@ -12,8 +12,10 @@ The budgets of this service:
 ``request``
     Every product request (hits, 304s, 404s alike): cheap, generous.
 ``recompute``
-    Each request that starts a recreation (a miss), charged on top of
-    ``request``: Rubin's RSP allows 35 cutouts per 15 minutes.
+    Each request that starts a recreation (a miss) or a solve (a region,
+    a SODA cutout, a light-curve epoch; `spender` for work that outlives
+    the request), charged on top of ``request``: Rubin's RSP allows 35
+    cutouts per 15 minutes.
 ``campaign``
     Each campaign created.
 ``cutout``, ``sia``
@@ -49,7 +51,14 @@ from workers.auth import Identity, identity
 from workers.budgets import Budget, parse_quotas
 from workers.http_errors import RateLimitedError
 
-__all__ = ["Budget", "Quotas", "charge", "parse_quotas", "rate_limit"]
+__all__ = [
+    "Budget",
+    "Quotas",
+    "charge",
+    "parse_quotas",
+    "rate_limit",
+    "spender",
+]
 
 #: Every dependency `rate_limit` made (the OpenAPI document lists 429
 #: under the routes that use one).
@@ -167,3 +176,21 @@ async def charge(request: Request, who: Identity, name: str) -> None:
     quotas: Quotas = request.app.state.quotas
     services = getattr(request.app.state, "services", None)
     await quotas.charge(who, name, services.cache if services else None)
+
+
+def spender(request: Request, name: str) -> Callable[[], Awaitable[None]]:
+    """Return a charge of budget ``name`` to this request's caller.
+
+    For work that outlives the request (a job's solves): the caller is
+    the one the route's `rate_limit` dependency identified, and the
+    budget table and store are taken now.
+    """
+    quotas: Quotas = request.app.state.quotas
+    services = getattr(request.app.state, "services", None)
+    cache = services.cache if services else None
+    who = identity(request)
+
+    async def spend() -> None:
+        await quotas.charge(who, name, cache)
+
+    return spend

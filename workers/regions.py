@@ -244,12 +244,17 @@ class RegionService:
         return geometry
 
     async def region(
-        self, request: ProductRequest, box: PixelBox
+        self,
+        request: ProductRequest,
+        box: PixelBox,
+        *,
+        before_solve: Callable[[], Awaitable[None]] | None = None,
     ) -> Region | Pending:
         """Return the pixels of ``box`` (already clipped, not empty).
 
         A `Pending` comes back when the solve (or a large region's task)
         is still running after the sync timeout (a job to follow).
+        ``before_solve`` is awaited before a solve (the caller's budget).
 
         Raises
         ------
@@ -258,7 +263,7 @@ class RegionService:
         DataNotFoundError, NoOverlapError
             As the product service raises them.
         """
-        answer = await self.serve(request, box)
+        answer = await self.serve(request, box, before_solve=before_solve)
         if isinstance(answer, Pending):
             return answer
         served = _served(answer, request)

@@ -13,7 +13,11 @@ from typing import Any
 
 from fastapi import Response
 
-from workers.ivoa.params import TransientFaultError, protocol_error
+from workers.ivoa.params import (
+    RateLimitedFaultError,
+    TransientFaultError,
+    protocol_error,
+)
 from workers.ivoa.votable import VOTABLE_MEDIA_TYPE, error_document
 
 #: Seconds a client is told to wait after a transient fault.
@@ -101,7 +105,9 @@ in_text = _answering(text_failure)
 
 
 def _retry(problem: Exception) -> dict[str, str] | None:
-    """Return Retry-After for a transient fault."""
+    """Return Retry-After for a transient fault (a budget's own wait)."""
+    if isinstance(problem, RateLimitedFaultError):
+        return {"Retry-After": str(problem.retry_after)}
     if isinstance(problem, TransientFaultError):
         return {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return None

@@ -36,7 +36,7 @@ from recreate.skyshapes import (
     SkyShape,
     check_shape,
 )
-from workers.http_errors import public_message
+from workers.http_errors import RateLimitedError, public_message
 from workers.middleware import request_id
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,21 @@ class TransientFaultError(ProtocolError):
     status = 503
 
 
+class RateLimitedFaultError(TransientFaultError):
+    """A budget of the caller's is spent: ask again after Retry-After.
+
+    DALI has no prefix of its own for it: a transient fault, with the
+    429 and the seconds until the budget refills.
+    """
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        """Keep the message and the seconds to wait."""
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class FatalFaultError(ProtocolError):
     """The service failed for a reason that is not the user's."""
 
@@ -107,6 +122,8 @@ def protocol_error(error: Exception) -> ProtocolError:
     """
     if isinstance(error, ProtocolError):
         return error
+    if isinstance(error, RateLimitedError):
+        return RateLimitedFaultError(public_message(error), error.retry_after)
     # What a client reads is `public_message`'s: a server failure's
     # detail (paths, addresses) stays in the log, under the request id.
     for kind, answer in _USER_ERRORS:

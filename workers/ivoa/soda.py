@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ from workers.ivoa.params import (
     single,
 )
 from workers.ivoa.vosi import Capability, add_get_and_post, add_vosi_routes
+from workers.limits import spender
 from workers.product_answers import Pending
 from workers.regions import RegionService, box_of_sky_points, clip_box
 
@@ -190,12 +192,15 @@ def format_of(raw: str | None) -> str:
 
 
 async def cut(
-    regions: RegionService, order: CutoutOrder
+    regions: RegionService,
+    order: CutoutOrder,
+    before_solve: Callable[[], Awaitable[None]] | None = None,
 ) -> Cut | Pending | None:
     """Make one cutout: None when the stencil misses the detector.
 
     A `Pending` comes back when the product is still being recreated
-    after the sync timeout (its recreation goes on).
+    after the sync timeout (its recreation goes on). ``before_solve``
+    is awaited before a solve (the caller's ``recompute`` budget).
 
     Raises
     ------
@@ -207,7 +212,7 @@ async def cut(
     box = await asyncio.to_thread(stencil_box, geometry, order.stencil)
     if box is None:
         return None
-    region = await regions.region(request, box)
+    region = await regions.region(request, box, before_solve=before_solve)
     if isinstance(region, Pending):
         return region
     data = await asyncio.to_thread(render, region.data, order)
@@ -312,7 +317,7 @@ async def cutout_sync(request: Request) -> Response:
     services: Services = request.app.state.services
     params = await read_params(request)
     (order,) = parse_orders(params, services.settings, sync=True)
-    made = await cut(services.regions, order)
+    made = await cut(services.regions, order, spender(request, "recompute"))
     return cut_response(made, order)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -32,7 +33,7 @@ from recreate.formats import get_format
 from workers.http_errors import ErrorModel
 from workers.ivoa.jobs import COMPLETED, Progress, Work
 from workers.ivoa.vosi import base_url
-from workers.limits import rate_limit
+from workers.limits import rate_limit, spender
 from workers.models import ProductRequest
 from workers.product_answers import Pending
 from workers.regions import RegionService, box_around, clip_box
@@ -140,8 +141,14 @@ def stamps_work(
     body: StampsRequest,
     epochs: list[dict[str, Any]],
     concurrency: int,
+    before_solve: Callable[[], Awaitable[None]] | None = None,
 ) -> Work:
-    """Return the work of a light curve: each stamp, then the two files."""
+    """Return the work of a light curve: each stamp, then the two files.
+
+    ``before_solve`` is awaited before each solve an epoch starts (the
+    ``recompute`` budget of whoever asked); an epoch over budget fails
+    with ``rate_limited``, the others go on.
+    """
 
     async def work(progress: Progress) -> None:
         progress.total = len(epochs)
@@ -152,7 +159,9 @@ def stamps_work(
         async def one(index: int, epoch: dict[str, Any]) -> None:
             async with gate:
                 try:
-                    data = await stamp_bytes(regions, epoch, body)
+                    data = await stamp_bytes(
+                        regions, epoch, body, before_solve
+                    )
                 except Exception as error:  # noqa: BLE001 - others go on
                     failed.append({**_key(epoch), **_failure(error)})
                 else:
@@ -185,7 +194,10 @@ def series_files(
 
 
 async def stamp_bytes(
-    regions: RegionService, epoch: dict[str, Any], body: StampsRequest
+    regions: RegionService,
+    epoch: dict[str, Any],
+    body: StampsRequest,
+    before_solve: Callable[[], Awaitable[None]] | None = None,
 ) -> bytes:
     """Return one epoch's stamp (its region, in the DP1 layout)."""
     request = ProductRequest(
@@ -203,7 +215,7 @@ async def stamp_bytes(
             f"({body.ra}, {body.dec}) is off {request.describe()}"
         )
     while True:
-        region = await regions.region(request, box)
+        region = await regions.region(request, box, before_solve=before_solve)
         if not isinstance(region, Pending):
             return region.data
         await asyncio.sleep(PENDING_RETRY_SECONDS)
@@ -287,7 +299,11 @@ async def create_stamps(request: Request, body: StampsRequest) -> JSONResponse:
         progress={"done": 0, "total": len(epochs)},
     )
     work = stamps_work(
-        services.regions, body, epochs, settings.cutout_job_concurrency
+        services.regions,
+        body,
+        epochs,
+        settings.cutout_job_concurrency,
+        spender(request, "recompute"),
     )
     await runner.start(record["id"], work)
     model = _model(request, {**record, "phase": "QUEUED"})

@@ -15,6 +15,7 @@ the job (``WAIT``/``PHASE`` block), ``phase`` (``RUN``, ``ABORT``),
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
@@ -46,7 +47,7 @@ from workers.ivoa.uws_xml import (
     results_xml,
 )
 from workers.ivoa.vosi import base_url
-from workers.limits import rate_limit
+from workers.limits import rate_limit, spender
 from workers.product_answers import Pending
 from workers.regions import RegionService
 
@@ -70,9 +71,16 @@ def _services(request: Request) -> Services:
 
 
 def soda_work(
-    regions: RegionService, orders: list[CutoutOrder], concurrency: int
+    regions: RegionService,
+    orders: list[CutoutOrder],
+    concurrency: int,
+    before_solve: Callable[[], Awaitable[None]] | None = None,
 ) -> Work:
-    """Return the work of a SODA job: every order, a few at a time."""
+    """Return the work of a SODA job: every order, a few at a time.
+
+    ``before_solve`` is awaited before each solve an order starts (the
+    ``recompute`` budget of whoever ran the job).
+    """
 
     async def work(progress: Progress) -> None:
         progress.total = len(orders)
@@ -80,7 +88,7 @@ def soda_work(
 
         async def one(index: int, order: CutoutOrder) -> None:
             async with gate:
-                data = await cut_waiting(regions, order)
+                data = await cut_waiting(regions, order, before_solve)
                 await progress.keep(str(index), data, order.response_format)
                 await progress.advance()
 
@@ -92,14 +100,16 @@ def soda_work(
 
 
 async def cut_waiting(
-    regions: RegionService, order: CutoutOrder
+    regions: RegionService,
+    order: CutoutOrder,
+    before_solve: Callable[[], Awaitable[None]] | None = None,
 ) -> bytes | None:
     """Make one cutout, waiting out a recreation past the sync timeout.
 
     The job has its own execution duration, which bounds the wait.
     """
     while True:
-        made = await cut(regions, order)
+        made = await cut(regions, order, before_solve)
         if not isinstance(made, Pending):
             return None if made is None else made.data
         await asyncio.sleep(PENDING_RETRY_SECONDS)
@@ -118,7 +128,13 @@ async def create_job(request: Request) -> Response:
     runner = services.async_jobs
     record = await runner.create(KIND, kept, run_id=single(params, "RUNID"))
     if phase == "RUN":
-        await _run(services, runner, record["id"], orders)
+        await _run(
+            services,
+            runner,
+            record["id"],
+            orders,
+            spender(request, "recompute"),
+        )
     return RedirectResponse(_job_url(request, record["id"]), status_code=303)
 
 
@@ -127,11 +143,13 @@ async def _run(
     runner: JobRunner,
     job_id: str,
     orders: list[CutoutOrder],
+    before_solve: Callable[[], Awaitable[None]] | None,
 ) -> None:
-    """Start a job's run."""
+    """Start a job's run (its solves charged by ``before_solve``)."""
     concurrency = services.settings.cutout_job_concurrency
     await runner.start(
-        job_id, soda_work(services.regions, orders, concurrency)
+        job_id,
+        soda_work(services.regions, orders, concurrency, before_solve),
     )
 
 
@@ -241,7 +259,13 @@ async def post_phase(request: Request, job_id: str) -> Response:
             orders = parse_orders(
                 record["parameters"], services.settings, sync=False
             )
-            await _run(services, services.async_jobs, job_id, orders)
+            await _run(
+                services,
+                services.async_jobs,
+                job_id,
+                orders,
+                spender(request, "recompute"),
+            )
     elif phase == "ABORT":
         if record["phase"] not in FINAL:
             await services.async_jobs.abort(job_id)
