@@ -22,7 +22,7 @@ detector into account, and keeps what a render needs of them:
 
 Independent steps run side by side on two threads
 (`recreate.numerics.threads.beside`): the science image's ScaleVariance,
-mask, PSF size and candidate detection (`recreate.solution.science_side`)
+mask, PSF size and candidate detection (`recreate.solution.sides`)
 beside the template warp, the variance levels beside the kernel fit.
 Each is the serial step on the same arrays: the same bits, and with one
 thread they run in the order above.
@@ -70,7 +70,7 @@ from recreate.pipeline.prepare import (
 )
 from recreate.pipeline.provenance import InputRef
 from recreate.pipeline.sources import Detections, select_kernel_candidates
-from recreate.pipeline.template import WarpedTemplate, build_template
+from recreate.pipeline.template import WarpedTemplate
 from recreate.pipeline.template.warp import Planes as TemplatePlanes
 from recreate.pipeline.template.window import TemplateWindow
 from recreate.solution.difference_background import difference_background
@@ -82,7 +82,7 @@ from recreate.solution.render import (
     SolvedMasks,
     predetection,
 )
-from recreate.solution.science_side import prepare_science, scaled_variance
+from recreate.solution.sides import prepare_science, template_and_variance
 
 FloatPlane = npt.NDArray[np.float32]
 MaskPlane = npt.NDArray[np.int32]
@@ -189,14 +189,11 @@ def solve(
         )
     ) as prepared_science:
         with _timed(timings, "template"):
-            template = warped or build_template(
-                science, patches, config.template
+            template, (template_variance, template_factor) = (
+                template_and_variance(science, patches, config, warped)
             )
         notes.extend(template.warnings)
         with _timed(timings, "scale_variance"):
-            template_variance, template_factor = scaled_variance(
-                template.exposure, config
-            )
             prepared = prepared_science()
     notes.extend(prepared.notes)
     template_mask = prepared_template_mask(template.exposure, planes, config)

@@ -2,7 +2,8 @@
 
 ``build``
     The stage: choose the patches, merge them per tract, warp, stitch,
-    coverage checks (`build_template`).
+    coverage checks (`build_template`: `merge_template`, then
+    `finish_template`, which a solve overlaps with ScaleVariance).
 ``patches``, ``tracts``
     Patch cut-outs and their per-tract merge with variance^-1/2 weights.
 ``warp``, ``warp_rows``, ``lanczos``
@@ -12,9 +13,18 @@
 
 from __future__ import annotations
 
-from recreate.pipeline.template.build import WarpedTemplate, build_template
+from recreate.pipeline.template.build import (
+    MergedTemplate,
+    WarpedTemplate,
+    build_template,
+    finish_template,
+    merge_template,
+)
 
 __all__ = [
+    "MergedTemplate",
     "WarpedTemplate",
     "build_template",
+    "finish_template",
+    "merge_template",
 ]

@@ -149,6 +149,49 @@ def build_template(
         If ``config.warping_kernel`` is not ``lanczos3``, or the science
         image overlaps more than 16 patches of a tract or 16 tracts.
     """
+    return finish_template(merge_template(science, patches, config), config)
+
+
+@dataclass(frozen=True, eq=False)
+class MergedTemplate:
+    """A template warped and merged, before its last steps.
+
+    `merge_template` makes it; `finish_template` adds the HIGH_VARIANCE
+    plane (v30), the coverage and the PSF size. Its image and variance
+    are the template's: statistics that ignore HIGH_VARIANCE (v29's and
+    v30's ScaleVariance) may be taken on it while it is finished.
+
+    Attributes
+    ----------
+    science
+        The science exposure it is on (grown by the border).
+    planes, mask_planes
+        The merged image, variance and mask, and the mask's planes.
+    used, contributed, bounds
+        The patches used, the science pixels each covers, and every
+        input patch's outline (as `WarpedTemplate.patch_bounds`).
+    """
+
+    science: Exposure
+    planes: Planes
+    mask_planes: MaskPlanes
+    used: Sequence[_Patch]
+    contributed: dict[int, int]
+    bounds: tuple[npt.NDArray[np.float64], ...]
+
+
+def merge_template(
+    science: Exposure,
+    patches: Sequence[Exposure],
+    config: TemplateConfig,
+) -> MergedTemplate:
+    """Warp the overlapping patches and merge them (`build_template`).
+
+    Raises
+    ------
+    NoOverlapError, FormatError, InvalidRequestError
+        As `build_template`.
+    """
     _check_kernel(config.warping_kernel)
     wcs = science.require_wcs()
     # Cut-outs are placed by their own xy0, but everything geometric is
@@ -168,27 +211,45 @@ def build_template(
         if result is not None:
             warped.append(result[0])
             contributed.update(result[1])
-    no_data = planes.value("NO_DATA")
     if not warped:
         raise NoOverlapError(_coverage_message(0.0, science, config))
-    merged = merge_warped(warped, no_data)
+    merged = merge_warped(warped, planes.value("NO_DATA"))
+    return MergedTemplate(science, merged, planes, used, contributed, bounds)
+
+
+def finish_template(
+    merged: MergedTemplate, config: TemplateConfig
+) -> WarpedTemplate:
+    """Add HIGH_VARIANCE, measure coverage and PSF size (`build_template`).
+
+    Raises
+    ------
+    NoOverlapError
+        If the template covers less than ``config.required_fraction``.
+    """
+    science, planes = merged.science, merged.mask_planes
+    no_data = planes.value("NO_DATA")
+    template = merged.planes
     levels = None
     if config.high_variance is not None:
         levels, flagged = high_variance_levels(
-            merged.variance, merged.mask, planes, config.high_variance
+            template.variance, template.mask, planes, config.high_variance
         )
-        mask, planes = flag_high_variance(merged.mask, planes, flagged)
-        merged = Planes(merged.image, merged.variance, mask)
+        mask, planes = flag_high_variance(template.mask, planes, flagged)
+        template = Planes(template.image, template.variance, mask)
     coverage = _coverage(
-        merged.mask, config.border, no_data, _science_no_data(science, config)
+        template.mask,
+        config.border,
+        no_data,
+        _science_no_data(science, config),
     )
     warnings = _check_coverage(coverage, science, config)
-    psf_fwhm = _psf_fwhm(used, contributed, science)
+    psf_fwhm = _psf_fwhm(merged.used, merged.contributed, science)
     exposure = _template_exposure(
-        science, merged, planes, used, psf_fwhm, config.border
+        science, template, planes, merged.used, psf_fwhm, config.border
     )
     return WarpedTemplate(
-        exposure, coverage, psf_fwhm, bounds, warnings, levels
+        exposure, coverage, psf_fwhm, merged.bounds, warnings, levels
     )
 
 

@@ -1,25 +1,35 @@
-"""The science image's half of a solve: the steps that need no template.
+"""The steps of a solve that run side by side.
 
-ScaleVariance on the science image, its prepared mask, its PSF size and
-the detection of the kernel-candidate sources read the visit image
-alone, so a solve runs them beside the template warp
-(`recreate.numerics.threads.beside`). Each step is the one the serial
-solve makes, on the same arrays, so the values are the same whether it
-ran beside the warp or after it.
+The science image's side (`prepare_science`): ScaleVariance on the
+science image, its prepared mask, its PSF size and the detection of the
+kernel-candidate sources read the visit image alone, so a solve runs
+them beside the template warp (`recreate.numerics.threads.beside`). The
+template's side (`template_and_variance`): its ScaleVariance runs beside
+its last steps (the HIGH_VARIANCE plane, which it ignores). Each step is
+the one the serial solve makes, on the same arrays, so the values are
+the same whether it ran beside another or after it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
 
 from recreate.exposure import Exposure, MaskPlanes
+from recreate.numerics.threads import beside
 from recreate.pipeline.config import PipelineConfig
 from recreate.pipeline.match.variance import scale_variance
 from recreate.pipeline.prepare import prepared_science_mask, science_psf_fwhm
 from recreate.pipeline.sources import Detections, detect_candidate_sources
+from recreate.pipeline.template import (
+    WarpedTemplate,
+    finish_template,
+    merge_template,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,15 +72,33 @@ def scaled_variance(
     ProcessingError
         If ScaleVariance fails.
     """
-    if not config.subtract.do_scale_variance:
-        return np.asarray(exposure.variance, np.float32), 1.0
-    return scale_variance(
-        exposure.image,
-        exposure.variance,
-        exposure.mask,
+    return scaled_planes_variance(
+        (exposure.image, exposure.variance, exposure.mask),
         exposure.mask_planes,
-        config.subtract,
+        config,
     )
+
+
+def scaled_planes_variance(
+    planes: tuple[
+        npt.NDArray[np.floating],
+        npt.NDArray[np.floating],
+        npt.NDArray[np.integer],
+    ],
+    mask_planes: MaskPlanes,
+    config: PipelineConfig,
+) -> tuple[npt.NDArray[np.float32], float]:
+    """Return `scaled_variance` of an image, variance and mask.
+
+    Raises
+    ------
+    ProcessingError
+        If ScaleVariance fails.
+    """
+    image, variance, mask = planes
+    if not config.subtract.do_scale_variance:
+        return np.asarray(variance, np.float32), 1.0
+    return scale_variance(image, variance, mask, mask_planes, config.subtract)
 
 
 def prepare_science(
@@ -117,3 +145,39 @@ def prepare_science(
     return PreparedScience(
         factor, variance, mask, fwhm, tuple(notes), detections
     )
+
+
+def template_and_variance(
+    science: Exposure,
+    patches: Sequence[Exposure],
+    config: PipelineConfig,
+    warped: WarpedTemplate | None,
+) -> tuple[WarpedTemplate, tuple[npt.NDArray[np.float32], float]]:
+    """Return the warped template and its ScaleVariance (and factor).
+
+    ScaleVariance ignores HIGH_VARIANCE, so it runs on the merged planes
+    beside `finish_template`, which adds that plane (DP2) from the whole
+    template's variance background. ``warped``: a template given already
+    (``patches`` unused).
+
+    Raises
+    ------
+    NoOverlapError, FormatError, InvalidRequestError
+        As `recreate.pipeline.template.build_template`.
+    ProcessingError
+        If ScaleVariance fails.
+    """
+    if warped is not None:
+        return warped, scaled_variance(warped.exposure, config)
+    merged = merge_template(science, patches, config.template)
+    planes = merged.planes
+    with beside(
+        partial(
+            scaled_planes_variance,
+            (planes.image, planes.variance, planes.mask),
+            merged.mask_planes,
+            config,
+        )
+    ) as scaled:
+        template = finish_template(merged, config.template)
+        return template, scaled()
