@@ -34,7 +34,11 @@ from astropy.io import fits
 
 from recreate.exposure import Exposure
 from recreate.io.afwplanes import locate_planes
-from recreate.io.dp1_read import read_dp1_geometry, read_dp1_region
+from recreate.io.dp1_read import (
+    read_dp1_geometry,
+    read_dp1_region,
+    read_dp1_shell,
+)
 from recreate.io.fitsfile import open_fits
 from recreate.io.input_cache import input_cache
 from recreate.io.region import (
@@ -97,8 +101,8 @@ class ImageFile:
     geometry
         The whole image's WCS, ``xy0`` and shape.
     shell
-        The whole image's metadata (a 1x1 read): mask planes, PSF,
-        calibration, observation, metadata.
+        The whole image's fields, from its headers (`read_dp1_shell`):
+        mask planes, PSF, calibration, observation, metadata.
     planes
         How to read each plane directly; None reads through astropy.
     visit_image
@@ -210,8 +214,7 @@ def _open(version: tuple[str, int, int]) -> ImageFile:
         if LSST_IMAGES_MODEL_KEY in hdulist[0].header:
             return _open_visit_image(path, hdulist, version)
         geometry = read_dp1_geometry(hdulist)
-        x0, y0 = geometry.xy0
-        shell = read_dp1_region(hdulist, PixelBox(x0, y0, 1, 1))
+        shell = read_dp1_shell(hdulist, geometry)
         located = locate_planes(hdulist, path)
         sources = {
             label: _source(located[label], (*version, label))
