@@ -144,6 +144,17 @@ def find_inputs(
     """
     _check_key(visit, detector)
     instrument = resolve_instrument(butler, instrument)
+    # The collections' records and summaries are read once for the
+    # lookup's queries, not once per query (kept for this call only: a
+    # dataset type new in a collection is seen by the next lookup).
+    with butler.registry.caching_context():
+        return _find_inputs(butler, instrument, visit, detector)
+
+
+def _find_inputs(
+    butler: Any, instrument: str, visit: int, detector: int
+) -> DiffimInputs:
+    """Return a valid key's inputs (`find_inputs`)."""
     # One query gives the visit image with its visit's and detector's
     # records (a detector's first stamp pays this lookup); when it finds
     # nothing, the lookup step by step says what is missing.
