@@ -11,14 +11,18 @@ on first use; ``BENCH_DEMO_REPO`` names another) and prints:
 * a 51x51 stamp (``?ra=&dec=&size=51``) from a stored solution:
   p50/p95 of the render in the API's pool (``X-Recreate-Region-Seconds``,
   server-side) and of the whole HTTP request; and the first stamp of a
-  detector whose solution this process has not parsed yet (read from
-  Redis, checked, parsed: the light-curve case);
+  detector this process has forgotten (`RegionService.forget`: its
+  solution read from Redis, checked, parsed; its visit image's headers
+  parsed and rows decoded: the light-curve case);
 * the light curve of the position: a stamp of each epoch through the
   HTTP API (4 requests at a time), with the solutions stored but not
   held by the API process, and through the light-curve job
   (``POST /api/v1/stamps``); then 100 requests cycled over the epochs
-  (the API's kept solutions forgotten before each cycle, so every
-  request reads and parses its solution as for 100 distinct epochs);
+  (before each cycle the API forgets what it keeps of those detectors,
+  `RegionService.forget`: solutions, specs, Butler answers, geometries,
+  the visit images' parsed headers and decoded rows; so every request
+  costs what a distinct epoch's first stamp costs. The template
+  patches, shared by every epoch of a band, stay);
 * the same light curve with nothing stored (every epoch solved first);
 * 10 clients at once, each asking for the 100-request light curve:
   stamps per second and the p95 of a client's wall time.
@@ -127,14 +131,16 @@ async def cycled_light_curve(
 ) -> float:
     """Return the seconds for `EPOCHS` requests cycled over ``epochs``.
 
-    The API forgets its parsed solutions before each cycle: every
-    request then reads its solution from Redis, as with distinct epochs.
+    The API forgets what it keeps of the detectors before each cycle
+    (`RegionService.forget`): every request then reads its solution
+    from Redis and its visit image from its file, as with distinct
+    epochs.
     """
     total = 0.0
     left = EPOCHS
     while left > 0:
         cycle = epochs[:left]
-        services.regions.solution_service.forget()
+        services.regions.forget()
         total += await light_curve(url, position, cycle)
         left -= len(cycle)
     return total
@@ -239,18 +245,18 @@ def stored_rows(
         rows.append(("51x51 stamp, stored: as a Dask task", ms(on_workers)))
         firsts = []
         for other in epochs:
-            services.regions.solution_service.forget()
+            services.regions.forget()
             start = time.perf_counter()
             http.get(
                 f"/api/v1/diffims/{other[0]}/{other[1]}",
                 params={"ra": ra, "dec": dec, "size": STAMP},
             ).raise_for_status()
             firsts.append(time.perf_counter() - start)
-        rows.append(("51x51 stamp, solution read from Redis", ms(firsts)))
-    services.regions.solution_service.forget()
+        rows.append(("51x51 stamp, a detector's first", ms(firsts)))
+    services.regions.forget()
     wall = asyncio.run(light_curve(url, position, epochs))
     rows.append((f"light curve, {n} epochs, stored (HTTP)", f"{wall:.2f} s"))
-    services.regions.solution_service.forget()
+    services.regions.forget()
     job = light_curve_job(url, position)
     rows.append((f"light curve, {n} epochs, stored (job)", f"{job:.2f} s"))
     cycled = asyncio.run(cycled_light_curve(url, position, epochs, services))
@@ -294,7 +300,7 @@ def main() -> None:
         control.client().flushall()
         for path in Path(store).rglob("*.fits"):
             path.unlink()
-        services.regions.solution_service.forget()
+        services.regions.forget()
         cold = asyncio.run(light_curve(url, (ra, dec), epochs))
         rows.append(
             (

@@ -10,13 +10,11 @@ registry and ``getURI`` are used, never afw's formatters.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from recreate.butler_names import check_detector, resolve_instrument
 from recreate.errors import (
     DataNotFoundError,
     InvalidRequestError,
@@ -34,11 +32,6 @@ NOMINAL_PIXEL_SCALE = 0.2
 #: Largest visit id accepted: DP1 ids are YYYYMMDDnnnnn (13 digits).
 MAX_VISIT = 10**15
 MAX_DETECTOR = 10**4
-
-#: Instrument names and detector ids read from each open Butler.
-_KNOWN_NAMES: weakref.WeakKeyDictionary[
-    Any, dict[tuple[str, object], list[Any]]
-] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -150,12 +143,32 @@ def find_inputs(
         If no template patch of the visit's band overlaps the detector.
     """
     _check_key(visit, detector)
-    instrument = _resolve_instrument(butler, instrument)
-    visit_record = _visit_record(butler, instrument, visit)
-    _check_detector(butler, instrument, detector)
-    visit_ref = _visit_image_ref(butler, instrument, visit, detector)
+    instrument = resolve_instrument(butler, instrument)
+    # The collections' records and summaries are read once for the
+    # lookup's queries, not once per query (kept for this call only: a
+    # dataset type new in a collection is seen by the next lookup).
+    with butler.registry.caching_context():
+        return _find_inputs(butler, instrument, visit, detector)
+
+
+def _find_inputs(
+    butler: Any, instrument: str, visit: int, detector: int
+) -> DiffimInputs:
+    """Return a valid key's inputs (`find_inputs`)."""
+    # One query gives the visit image with its visit's and detector's
+    # records (a detector's first stamp pays this lookup); when it finds
+    # nothing, the lookup step by step says what is missing.
+    visit_ref = _visit_image_with_records(butler, instrument, visit, detector)
+    if visit_ref is None:
+        visit_record = _visit_record(butler, instrument, visit)
+        check_detector(butler, instrument, detector)
+        visit_ref = _visit_image_ref(butler, instrument, visit, detector)
+        region = _detector_region(butler, instrument, visit, detector)
+    else:
+        records = visit_ref.dataId.records
+        visit_record = records["visit"]
+        region = _region_of(records["visit_detector_region"], visit, detector)
     band = str(visit_ref.dataId["band"])
-    region = _detector_region(butler, instrument, visit, detector)
     grown = grow_region(region, TEMPLATE_BORDER_PX * NOMINAL_PIXEL_SCALE)
     template_refs = _overlapping_templates(butler, band, grown)
     if not template_refs:
@@ -163,6 +176,7 @@ def find_inputs(
             f"no template_coadd in band {band!r} overlaps visit {visit} "
             f"detector {detector}"
         )
+    visit_image, *templates = _handles(butler, [visit_ref, *template_refs])
     return DiffimInputs(
         instrument=instrument,
         visit=visit,
@@ -170,8 +184,8 @@ def find_inputs(
         band=band,
         physical_filter=str(visit_record.physical_filter),
         day_obs=int(visit_record.day_obs),
-        visit_image=_handle(butler, visit_ref),
-        templates=tuple(_handle(butler, ref) for ref in template_refs),
+        visit_image=visit_image,
+        templates=tuple(templates),
     )
 
 
@@ -189,70 +203,6 @@ def _check_key(visit: object, detector: object) -> None:
             raise InvalidRequestError(
                 f"{name} {value} is out of range (0 to {limit - 1})"
             )
-
-
-def _resolve_instrument(butler: Any, instrument: str | None) -> str:
-    """Return the instrument, defaulting to the repository's only one."""
-    names = _known(butler, "instrument", None)
-    if not names or (instrument is not None and instrument not in names):
-        names = _remember(butler, "instrument", None, _instrument_names)
-    if instrument is None:
-        if len(names) == 1:
-            return names[0]
-        raise InvalidRequestError(
-            f"the repository holds instruments {names}; name one"
-        )
-    if instrument not in names:
-        raise DataNotFoundError(
-            f"instrument {instrument!r} is not in the repository "
-            f"(instruments: {', '.join(names) or 'none'})"
-        )
-    return instrument
-
-
-def _instrument_names(butler: Any, _: object) -> list[Any]:
-    """Return the repository's instruments, sorted."""
-    return sorted(
-        rec.name for rec in butler.registry.queryDimensionRecords("instrument")
-    )
-
-
-def _known(butler: Any, element: str, parent: object) -> list[Any]:
-    """Return the names of ``element`` last read from this Butler.
-
-    Instruments and detectors are registered once and never removed, so
-    a name seen before needs no query (a stamp's Butler lookup is on
-    every first stamp of a detector); a name not seen is looked up
-    again (`_remember`), so one registered since is found.
-    """
-    try:
-        return _KNOWN_NAMES.get(butler, {}).get((element, parent), [])
-    except TypeError:  # a Butler that takes no weak reference
-        return []
-
-
-def _remember(
-    butler: Any,
-    element: str,
-    parent: object,
-    query: Callable[[Any, object], list[Any]],
-) -> list[Any]:
-    """Query the names of ``element`` and keep them (see `_known`)."""
-    names = query(butler, parent)
-    # A Butler that takes no weak reference is simply not remembered.
-    with contextlib.suppress(TypeError):
-        _KNOWN_NAMES.setdefault(butler, {})[(element, parent)] = names
-    return names
-
-
-def _detector_ids(butler: Any, instrument: object) -> list[Any]:
-    """Return an instrument's detector ids, sorted."""
-    return sorted(
-        rec.id
-        for rec in butler.registry.queryDimensionRecords(
-            "detector", instrument=instrument
-        )
-    )
 
 
 def _visit_record(butler: Any, instrument: str, visit: int) -> Any:
@@ -273,19 +223,6 @@ def _records(butler: Any, element: str, **data_id: object) -> list[Any]:
         # The registry rejects unknown values (DataIdValueError) before
         # querying; to the caller that simply means "no such record".
         return []
-
-
-def _check_detector(butler: Any, instrument: str, detector: int) -> None:
-    """Say clearly when a detector number does not exist."""
-    ids = _known(butler, "detector", instrument)
-    if detector not in ids:
-        ids = _remember(butler, "detector", instrument, _detector_ids)
-    if detector not in ids:
-        span = f"{ids[0]}-{ids[-1]}" if ids else "none"
-        raise DataNotFoundError(
-            f"detector {detector} of {instrument} does not exist "
-            f"(detectors: {span})"
-        )
 
 
 def _visit_image_ref(
@@ -309,6 +246,37 @@ def _visit_image_ref(
     return refs[0]
 
 
+def _visit_image_with_records(
+    butler: Any,
+    instrument: str,
+    visit: int,
+    detector: int,
+) -> Any:
+    """Return the visit_image ref with its dimension records, or None.
+
+    None when there is no such dataset, a data-id value is unknown, or
+    the visit-detector has no region record.
+    """
+    try:
+        refs = butler.query_datasets(
+            VISIT_IMAGE,
+            instrument=instrument,
+            visit=visit,
+            detector=detector,
+            with_dimension_records=True,
+            explain=False,
+        )
+    except LookupError:
+        return None
+    if not refs:
+        return None
+    try:
+        region = refs[0].dataId.records["visit_detector_region"]
+    except KeyError:
+        return None
+    return None if region is None else refs[0]
+
+
 def _detector_region(
     butler: Any,
     instrument: str,
@@ -323,11 +291,16 @@ def _detector_region(
         visit=visit,
         detector=detector,
     )
-    if not records or records[0].region is None:
+    return _region_of(records[0] if records else None, visit, detector)
+
+
+def _region_of(record: Any, visit: int, detector: int) -> Any:
+    """Return a visit_detector_region record's region, or say it has none."""
+    if record is None or record.region is None:
         raise DataNotFoundError(
             f"visit {visit} detector {detector} has no registered region"
         )
-    return records[0].region
+    return record.region
 
 
 def grow_region(region: Any, margin_arcsec: float) -> Any:
@@ -403,13 +376,30 @@ def _overlapping_templates(butler: Any, band: str, region: Any) -> list[Any]:
     )
 
 
-def _handle(butler: Any, ref: Any) -> DatasetHandle:
-    """Return the provenance handle of a dataset ref."""
-    return DatasetHandle(
-        dataset_type=ref.datasetType.name,
-        dataset_id=str(ref.id),
-        run=ref.run,
-        data_id={k: ref.dataId[k] for k in ref.dataId.mapping},
-        uri=str(butler.getURI(ref)),
-        storage_class=ref.datasetType.storageClass_name,
-    )
+def _handles(butler: Any, refs: list[Any]) -> list[DatasetHandle]:
+    """Return the provenance handles of dataset refs (one URI lookup).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the datastore does not hold one of them.
+    RuntimeError
+        If one is stored as components, not one file (as ``getURI``).
+    """
+    uris = butler.get_many_uris(refs)
+    handles = []
+    for ref in refs:
+        found = uris[ref]
+        if found.primaryURI is None or found.componentURIs:
+            raise RuntimeError(f"dataset {ref} is not stored as one file")
+        handles.append(
+            DatasetHandle(
+                dataset_type=ref.datasetType.name,
+                dataset_id=str(ref.id),
+                run=ref.run,
+                data_id={k: ref.dataId[k] for k in ref.dataId.mapping},
+                uri=str(found.primaryURI),
+                storage_class=ref.datasetType.storageClass_name,
+            )
+        )
+    return handles

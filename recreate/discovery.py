@@ -22,9 +22,9 @@ from recreate.butler import (
     TEMPLATE_BORDER_PX,
     TEMPLATE_COADD,
     VISIT_IMAGE,
-    _resolve_instrument,
     grow_region,
 )
+from recreate.butler_names import resolve_instrument
 from recreate.errors import DataNotFoundError
 from recreate.skyshapes import SkyCircle, SkyShape, shape_region
 
@@ -153,7 +153,7 @@ def find_footprints(
     """
     from lsst.daf.butler import MissingDatasetTypeError
 
-    instrument = _resolve_instrument(butler, instrument)
+    instrument = resolve_instrument(butler, instrument)
     regions = [shape_region(shape) for shape in shapes]
     try:
         rows = _visit_detector_rows(

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from recreate.butler import VISIT_IMAGE, _resolve_instrument
+from recreate.butler import VISIT_IMAGE
+from recreate.butler_names import resolve_instrument
 from recreate.errors import (
     DataNotFoundError,
     InvalidRequestError,
@@ -74,7 +75,7 @@ def select_keys(
         raise InvalidRequestError(
             "the selection has no criterion: a campaign must select something"
         )
-    instrument = _resolve_instrument(butler, selection.instrument)
+    instrument = resolve_instrument(butler, selection.instrument)
     expression, bind, circle = _where(selection)
     try:
         with butler.query() as query:

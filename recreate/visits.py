@@ -14,9 +14,9 @@ from typing import Any
 from recreate.butler import (
     VISIT_IMAGE,
     _records,
-    _resolve_instrument,
     _visit_record,
 )
+from recreate.butler_names import resolve_instrument
 from recreate.errors import DataNotFoundError, InvalidRequestError
 
 __all__ = [
@@ -81,7 +81,7 @@ def list_visits(
     """
     if limit <= 0:
         raise InvalidRequestError(f"limit must be positive, got {limit}")
-    name = _resolve_instrument(butler, instrument)
+    name = resolve_instrument(butler, instrument)
     refs = butler.query_datasets(
         VISIT_IMAGE, instrument=name, explain=False, limit=None
     )
@@ -111,7 +111,7 @@ def visit_detectors(
     InvalidRequestError
         If no instrument is named and the repository holds several.
     """
-    name = _resolve_instrument(butler, instrument)
+    name = resolve_instrument(butler, instrument)
     record = _visit_record(butler, name, visit)
     refs = butler.query_datasets(
         VISIT_IMAGE, instrument=name, visit=visit, explain=False, limit=None

@@ -39,6 +39,8 @@ from astropy.wcs import NoConvergence
 from recreate.errors import InvalidRequestError, ProcessingError
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
+from recreate.pipeline.kernel.basis import forget_bases
+from recreate.solution import forget_visit_image
 from workers.models import ProductRequest
 from workers.product_answers import (
     Answer,
@@ -329,6 +331,24 @@ class RegionService:
             data if body else None,
             degraded=self.products.cache.degraded,
         )
+
+    def forget(self) -> None:
+        """Drop what this process keeps of the detectors it served.
+
+        Their solutions, resolved specs and inputs
+        (`SolutionService.forget`), their geometries, and what their
+        visit images' reads keep (parsed headers, decoded rows:
+        `recreate.solution.forget_visit_image`), so that a detector's
+        next stamp costs what a never-seen epoch's first stamp costs (the
+        light-curve benchmark forgets so). The template patches, which
+        every epoch of a band shares, stay.
+        """
+        solutions = self.solution_service
+        for found in solutions.remembered_inputs():
+            forget_visit_image(found)
+        solutions.forget()
+        self._geometries.clear()
+        forget_bases()
 
     def close(self) -> None:
         """Stop the render pool (renders running finish first)."""

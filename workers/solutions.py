@@ -263,6 +263,10 @@ class SolutionService:
         self._specs.clear()
         self._found.clear()
 
+    def remembered_inputs(self) -> list[DiffimInputs]:
+        """Return the inputs this process remembers (found, not expired)."""
+        return [found for _, found in self._found.values()]
+
     def _keep(self, recipe_hash: str, found: FoundSolution) -> None:
         """Keep a solution in this process (the least recent leaves)."""
         self._memory[recipe_hash] = found

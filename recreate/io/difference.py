@@ -25,7 +25,8 @@ from recreate.io.dp1 import dp1_hdulist
 from recreate.io.fitsfile import open_fits, write_atomically
 
 KERNEL_EXTNAME = "DIFFIM_KERNEL"
-_JSON_COLUMN = "JSON"
+#: The kernel table's one column.
+KERNEL_COLUMN = "JSON"
 
 
 def difference_hdulist(
@@ -101,11 +102,16 @@ def read_kernel(path: str | os.PathLike[str] | fits.HDUList) -> dict[str, Any]:
         return _kernel_from(hdulist, str(path))
 
 
+def kernel_text(kernel: dict[str, Any]) -> str:
+    """Return the kernel's canonical JSON, as its extension holds it."""
+    return json.dumps(kernel, sort_keys=True, separators=(",", ":"))
+
+
 def _kernel_hdu(kernel: dict[str, Any]) -> fits.BinTableHDU:
     """Return the one-row table holding the kernel's canonical JSON."""
-    text = json.dumps(kernel, sort_keys=True, separators=(",", ":"))
+    text = kernel_text(kernel)
     column = fits.Column(
-        name=_JSON_COLUMN, format=f"{max(len(text), 1)}A", array=[text]
+        name=KERNEL_COLUMN, format=f"{max(len(text), 1)}A", array=[text]
     )
     hdu = fits.BinTableHDU.from_columns([column])
     hdu.header["EXTNAME"] = KERNEL_EXTNAME
@@ -120,7 +126,7 @@ def _kernel_from(hdulist: fits.HDUList, source: str) -> dict[str, Any]:
         raise FormatError(f"{source}: no {KERNEL_EXTNAME} extension")
     data = hdulist[KERNEL_EXTNAME].data
     try:
-        text = data[_JSON_COLUMN][0]
+        text = data[KERNEL_COLUMN][0]
         if isinstance(text, bytes):
             text = text.decode()
         kernel = json.loads(text)

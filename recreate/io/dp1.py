@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy.typing as npt
@@ -38,6 +39,9 @@ from recreate.io.headers import (
 )
 from recreate.io.metadata import metadata_cards
 from recreate.io.psfgrid import psf_grid_hdu
+
+#: The planes, in the order they are written.
+PLANES = ("IMAGE", "MASK", "VARIANCE")
 
 
 def write_dp1(
@@ -95,38 +99,80 @@ def dp1_hdulist(exposure: Exposure, *, compress: bool = True) -> fits.HDUList:
     FormatError
         As for `write_dp1`.
     """
-    metadata = dict(exposure.metadata)
-    unit = metadata.pop(UNIT_KEY, NJY)
-    if not isinstance(unit, str):
-        raise FormatError(f"metadata BUNIT={unit!r} is not a unit string")
+    cards = dp1_cards(exposure)
     geometry = _geometry_header(exposure)
-    image = _plane_header("IMAGE", geometry, [("BUNIT", unit, "")])
-    mask = _plane_header("MASK", geometry, _mask_cards(exposure.mask_planes))
-    variance_unit = ("BUNIT", _squared(unit), "")
-    variance = _plane_header("VARIANCE", geometry, [variance_unit])
-    hdus: list[Any] = [
-        fits.PrimaryHDU(header=_primary_header(exposure, metadata)),
-        _plane_hdu(exposure.image, image, compress=compress),
-        _plane_hdu(exposure.mask, mask, compress=compress),
-        _plane_hdu(exposure.variance, variance, compress=compress),
-    ]
+    hdus: list[Any] = [fits.PrimaryHDU(header=_header(cards.primary))]
+    for label in PLANES:
+        header = _header(cards.planes[label])
+        header.extend(geometry)
+        data = getattr(exposure, label.lower())
+        hdus.append(_plane_hdu(data, header, compress=compress))
     if exposure.psf is not None and exposure.psf.grid is not None:
         hdus.append(psf_grid_hdu(exposure.psf.grid))
     return fits.HDUList(hdus)
 
 
-def _primary_header(
-    exposure: Exposure, metadata: dict[str, Any]
-) -> fits.Header:
-    """Return the primary header: fields first, then free metadata."""
-    header = fits.Header()
-    add_cards(header, [(FORMAT_VERSION_KEY, FORMAT_VERSION, "")])
+@dataclass(frozen=True)
+class Dp1Cards:
+    """The cards of a DP1-layout file that come from the exposure.
+
+    What astropy (`dp1_hdulist`) and the direct writer
+    (`recreate.io.direct`) both format, so that they write the same.
+
+    Attributes
+    ----------
+    primary
+        The primary header's cards: fields first, then free metadata.
+    planes
+        Each plane's cards (IMAGE, MASK, VARIANCE): its labels and unit
+        or mask bits; the geometry's cards (`geometry_cards`) follow.
+    """
+
+    primary: list[Card]
+    planes: dict[str, list[Card]]
+
+
+def dp1_cards(exposure: Exposure) -> Dp1Cards:
+    """Return the cards the exposure's fields and metadata give.
+
+    Raises
+    ------
+    FormatError
+        As for `write_dp1`.
+    """
+    metadata = dict(exposure.metadata)
+    unit = metadata.pop(UNIT_KEY, NJY)
+    if not isinstance(unit, str):
+        raise FormatError(f"metadata BUNIT={unit!r} is not a unit string")
+    planes = {
+        "IMAGE": [*_label_cards("IMAGE"), ("BUNIT", unit, "")],
+        "MASK": [*_label_cards("MASK"), *_mask_cards(exposure.mask_planes)],
+        "VARIANCE": [*_label_cards("VARIANCE"), ("BUNIT", _squared(unit), "")],
+    }
+    return Dp1Cards(_primary_cards(exposure, metadata), planes)
+
+
+def geometry_cards(exposure: Exposure) -> list[Card]:
+    """Return the xy0 cards every plane carries after its sky WCS."""
+    return xy0_cards(exposure.xy0)
+
+
+def _primary_cards(exposure: Exposure, metadata: dict[str, Any]) -> list[Card]:
+    """Return the primary header's cards: fields first, then metadata."""
+    cards: list[Card] = [(FORMAT_VERSION_KEY, FORMAT_VERSION, "")]
     if exposure.observation is not None:
-        add_cards(header, observation_cards(exposure.observation))
-    add_cards(header, photo_calib_cards(exposure.photo_calib))
+        cards += observation_cards(exposure.observation)
+    cards += photo_calib_cards(exposure.photo_calib)
     if exposure.psf is not None:
-        add_cards(header, psf_fwhm_cards(exposure.psf.fwhm))
-    add_cards(header, metadata_cards(metadata))
+        cards += psf_fwhm_cards(exposure.psf.fwhm)
+    cards += metadata_cards(metadata)
+    return cards
+
+
+def _header(cards: list[Card]) -> fits.Header:
+    """Return a header holding ``cards``, in order."""
+    header = fits.Header()
+    add_cards(header, cards)
     return header
 
 
@@ -134,8 +180,17 @@ def _geometry_header(exposure: Exposure) -> fits.Header:
     """Return the WCS and xy0 cards every plane carries."""
     wcs = exposure.wcs
     header = wcs_header(wcs) if wcs is not None else fits.Header()
-    add_cards(header, xy0_cards(exposure.xy0))
+    add_cards(header, geometry_cards(exposure))
     return header
+
+
+def _label_cards(label: str) -> list[Card]:
+    """Return a plane's label cards: EXTTYPE, EXTNAME and INHERIT."""
+    return [
+        ("EXTTYPE", label, ""),
+        ("EXTNAME", label, ""),
+        ("INHERIT", True, "inherit the primary header"),
+    ]
 
 
 def _mask_cards(planes: MaskPlanes) -> list[Card]:
@@ -150,19 +205,6 @@ def _squared(unit: str) -> str:
     """Return the unit of the variance of a quantity in ``unit``."""
     simple = unit.replace("_", "").isalnum()
     return f"{unit}**2" if simple else f"({unit})**2"
-
-
-def _plane_header(
-    label: str, geometry: fits.Header, cards: list[Card]
-) -> fits.Header:
-    """Return one plane's header: labels, plane cards, geometry."""
-    header = fits.Header()
-    header["EXTTYPE"] = label
-    header["EXTNAME"] = label
-    header["INHERIT"] = (True, "inherit the primary header")
-    add_cards(header, cards)
-    header.extend(geometry)
-    return header
 
 
 def _pin_gzip_timestamps() -> None:

@@ -204,10 +204,7 @@ def _read_hdulist(
     image, mask, variance = _read_planes(planes, source, window)
     check_shapes(source, IMAGE=image, MASK=mask, VARIANCE=variance)
     primary = hdulist[0].header
-    metadata = read_metadata(primary)
-    unit = image_header.get("BUNIT")
-    if isinstance(unit, str) and unit.strip().lower() != NJY.lower():
-        metadata[UNIT_KEY] = unit.strip()
+    metadata = _metadata(primary, image_header)
     mask_planes = read_mask_planes(planes["MASK"].header, source)
     wcs = read_celestial_wcs(image_header, source)
     psf = _read_psf(hdulist, source)
@@ -227,6 +224,55 @@ def _read_hdulist(
         observation=read_observation(primary, source),
         metadata=metadata,
     )
+
+
+def read_dp1_shell(hdulist: fits.HDUList, geometry: ImageGeometry) -> Exposure:
+    """Return an open afw-layout file's fields, from its headers alone.
+
+    The mask planes, PSF, calibration, observation and metadata that
+    `read_dp1_region` gives, the geometry's WCS and ``xy0``, and empty
+    (0x0) planes: what `recreate.io.image_file` keeps of a file to cut
+    boxes from, without reading a pixel or building the WCS again.
+
+    Parameters
+    ----------
+    hdulist
+        The open file.
+    geometry
+        Its geometry (`read_dp1_geometry`).
+
+    Raises
+    ------
+    FormatError
+        As `read_dp1_region` raises it for a card or a plane's header.
+    """
+    source = source_name(hdulist)
+    planes = locate_planes(hdulist, source)
+    primary = hdulist[0].header
+    empty = (0, 0)
+    return Exposure(
+        image=np.empty(empty, np.float32),
+        variance=np.empty(empty, np.float32),
+        mask=np.empty(empty, np.int32),
+        mask_planes=read_mask_planes(planes["MASK"].header, source),
+        wcs=geometry.wcs,
+        xy0=geometry.xy0,
+        psf=_read_psf(hdulist, source),
+        photo_calib=read_photo_calib(primary, source),
+        observation=read_observation(primary, source),
+        metadata=_metadata(primary, planes["IMAGE"].header),
+    )
+
+
+def _metadata(
+    primary: fits.Header, image_header: fits.Header
+) -> dict[str, Any]:
+    """Return the metadata: the primary's cards, a unit other than nJy."""
+    metadata = read_metadata(primary)
+    unit = image_header.get("BUNIT")
+    if isinstance(unit, str) and unit.strip().lower() != NJY.lower():
+        metadata[UNIT_KEY] = unit.strip()
+    return metadata
 
 
 def _read_planes(

@@ -22,9 +22,10 @@ region's WCS is the whole image's moved to the box.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,11 @@ from astropy.io import fits
 
 from recreate.exposure import Exposure
 from recreate.io.afwplanes import locate_planes
-from recreate.io.dp1_read import read_dp1_geometry, read_dp1_region
+from recreate.io.dp1_read import (
+    read_dp1_geometry,
+    read_dp1_region,
+    read_dp1_shell,
+)
 from recreate.io.fitsfile import open_fits
 from recreate.io.input_cache import input_cache
 from recreate.io.region import (
@@ -96,8 +101,8 @@ class ImageFile:
     geometry
         The whole image's WCS, ``xy0`` and shape.
     shell
-        The whole image's metadata (a 1x1 read): mask planes, PSF,
-        calibration, observation, metadata.
+        The whole image's fields, from its headers (`read_dp1_shell`):
+        mask planes, PSF, calibration, observation, metadata.
     planes
         How to read each plane directly; None reads through astropy.
     visit_image
@@ -150,6 +155,11 @@ class ImageFile:
         )
 
 
+#: Parsed files by (path, size, mtime), least recently used first.
+_parsed: OrderedDict[tuple[str, int, int], ImageFile] = OrderedDict()
+_lock = threading.Lock()
+
+
 def open_image_file(path: str | os.PathLike[str]) -> ImageFile:
     """Return the parsed image file at ``path`` (cached while unchanged).
 
@@ -162,19 +172,49 @@ def open_image_file(path: str | os.PathLike[str]) -> ImageFile:
     """
     name = os.fspath(path)
     stat = Path(name).stat()
-    return _open(name, stat.st_size, stat.st_mtime_ns)
+    version = (name, stat.st_size, stat.st_mtime_ns)
+    with _lock:
+        parsed = _parsed.get(version)
+        if parsed is not None:
+            _parsed.move_to_end(version)
+            return parsed
+    # Parsed outside the lock: two threads may parse one file at once,
+    # and keep the same thing.
+    parsed = _open(version)
+    with _lock:
+        _parsed[version] = parsed
+        while len(_parsed) > _CACHED_FILES:
+            _parsed.popitem(last=False)
+    return parsed
 
 
-@lru_cache(maxsize=_CACHED_FILES)
-def _open(path: str, size: int, mtime_ns: int) -> ImageFile:
-    """Parse a file once per (path, size, mtime)."""
-    version = (path, size, mtime_ns)
+def forget_image_file(path: str | os.PathLike[str]) -> None:
+    """Drop what this process keeps of a file: headers, decoded rows.
+
+    Its next read parses and decodes it again, as a file never read
+    before (a benchmark of never-seen epochs forgets their visit
+    images so).
+    """
+    name = os.fspath(path)
+    with _lock:
+        for version in [v for v in _parsed if v[0] == name]:
+            del _parsed[version]
+    input_cache.drop(lambda plane: _plane_of(plane, name))
+
+
+def _plane_of(plane: Hashable, path: str) -> bool:
+    """Say whether an input-cache plane is one of the file at ``path``."""
+    return isinstance(plane, tuple) and len(plane) > 0 and plane[0] == path
+
+
+def _open(version: tuple[str, int, int]) -> ImageFile:
+    """Parse a file (``version``: its path, size and mtime)."""
+    path = version[0]
     with open_fits(path) as hdulist:
         if LSST_IMAGES_MODEL_KEY in hdulist[0].header:
             return _open_visit_image(path, hdulist, version)
         geometry = read_dp1_geometry(hdulist)
-        x0, y0 = geometry.xy0
-        shell = read_dp1_region(hdulist, PixelBox(x0, y0, 1, 1))
+        shell = read_dp1_shell(hdulist, geometry)
         located = locate_planes(hdulist, path)
         sources = {
             label: _source(located[label], (*version, label))

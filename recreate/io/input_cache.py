@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +69,9 @@ class InputCache:
 
     def __init__(self, max_bytes: int) -> None:
         self._lock = threading.Lock()
-        self._bands: OrderedDict[Hashable, npt.NDArray] = OrderedDict()
+        self._bands: OrderedDict[tuple[Hashable, int], npt.NDArray] = (
+            OrderedDict()
+        )
         self._bytes = 0
         self._hits = 0
         self._misses = 0
@@ -86,6 +88,12 @@ class InputCache:
         with self._lock:
             self._bands.clear()
             self._bytes = 0
+
+    def drop(self, planes: Callable[[Hashable], bool]) -> None:
+        """Drop the bands of every plane for which ``planes`` is true."""
+        with self._lock:
+            for key in [k for k in self._bands if planes(k[0])]:
+                self._bytes -= self._bands.pop(key).nbytes
 
     def stats(self) -> CacheStats:
         """Return the bound, the bytes and bands held, hits and misses."""
@@ -169,7 +177,7 @@ class InputCache:
                 self._put((plane, index), part)
         return [found[index] for index in indices]
 
-    def _put(self, key: Hashable, band: npt.NDArray) -> None:
+    def _put(self, key: tuple[Hashable, int], band: npt.NDArray) -> None:
         """Keep a band (another thread may have kept the same pixels)."""
         with self._lock:
             if self._max_bytes == 0:

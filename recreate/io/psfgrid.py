@@ -20,6 +20,7 @@ from astropy.io import fits
 
 from recreate.errors import FormatError
 from recreate.exposure import PsfGrid
+from recreate.io.cards import Card, add_cards
 from recreate.io.fitsfile import hdu_label, read_array
 
 PSF_GRID_EXTNAME = "PSF_GRID"
@@ -35,28 +36,42 @@ def psf_grid_hdu(grid: PsfGrid) -> fits.ImageHDU:
         If an axis has more than 999 nodes.
     """
     header = fits.Header()
-    header["EXTTYPE"] = PSF_GRID_EXTNAME
-    header["INHERIT"] = True
-    _add_axis_cards(header, "X", grid.xs)
-    _add_axis_cards(header, "Y", grid.ys)
+    add_cards(header, psf_grid_cards(grid))
     data = np.asarray(grid.images, dtype=np.float32)
     return fits.ImageHDU(data=data, header=header, name=PSF_GRID_EXTNAME)
 
 
-def _add_axis_cards(
-    header: fits.Header, axis: str, nodes: npt.NDArray[np.float64]
-) -> None:
-    """Append ``GRID<axis>nnn`` cards, one per node."""
+def psf_grid_cards(grid: PsfGrid) -> list[Card]:
+    """Return the extension's own cards (astropy appends ``EXTNAME``).
+
+    Raises
+    ------
+    FormatError
+        If an axis has more than 999 nodes.
+    """
+    return [
+        ("EXTTYPE", PSF_GRID_EXTNAME, ""),
+        ("INHERIT", True, ""),
+        *_axis_cards("X", grid.xs),
+        *_axis_cards("Y", grid.ys),
+    ]
+
+
+def _axis_cards(axis: str, nodes: npt.NDArray[np.float64]) -> list[Card]:
+    """Return the ``GRID<axis>nnn`` cards, one per node."""
     if len(nodes) > _MAX_NODES:
         raise FormatError(
             f"PSF grid has {len(nodes)} {axis} nodes; at most {_MAX_NODES}"
         )
     _check_ascending(nodes, axis, "PSF grid")
-    for index, node in enumerate(nodes, start=1):
-        header[f"GRID{axis}{index:03d}"] = (
+    return [
+        (
+            f"GRID{axis}{index:03d}",
             float(node),
             f"array-pixel {axis.lower()} of grid node {index}",
         )
+        for index, node in enumerate(nodes, start=1)
+    ]
 
 
 def read_psf_grid(hdulist: fits.HDUList, source: str) -> PsfGrid | None:

@@ -56,6 +56,7 @@ from recreate.solution.fits import (
     write_solution,
 )
 from recreate.solution.inputs import (
+    forget_visit_image,
     read_geometry,
     read_inputs_for_box,
     read_inputs_whole,
@@ -77,6 +78,7 @@ __all__ = [
     "Solution",
     "SolveResult",
     "Triplet",
+    "forget_visit_image",
     "needed_science_box",
     "read_geometry",
     "read_inputs_for_box",

@@ -55,6 +55,8 @@ import io
 import json
 import os
 import zlib
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +65,7 @@ from astropy.io import fits
 from recreate.errors import FormatError
 from recreate.io.dp1 import _plane_hdu  # noqa: F401 - pins gzip stamps
 from recreate.io.fitsfile import atomic_destination, open_fits
+from recreate.io.raw_tables import checksums_hold, table_columns
 from recreate.pipeline.match.background_grid import BackgroundGrid
 from recreate.pipeline.match.decorrelate import DecorrelationKernel
 from recreate.pipeline.provenance import InputRef
@@ -160,23 +163,28 @@ def solution_from_bytes(data: bytes, source: str = "<solution>") -> Solution:
     except (OSError, ValueError) as error:
         raise FormatError(f"{source}: not a FITS file ({error})") from None
     with hdulist:
-        return _from_hdulist(hdulist, source)
+        return _from_hdulist(hdulist, source, data)
 
 
-def _from_hdulist(hdulist: fits.HDUList, source: str) -> Solution:
+def _from_hdulist(
+    hdulist: fits.HDUList, source: str, data: bytes | None = None
+) -> Solution:
     """Build and check a solution from an open HDU list.
 
     Every HDU's FITS checksum first (a changed byte anywhere), then the
-    content's SHA-256 (what the numbers mean).
+    content's SHA-256 (what the numbers mean). With the file's ``data``
+    at hand, checksums and tables are read from them with numpy
+    (`recreate.io.raw_tables`: a light curve reads a solution per
+    epoch); astropy reads what that leaves, and confirms a mismatch.
     """
     for index, hdu in enumerate(hdulist):
-        if "CHECKSUM" in hdu.header and hdu.verify_checksum() != 1:
+        if "CHECKSUM" in hdu.header and not _checksums_hold(hdu, data):
             name = hdu.name or f"HDU {index}"
             raise FormatError(
                 f"{source}: checksum mismatch in {name} (corrupt file)"
             )
     try:
-        solution, stored = _parse(hdulist, source)
+        solution, stored = _parse(hdulist, source, data)
     except (
         KeyError,
         IndexError,
@@ -197,7 +205,27 @@ def _from_hdulist(hdulist: fits.HDUList, source: str) -> Solution:
     return solution
 
 
-def _parse(hdulist: fits.HDUList, source: str) -> tuple[Solution, str]:
+def _checksums_hold(
+    hdu: fits.hdu.base.ExtensionHDU, data: bytes | None
+) -> bool:
+    """Say whether an HDU's FITS checksums hold (numpy, else astropy)."""
+    if data is not None and checksums_hold(hdu, data):
+        return True
+    return bool(hdu.verify_checksum() == 1)
+
+
+def _table(
+    hdulist: fits.HDUList, name: str, data: bytes | None
+) -> Mapping[str, Any]:
+    """Return a table's columns: from the bytes, else astropy's."""
+    hdu = hdulist[name]
+    columns = None if data is None else table_columns(hdu, data)
+    return hdu.data if columns is None else columns
+
+
+def _parse(
+    hdulist: fits.HDUList, source: str, data: bytes | None = None
+) -> tuple[Solution, str]:
     """Return the solution a file holds and its stored checksum."""
     header = hdulist[0].header
     version = header.get("SOLUTION")
@@ -206,9 +234,11 @@ def _parse(hdulist: fits.HDUList, source: str) -> tuple[Solution, str]:
             f"{source}: solution layout version {version!r}; this code "
             f"reads version {SOLUTION_VERSION}"
         )
-    numbers = _numbers(hdulist["PARAMS"].data)
+    numbers = _numbers(_table(hdulist, "PARAMS", data))
     recipe = str(header["RECIPE"])
-    kernel = kernel_from_table(hdulist["KERNEL"], numbers)
+    kernel = kernel_from_table(
+        hdulist["KERNEL"].header, _table(hdulist, "KERNEL", data), numbers
+    )
     decorrelation = np.asarray(hdulist["DECORRELATION"].data, np.float64)
     frame = DetectorFrame(
         instrument=header.get("INSTRUME") or None,
@@ -222,7 +252,7 @@ def _parse(hdulist: fits.HDUList, source: str) -> tuple[Solution, str]:
         pipelines_version=str(header["PIPEVER"]),
         config_hash=str(header["CFGHASH"]),
         code_version=str(header["CODEVER"]),
-        inputs=_inputs(hdulist["INPUTS"].data),
+        inputs=_inputs(_table(hdulist, "INPUTS", data)),
         frame=frame,
         template_coverage=numbers["template_coverage"],
         notes=tuple(
@@ -340,7 +370,7 @@ def _image_hdu(
     )
 
 
-def _numbers(table: fits.FITS_rec) -> dict[str, float]:
+def _numbers(table: Mapping[str, Any]) -> dict[str, float]:
     """Return the PARAMS table as a dict."""
     return {
         str(name).strip(): float(value)
@@ -348,17 +378,20 @@ def _numbers(table: fits.FITS_rec) -> dict[str, float]:
     }
 
 
-def _inputs(table: fits.FITS_rec) -> tuple[InputRef, ...]:
+def _inputs(table: Mapping[str, Any]) -> tuple[InputRef, ...]:
     """Return the INPUTS table's references."""
+    columns = ("ROLE", "DATASET_TYPE", "DATASET_ID", "RUN", "DATA_ID")
     return tuple(
         InputRef(
-            role=str(row["ROLE"]),
-            dataset_type=str(row["DATASET_TYPE"]),
-            dataset_id=str(row["DATASET_ID"]),
-            run=str(row["RUN"]),
-            data_id=json.loads(str(row["DATA_ID"])),
+            role=str(role),
+            dataset_type=str(dataset_type),
+            dataset_id=str(dataset_id),
+            run=str(run),
+            data_id=json.loads(str(data_id)),
         )
-        for row in table
+        for role, dataset_type, dataset_id, run, data_id in zip(
+            *(table[name] for name in columns), strict=True
+        )
     )
 
 

@@ -27,7 +27,7 @@ from recreate.inputs import (
 )
 from recreate.io import read_dp1, read_dp1_geometry, read_dp1_region
 from recreate.io.fitsfile import open_fits
-from recreate.io.image_file import open_image_file
+from recreate.io.image_file import forget_image_file, open_image_file
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
 from recreate.pipeline.config import PipelineConfig
@@ -123,6 +123,18 @@ def read_inputs_whole(
     return RenderInputs(science, geometry, read.templates)
 
 
+def forget_visit_image(found: DiffimInputs) -> None:
+    """Drop what this process keeps of a request's visit image.
+
+    Its parsed headers and decoded rows (`recreate.io.image_file`): the
+    next render of the detector reads it as a never-seen epoch's. The
+    template patches, which every epoch of a band shares, stay.
+    """
+    local = _local_path(found.visit_image)
+    if local is not None:
+        forget_image_file(local)
+
+
 def _read_science(
     handle: DatasetHandle, box: PixelBox, whole: PixelBox
 ) -> tuple[Exposure, ImageGeometry]:
@@ -213,4 +225,9 @@ def _read_whole(handle: DatasetHandle) -> Exposure:
         return read_dp1(local.ospath)
 
 
-__all__ = ["read_geometry", "read_inputs_for_box", "read_inputs_whole"]
+__all__ = [
+    "forget_visit_image",
+    "read_geometry",
+    "read_inputs_for_box",
+    "read_inputs_whole",
+]

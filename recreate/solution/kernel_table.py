@@ -12,6 +12,9 @@ the condition number, the background's coefficients) are PARAMS rows
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from astropy.io import fits
 
@@ -71,10 +74,13 @@ def kernel_table_hdu(kernel: SolvedKernel) -> fits.BinTableHDU:
 
 
 def kernel_from_table(
-    hdu: fits.BinTableHDU, numbers: dict[str, float]
+    header: fits.Header, table: Mapping[str, Any], numbers: dict[str, float]
 ) -> SolvedKernel:
-    """Rebuild the matching kernel from its table and PARAMS rows."""
-    header = hdu.header
+    """Rebuild the matching kernel from its table and PARAMS rows.
+
+    ``table`` holds the table's columns by name.
+    """
+    coefficients = np.asarray(table["COEFF"], np.float64)
     n_gauss = int(header["NGAUSS"])
     background = [
         numbers[f"kernel_background_{i}"]
@@ -87,9 +93,7 @@ def kernel_from_table(
             sigmas=tuple(numbers[f"kernel_sigma_{i}"] for i in range(n_gauss)),
             degrees=tuple(int(header[f"DEGREE{i}"]) for i in range(n_gauss)),
         ),
-        coefficients=np.asarray(hdu.data["COEFF"], np.float64).reshape(
-            len(hdu.data), -1
-        ),
+        coefficients=coefficients.reshape(len(coefficients), -1),
         background=np.array(background, np.float64),
         bbox=tuple(int(header[k]) for k in _BBOX_CARDS),  # type: ignore[arg-type]
         spatial_kernel_order=int(header["SPORDER"]),

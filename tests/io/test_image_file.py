@@ -7,7 +7,8 @@ import os
 import pytest
 
 from recreate.io import read_dp1_region
-from recreate.io.image_file import open_image_file
+from recreate.io.image_file import forget_image_file, open_image_file
+from recreate.io.input_cache import input_cache
 from tests.io.test_dp1_region import BOXES, _write
 from tests.support.exposures import make_exposure
 
@@ -43,3 +44,21 @@ def test_a_changed_file_is_parsed_again(tmp_path):
     assert open_image_file(path) is first
     os.utime(path, ns=(1, 1))
     assert open_image_file(path) is not first
+
+
+def test_a_forgotten_file_is_parsed_and_decoded_again(tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "other").mkdir()
+    path = _write(make_exposure(), "whole rows", tmp_path / "one")
+    other = _write(make_exposure(), "whole rows", tmp_path / "other")
+    box = BOXES[next(iter(BOXES))]
+    first, kept = open_image_file(path), open_image_file(other)
+    first.region(box)
+    kept.region(box)
+    before = input_cache.stats()
+    forget_image_file(path)
+    assert 0 < input_cache.stats().bands < before.bands
+    assert open_image_file(path) is not first
+    assert open_image_file(other) is kept
+    again = open_image_file(path).region(box)
+    assert again.image.tobytes() == first.region(box).image.tobytes()

@@ -134,3 +134,21 @@ def test_a_whole_plane_of_many_tiles_reads_on_threads_the_same(
     layout, data = _compressed(tmp_path)
     assert isinstance(layout, TileLayout)
     assert read_tiles(layout, slice(0, HEIGHT)).tobytes() == data.tobytes()
+
+
+def test_dropped_planes_are_decoded_again_and_others_stay(tmp_path):
+    one, data_one = _compressed(tmp_path, "GZIP_2", 1)
+    other, _ = _compressed(tmp_path, "GZIP_1", 7)
+    cache = InputCache(64 * 1024 * 1024)
+    cache.read_rows(("a", 1), one, slice(0, 50))
+    cache.read_rows(("b", 1), other, slice(0, 50))
+    kept = cache.stats()
+    cache.drop(lambda plane: plane[0] == "a")
+    dropped = cache.stats()
+    assert (kept.bands, dropped.bands) == (2, 1)
+    assert 0 < dropped.bytes < kept.bytes
+    cache.read_rows(("b", 1), other, slice(0, 50))
+    assert cache.stats().hits == kept.hits + 1
+    rows = cache.read_rows(("a", 1), one, slice(0, 50))
+    assert cache.stats().misses == kept.misses + 1
+    assert rows.tobytes() == data_one[0:50].tobytes()

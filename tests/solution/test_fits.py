@@ -31,6 +31,27 @@ def test_the_same_solution_gives_the_same_bytes(products, case):
     assert back.content_hash() == product.solution.content_hash()
 
 
+@pytest.mark.parametrize("case", ["dp1-full", "dp2-release-edge"])
+def test_bytes_read_with_numpy_are_the_file_read_with_astropy(
+    products, case, tmp_path
+):
+    # Bytes are read with numpy (recreate.io.raw_tables), a file with
+    # astropy's tables: the same solution.
+    product = products[case]
+    path = tmp_path / "solution.fits"
+    path.write_bytes(product.data)
+    from_bytes = solution_from_bytes(product.data)
+    from_file = read_solution(path)
+    assert from_bytes.inputs == from_file.inputs
+    assert from_bytes.notes == from_file.notes
+    assert (
+        from_bytes.kernel.coefficients.tobytes()
+        == from_file.kernel.coefficients.tobytes()
+    )
+    assert solution_bytes(from_bytes) == solution_bytes(from_file)
+    assert solution_bytes(from_bytes) == product.data
+
+
 def test_write_and_read_a_file(products, tmp_path):
     product = products["dp1-full"]
     path = tmp_path / "solution.fits"

@@ -11,10 +11,12 @@ import io
 import numpy as np
 import pytest
 from astropy.io import fits
+from lsst.resources import ResourcePath
 
 from cache import ResultStore
 from recreate.errors import InvalidRequestError
 from recreate.formats import get_format
+from recreate.io.image_file import open_image_file
 from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
 from recreate.preview.render import GAP
@@ -219,3 +221,39 @@ def test_a_detectors_first_stamp_makes_one_butler_lookup(
     once, twice, first_hash, again_hash = asyncio.run(run())
     assert (once, twice) == (1, 2)
     assert first_hash == again_hash
+
+
+def test_forgetting_drops_the_detectors_visit_image_not_the_patches(
+    ci_repo,
+    redis_cache_server,
+    redis_control_server,
+    thread_cluster,
+    full_key,
+):
+    # What the light-curve benchmark forgets between cycles: the next
+    # stamp of the detector costs what a never-seen epoch's costs.
+    services, butler = _services(
+        ci_repo,
+        redis_cache_server.url,
+        redis_control_server.url,
+        thread_cluster.scheduler_address,
+    )
+    solutions = services.regions.solution_service
+
+    async def run() -> tuple[object, ...]:
+        request = _request(full_key)
+        await services.regions.geometry(request)
+        found = await solutions.find_inputs(request)
+        visit = ResourcePath(found.visit_image.uri).ospath
+        patch = ResourcePath(found.templates[0].uri).ospath
+        parsed = open_image_file(visit), open_image_file(patch)
+        services.regions.forget()
+        await services.regions.geometry(request)
+        again = open_image_file(visit), open_image_file(patch)
+        await services.close()
+        return *parsed, *again, butler.lookups
+
+    visit, patch, visit_again, patch_again, lookups = asyncio.run(run())
+    assert visit_again is not visit
+    assert patch_again is patch
+    assert lookups == 2

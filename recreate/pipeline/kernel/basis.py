@@ -288,7 +288,19 @@ def check_sum_carrier(images: npt.NDArray[np.float64]) -> None:
             )
 
 
-@functools.cache
+#: Bases whose images a process keeps: the widths come from the two PSF
+#: sizes, so nearly every detector has its own basis (a few hundred KB),
+#: and an unbounded cache would grow with every detector served.
+BASES_KEPT = 16
+
+
+def forget_bases() -> None:
+    """Drop the bases this process keeps (each is made again when used)."""
+    _basis_images.cache_clear()
+    _basis_sums.cache_clear()
+
+
+@functools.lru_cache(maxsize=BASES_KEPT)
 def _basis_images(
     size: int, sigmas: tuple[float, ...], degrees: tuple[int, ...]
 ) -> npt.NDArray[np.float64]:
@@ -300,7 +312,7 @@ def _basis_images(
     return images
 
 
-@functools.cache
+@functools.lru_cache(maxsize=BASES_KEPT)
 def _basis_sums(
     size: int, sigmas: tuple[float, ...], degrees: tuple[int, ...]
 ) -> npt.NDArray[np.float64]:

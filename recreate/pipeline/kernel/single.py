@@ -192,7 +192,12 @@ def _correlate_valid(
     return full[k - 1 : k - 1 + valid, k - 1 : k - 1 + valid]
 
 
-@functools.cache
+#: Basis spectra a process keeps (a solve uses one basis; each detector
+#: has its own, so an unbounded cache would grow with every solve).
+_SPECTRA_KEPT = 4
+
+
+@functools.lru_cache(maxsize=_SPECTRA_KEPT)
 def _basis_spectra(
     basis: KernelBasis, fft_size: int
 ) -> npt.NDArray[np.complex128]:
