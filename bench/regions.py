@@ -55,7 +55,7 @@ from served import served_api
 from cache import RedisServer
 from recreate.butler import open_butler
 from recreate.client import Client
-from recreate.discovery import covering, find_footprints
+from recreate.discovery import busiest_position as discovery_busiest
 from recreate.memory import retain_freed_memory
 from workers.services import Services
 
@@ -84,18 +84,8 @@ def ensure_repo() -> None:
 
 def busiest_position() -> tuple[float, float, list[tuple[int, int]]]:
     """Return the detector centre covered by the most epochs, and them."""
-    butler = open_butler(str(REPO))
-    best: tuple[float, float, list[tuple[int, int]]] = (0.0, 0.0, [])
-    for footprint in find_footprints(butler):
-        ra, dec = footprint.centre
-        epochs = [
-            (f.visit, f.detector)
-            for f in covering(butler, ra, dec)
-            if f.recreatable
-        ]
-        if len(epochs) > len(best[2]):
-            best = (ra, dec, epochs)
-    return best
+    ra, dec, epochs = discovery_busiest(open_butler(str(REPO)))
+    return ra, dec, [(f.visit, f.detector) for f in epochs]
 
 
 def ms(samples: list[float]) -> str:

@@ -217,6 +217,29 @@ def covering(
     return [f for f in near if _polygon(f.vertices).contains(point)]
 
 
+def busiest_position(butler: Any) -> tuple[float, float, list[ImageFootprint]]:
+    """Return the detector centre covered by the most epochs, and them.
+
+    Of every visit-detector's centre, the one the most recreatable
+    visit-detectors hold (the first such on a tie): a light curve's
+    richest position in a repository.
+
+    Raises
+    ------
+    DataNotFoundError
+        If the repository has no recreatable visit-detector.
+    """
+    best: tuple[float, float, list[ImageFootprint]] = (0.0, 0.0, [])
+    for footprint in find_footprints(butler):
+        ra, dec = footprint.centre
+        epochs = [f for f in covering(butler, ra, dec) if f.recreatable]
+        if len(epochs) > len(best[2]):
+            best = (ra, dec, epochs)
+    if not best[2]:
+        raise DataNotFoundError("no recreatable visit-detector")
+    return best
+
+
 def _visit_detector_rows(
     butler: Any,
     instrument: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recreate.butler import find_inputs, open_butler
-from recreate.discovery import covering, find_footprints
+from recreate.discovery import busiest_position, covering, find_footprints
 from recreate.errors import NoOverlapError
 from recreate.skyshapes import SkyCircle, SkyRange
 
@@ -81,3 +81,13 @@ def test_covering_holds_the_position(butler, everything):
     assert len({f.visit for f in found}) == len(found)
     assert all(f.recreatable for f in found)
     assert covering(butler, ra, dec, bands=["g"]) == []
+
+
+def test_the_busiest_position_is_held_by_the_most_epochs(butler, everything):
+    ra, dec, epochs = busiest_position(butler)
+    assert epochs == [f for f in covering(butler, ra, dec) if f.recreatable]
+    assert (ra, dec) in [f.centre for f in everything]
+    # No other detector centre is in more recreatable epochs.
+    for footprint in everything[:12]:
+        others = covering(butler, *footprint.centre)
+        assert len([f for f in others if f.recreatable]) <= len(epochs)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from recreate.butler import open_butler
-from recreate.discovery import covering, find_footprints
+from recreate.discovery import busiest_position, find_footprints
 from tests.support.service import running_api
 from tests.workers.conftest import service_settings
 from workers.services import Services
@@ -60,18 +60,8 @@ def client(api, settings, cache_redis, control_redis):
 
 
 def _busiest(ci_repo) -> tuple[float, float, list[tuple[int, int]]]:
-    butler = open_butler(str(ci_repo.root))
-    best: tuple[float, float, list[tuple[int, int]]] = (0.0, 0.0, [])
-    for footprint in find_footprints(butler):
-        ra, dec = footprint.centre
-        keys = [
-            (f.visit, f.detector)
-            for f in covering(butler, ra, dec)
-            if f.recreatable
-        ]
-        if len(keys) > len(best[2]):
-            best = (ra, dec, keys)
-    return best
+    ra, dec, epochs = busiest_position(open_butler(str(ci_repo.root)))
+    return ra, dec, [(f.visit, f.detector) for f in epochs]
 
 
 def test_a_light_curve_spends_the_budget_per_solve(client, ci_repo):
