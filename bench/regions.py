@@ -29,7 +29,8 @@ on first use; ``BENCH_DEMO_REPO`` names another) and prints:
 
 The light curves' requests come from client processes of their own (as
 a user's program is), not from the API's process, whose interpreter
-lock they would share; each client keeps one connection pool.
+lock they would share; each light curve (each cycle of the 100) opens
+one connection pool.
 
 The demo repository holds fewer than 100 epochs of one position (its
 count is printed); the 100-epoch figures cycle over them as said.

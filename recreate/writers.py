@@ -7,7 +7,6 @@ dependencies, which a DP1 product never needs.
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import uuid
@@ -16,11 +15,7 @@ from typing import TYPE_CHECKING
 
 from astropy.io import fits
 
-from recreate.io.difference import (
-    difference_bytes,
-    difference_hdulist,
-    write_difference,
-)
+from recreate.io.difference import difference_bytes, write_difference
 from recreate.io.direct import direct_difference_bytes
 from recreate.io.fitsfile import atomic_destination
 from recreate.pipeline.kernel import SolvedKernel
@@ -68,14 +63,12 @@ def dp1_decorrelated_psf_bytes(result: DifferenceResult) -> bytes:
     release's science PSF stays the product's PSF, the difference's own
     PSF is the extra extension (`recreate.decorrelated_psf`).
     """
-    buffer = io.BytesIO()
-    difference_hdulist(
+    return difference_bytes(
         result.exposure,
         result.kernel.to_dict(),
         compress=False,
         extra_hdus=_decorrelated_psf_hdus(result),
-    ).writeto(buffer)
-    return buffer.getvalue()
+    )
 
 
 def write_dp1_file(

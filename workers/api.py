@@ -45,7 +45,7 @@ from workers.http_errors import (
     parse_id,
 )
 from workers.ivoa import add_ivoa_routes
-from workers.limits import Quotas, charge, rate_limit
+from workers.limits import Quotas, rate_limit, spender
 from workers.metrics import RequestMetrics
 from workers.middleware import BodyLimit, RequestIds
 from workers.models import JobModel, ProductRequest
@@ -283,10 +283,7 @@ async def get_diffim(
 ) -> Response:
     """Serve one difference image; see the route's description."""
     services = _services(request)
-
-    async def spend_recompute() -> None:
-        await charge(request, who, "recompute")
-
+    spend_recompute = spender(request, "recompute", who)
     product = _product_request(
         services, visit, detector, instrument, recipe, (format, stretch)
     )
@@ -315,10 +312,7 @@ async def get_solution(
 ) -> Response:
     """Serve the solution of one difference image."""
     services = _services(request)
-
-    async def spend_recompute() -> None:
-        await charge(request, who, "recompute")
-
+    spend_recompute = spender(request, "recompute", who)
     product = _product_request(
         services, visit, detector, instrument, recipe, (None, None)
     )

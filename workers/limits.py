@@ -178,17 +178,19 @@ async def charge(request: Request, who: Identity, name: str) -> None:
     await quotas.charge(who, name, services.cache if services else None)
 
 
-def spender(request: Request, name: str) -> Callable[[], Awaitable[None]]:
+def spender(
+    request: Request, name: str, who: Identity | None = None
+) -> Callable[[], Awaitable[None]]:
     """Return a charge of budget ``name`` to this request's caller.
 
-    For work that outlives the request (a job's solves): the caller is
-    the one the route's `rate_limit` dependency identified, and the
-    budget table and store are taken now.
+    Usable after the request too (a job's solves): the budget table and
+    store are taken now. The caller is ``who``, or else the one the
+    route's `rate_limit` dependency identified.
     """
     quotas: Quotas = request.app.state.quotas
     services = getattr(request.app.state, "services", None)
     cache = services.cache if services else None
-    who = identity(request)
+    who = who or identity(request)
 
     async def spend() -> None:
         await quotas.charge(who, name, cache)

@@ -80,11 +80,17 @@ def write_difference(
 
 
 def difference_bytes(
-    exposure: Exposure, kernel: dict[str, Any], *, compress: bool = True
+    exposure: Exposure,
+    kernel: dict[str, Any],
+    *,
+    compress: bool = True,
+    extra_hdus: Sequence[fits.ImageHDU] = (),
 ) -> bytes:
     """Return the bytes `write_difference` would write."""
     buffer = io.BytesIO()
-    difference_hdulist(exposure, kernel, compress=compress).writeto(buffer)
+    difference_hdulist(
+        exposure, kernel, compress=compress, extra_hdus=extra_hdus
+    ).writeto(buffer)
     return buffer.getvalue()
 
 
