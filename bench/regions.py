@@ -1,16 +1,18 @@
 """Regions through the service: stamps and light curves over HTTP.
 
-Runs the real service (two redis-servers, a LocalCluster of two worker
-processes of one thread, the API over HTTP on loopback, a solution store
-in a temporary directory, budgets off) on the demo repository that
-``make run`` serves (``data/demo-repo``, 1018x1000 detectors, simulated
-on first use; ``BENCH_DEMO_REPO`` names another) and prints:
+Runs the real service (two redis-servers, a scheduler and two worker
+processes of one thread in processes of their own, the API over HTTP on
+loopback with two render processes (`workers.render_processes`), a
+solution store in a temporary directory, budgets off) on the demo
+repository that ``make run`` serves (``data/demo-repo``, 1018x1000
+detectors, simulated on first use; ``BENCH_DEMO_REPO`` names another)
+and prints:
 
 * the solutions of every epoch of one position, made by a campaign of
   solutions (``solutions_only``): seconds per solve through the service;
 * a 51x51 stamp (``?ra=&dec=&size=51``) from a stored solution:
-  p50/p95 of the render in the API's pool (``X-Recreate-Region-Seconds``,
-  server-side) and of the whole HTTP request; and the first stamp of a
+  p50/p95 of the render in the API's render processes
+  (``X-Recreate-Region-Seconds``, server-side) and of the whole HTTP request; and the first stamp of a
   detector this process has forgotten (`RegionService.forget`: its
   solution read from Redis, checked, parsed; its visit image's headers
   parsed and rows decoded: the light-curve case);
@@ -69,6 +71,8 @@ EPOCHS = 100
 #: Requests in flight per light-curve client.
 CLIENT_CONCURRENCY = 4
 CLIENTS = 10
+#: The API's render processes (`workers.render_processes`): one a core.
+RENDER_PROCESSES = 2
 
 
 def ensure_repo() -> None:
@@ -327,7 +331,9 @@ def main() -> None:
             control,
             workers=2,
             on_ready=started.append,
+            own_processes=True,
             solution_store=store,
+            region_render_processes=RENDER_PROCESSES,
         ) as (url, _),
     ):
         services = started[0]

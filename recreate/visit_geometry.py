@@ -9,21 +9,37 @@ reads the headers of the HDUs it needs, not the planes.
 
 from __future__ import annotations
 
+import itertools
+
 from astropy.io import fits
 
 from recreate.butler import DiffimInputs
 from recreate.io.dp1_read import read_dp1_geometry
-from recreate.io.image_file import open_image_file
+from recreate.io.fitsfile import (
+    _READ_ERRORS,
+    hdu_label,
+    is_image_2d,
+    open_fits,
+)
+from recreate.io.geometry import read_celestial_wcs, read_xy0
+from recreate.io.image_file import LSST_IMAGES_MODEL_KEY, open_image_file
 from recreate.io.region import ImageGeometry
 
 
-def read_visit_geometry(found: DiffimInputs) -> ImageGeometry:
+def read_visit_geometry(
+    found: DiffimInputs, *, keep: bool = True
+) -> ImageGeometry:
     """Return the WCS, ``xy0`` and shape of a request's visit image.
 
     Parameters
     ----------
     found
         The request's inputs (the Butler's answer).
+    keep
+        Whether this process renders the detector next: a local file is
+        then parsed whole and kept (`recreate.io.image_file`); else only
+        its IMAGE plane's header is read (`image_plane_geometry`), and
+        the process that renders checks the rest.
 
     Returns
     -------
@@ -41,11 +57,59 @@ def read_visit_geometry(found: DiffimInputs) -> ImageGeometry:
 
     path = ResourcePath(found.visit_image.uri)
     if path.isLocal:
-        # Parsed once and kept (`open_image_file`): a render of the same
-        # detector then reads its planes without parsing headers again.
-        return open_image_file(path.ospath).geometry
+        light = None if keep else image_plane_geometry(path.ospath)
+        # Else parsed once and kept (`open_image_file`): a render of the
+        # same detector then reads its planes without parsing again.
+        return light or open_image_file(path.ospath).geometry
     with (
         path.open("rb") as stream,
         fits.open(stream, memmap=False, lazy_load_hdus=True) as hdulist,
     ):
         return read_dp1_geometry(hdulist)
+
+
+def image_plane_geometry(path: str) -> ImageGeometry | None:
+    """Return an afw-layout file's geometry from its IMAGE header alone.
+
+    The HDUs are read up to the one labelled IMAGE (the first, as afw
+    writes them), so a tile-compressed MASK and VARIANCE are not
+    converted; the WCS, ``xy0`` and shape are the ones
+    `recreate.io.read_dp1_geometry` reads there, which also checks that
+    the other planes exist and agree. None for a file of another layout
+    (an ``lsst.images`` VisitImage, unlabelled planes).
+
+    Raises
+    ------
+    FormatError
+        If the IMAGE header's WCS or ``xy0`` cards are invalid, or the
+        file is not FITS.
+    """
+    with open_fits(path, lazy=True) as hdulist:
+        if LSST_IMAGES_MODEL_KEY in hdulist[0].header:
+            return None
+        try:
+            hdu = _image_hdu(hdulist)
+        except _READ_ERRORS:
+            # Damaged past the primary header: the whole read says how.
+            return None
+        if hdu is None or not is_image_2d(hdu):
+            return None
+        header = hdu.header
+        height, width = (int(n) for n in hdu.shape)
+        return ImageGeometry(
+            wcs=read_celestial_wcs(header, path),
+            xy0=read_xy0(header, path),
+            shape=(height, width),
+        )
+
+
+def _image_hdu(hdulist: fits.HDUList) -> fits.hdu.base.ExtensionHDU | None:
+    """Return the first HDU labelled IMAGE, reading no header past it."""
+    for index in itertools.count(1):
+        try:
+            hdu = hdulist[index]
+        except IndexError:
+            return None
+        if hdu_label(hdu) == "IMAGE":
+            return hdu
+    return None

@@ -41,7 +41,7 @@ from recreate.io.region import ImageGeometry
 from recreate.numerics.box import PixelBox
 from recreate.pipeline.kernel.basis import forget_bases
 from recreate.solution import forget_visit_image
-from workers.models import ProductRequest
+from workers.models import ProductRequest, TaskSpec
 from workers.product_answers import (
     Answer,
     NotModified,
@@ -50,8 +50,9 @@ from workers.product_answers import (
     Served,
 )
 from workers.products import ProductService
+from workers.render_processes import RenderProcesses
 from workers.solution_tasks import region_meta, region_spec, render_region
-from workers.solutions import SolutionService
+from workers.solutions import FoundSolution, SolutionService
 
 __all__ = [
     "Region",
@@ -189,12 +190,16 @@ class RegionService:
         Largest box rendered in this process; larger ones on Dask.
     threads
         Threads of this process's render pool.
+    processes
+        Processes that render small boxes instead of that thread pool
+        (`workers.render_processes`); None renders them in this process.
     """
 
     products: ProductService
     solutions: SolutionService | None = None
     local_max_pixels: int = 512 * 512
     threads: int = 2
+    processes: RenderProcesses | None = None
     _pool: ThreadPoolExecutor | None = field(default=None, init=False)
     _geometries: dict[
         tuple[str | None, int, int], tuple[float, ImageGeometry]
@@ -238,7 +243,10 @@ class RegionService:
         # once for this and the render (a local file; a remote one has
         # only its headers streamed).
         found = await self.solution_service.find_inputs(request)
-        geometry = await asyncio.to_thread(read_visit_geometry, found)
+        # Kept for the render when it is rendered in this process.
+        geometry = await asyncio.to_thread(
+            read_visit_geometry, found, keep=self.processes is None
+        )
         if len(self._geometries) >= GEOMETRIES_KEPT:
             self._geometries.clear()
         expires = now + settings.recipe_index_ttl_seconds
@@ -313,9 +321,7 @@ class RegionService:
                 return dataclasses.replace(answer, cache_state=state)
             return answer
         started = time.perf_counter()
-        data = await asyncio.get_running_loop().run_in_executor(
-            self._render_pool(), render_region, spec, found.solution, box
-        )
+        data = await self._render(spec, found, box)
         sha256 = hashlib.sha256(data).hexdigest()
         if "*" in etags or sha256 in etags:
             return NotModified(sha256)
@@ -331,6 +337,11 @@ class RegionService:
             data if body else None,
             degraded=self.products.cache.degraded,
         )
+
+    def start(self) -> None:
+        """Start and warm the render processes, if any."""
+        if self.processes is not None:
+            self.processes.start()
 
     def forget(self) -> None:
         """Drop what this process keeps of the detectors it served.
@@ -349,12 +360,28 @@ class RegionService:
         solutions.forget()
         self._geometries.clear()
         forget_bases()
+        if self.processes is not None:
+            self.processes.forget()
 
     def close(self) -> None:
         """Stop the render pool (renders running finish first)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self.processes is not None:
+            self.processes.close()
+
+    async def _render(
+        self, spec: TaskSpec, found: FoundSolution, box: PixelBox
+    ) -> bytes:
+        """Render a small box here: in the render processes or threads."""
+        if self.processes is not None:
+            return await asyncio.wrap_future(
+                self.processes.submit(spec, found.data, box)
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._render_pool(), render_region, spec, found.solution, box
+        )
 
     def _render_pool(self) -> ThreadPoolExecutor:
         """Return this process's render pool, made on first use."""

@@ -38,6 +38,7 @@ from workers.jobs import JobBook
 from workers.metrics import Metrics
 from workers.products import ProductService
 from workers.regions import RegionService
+from workers.render_processes import RenderProcesses
 from workers.settings import Settings, worker_dask_config
 from workers.solutions import SolutionService
 from workers.state import RecreateWorkerPlugin
@@ -165,6 +166,14 @@ def assemble(
             solutions,
             local_max_pixels=settings.region_local_max_pixels,
             threads=settings.region_threads,
+            processes=(
+                RenderProcesses(
+                    settings.region_render_processes,
+                    settings.input_cache_bytes,
+                )
+                if settings.region_render_processes
+                else None
+            ),
         ),
         jobs=jobs,
         metrics=metrics,
@@ -202,6 +211,7 @@ async def start_services(settings: Settings) -> Services:
         )
         services = assemble(settings, butler, config, broker)
         services.cluster = cluster
+        await asyncio.to_thread(services.regions.start)
         services.embedded = list(embedded.values())
         if embedded:
             services.supervisor = ServerSupervisor(embedded)

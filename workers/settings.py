@@ -361,6 +361,14 @@ class Settings(BaseSettings):
     region_threads: int = Field(
         2, ge=1, description="Threads of the API process's render pool."
     )
+    region_render_processes: int = Field(
+        0,
+        ge=0,
+        description="Processes of the API's own that render small regions "
+        "(one thread each, beside the API's interpreter lock; started and "
+        "warmed with the API); 0 renders them in the API process's thread "
+        "pool (region_threads).",
+    )
     input_cache_bytes: int = Field(
         DEFAULT_INPUT_CACHE_BYTES,
         ge=0,

@@ -34,13 +34,16 @@ _READ_ERRORS = (OSError, ValueError, TypeError, EOFError, zlib.error)
 
 
 @contextmanager
-def open_fits(path: PathLike) -> Iterator[fits.HDUList]:
+def open_fits(path: PathLike, *, lazy: bool = False) -> Iterator[fits.HDUList]:
     """Open a FITS file read-only and read every HDU header.
 
     Parameters
     ----------
     path
         The file to open.
+    lazy
+        Read the HDUs' headers only as they are asked for (damage past
+        them goes unseen): for a reader of the first few headers.
 
     Yields
     ------
@@ -68,7 +71,8 @@ def open_fits(path: PathLike) -> Iterator[fits.HDUList]:
         try:
             # HDUs load lazily; read every header now so that damage
             # anywhere in the file is reported here, against its name.
-            hdulist.readall()
+            if not lazy:
+                hdulist.readall()
         except (*_READ_ERRORS, AstropyUserWarning) as exc:
             hdulist.close()
             raise _unreadable(path, exc) from exc

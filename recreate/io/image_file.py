@@ -154,6 +154,26 @@ class ImageFile:
             metadata=dict(shell.metadata),
         )
 
+    def image_plane(
+        self, box: PixelBox
+    ) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
+        """Return the image plane of ``box`` (clipped) and its ``xy0``.
+
+        The pixels `region` gives there, without the variance and mask
+        (a stamp's tiles read the image over more rows than the rest).
+        """
+        if self.planes is None:
+            region = self.region(box)
+            return region.image, region.xy0
+        geometry = self.geometry
+        window = image_window(box, geometry.xy0, geometry.shape)
+        xy0 = window_xy0(geometry.xy0, window)
+        if is_empty(window):
+            return np.empty(window_shape(window), np.float32), xy0
+        rows, cols = window
+        pixels = self.planes["IMAGE"].read(self.path, rows, cols)
+        return np.asarray(pixels, dtype=np.float32), xy0
+
 
 #: Parsed files by (path, size, mtime), least recently used first.
 _parsed: OrderedDict[tuple[str, int, int], ImageFile] = OrderedDict()

@@ -39,7 +39,7 @@ from recreate.pipeline.template.window import (
 )
 from recreate.solution.layout import shift
 from recreate.solution.model import Solution
-from recreate.solution.render import RenderInputs, plan_for
+from recreate.solution.render import RenderInputs, ScienceImage, plan_for
 
 if TYPE_CHECKING:
     from recreate.butler import DatasetHandle, DiffimInputs
@@ -69,9 +69,11 @@ def read_inputs_for_box(
     """
     config = solution.config()
     plan = plan_for(solution, box)
-    science_box = shift(plan.difference, *solution.frame.xy0)
-    science, geometry = _read_science(
-        found.visit_image, science_box, solution.frame.box
+    xy0 = solution.frame.xy0
+    science, image, geometry = _read_science(
+        found.visit_image,
+        (shift(plan.difference, *xy0), shift(plan.detection, *xy0)),
+        solution.frame.box,
     )
     border = config.template.border
     height, width = geometry.shape
@@ -83,13 +85,13 @@ def read_inputs_for_box(
     )
     if geometry.wcs is None:
         patches = [_read_whole(h) for h in found.templates]
-        return RenderInputs(science, geometry, patches)
+        return RenderInputs(science, geometry, patches, image)
     outline = science_outline(geometry.wcs, geometry.shape, geometry.xy0)
     patches = [
         _read_patch(handle, outline, config, window)
         for handle in found.templates
     ]
-    return RenderInputs(science, geometry, patches)
+    return RenderInputs(science, geometry, patches, image)
 
 
 def read_geometry(found: DiffimInputs) -> ImageGeometry:
@@ -136,13 +138,27 @@ def forget_visit_image(found: DiffimInputs) -> None:
 
 
 def _read_science(
-    handle: DatasetHandle, box: PixelBox, whole: PixelBox
-) -> tuple[Exposure, ImageGeometry]:
-    """Read a box of the visit image and the whole image's geometry."""
+    handle: DatasetHandle,
+    boxes: tuple[PixelBox, PixelBox],
+    whole: PixelBox,
+) -> tuple[Exposure, ScienceImage | None, ImageGeometry]:
+    """Read what a render reads of the visit image, and its geometry.
+
+    ``boxes``: where the render reads the image plane, and the smaller
+    box where it reads the variance and mask too. A local file gives the
+    image plane on the first (a `ScienceImage`) and every plane on the
+    second, so the rows the tiles need are decoded once, not thrice; a
+    remote one gives every plane on the first (one transfer), and no
+    `ScienceImage`.
+    """
+    box, detail = boxes
     local = _local_path(handle)
     if local is not None:
         image = open_image_file(local)
-        return image.region(box), image.geometry
+        # The image plane first: the detail box's image rows are then
+        # decoded already (`recreate.io.input_cache`).
+        wide = ScienceImage(*image.image_plane(box))
+        return image.region(detail), wide, image.geometry
     from lsst.resources import ResourcePath
 
     with (
@@ -154,8 +170,15 @@ def _read_science(
             # DP2-like repositories need it.
             from recreate.io.lsst_images.read import read_visit_image_region
 
-            return read_visit_image_region(copy.ospath, box, whole)
-        return read_dp1_region(hdulist, box), read_dp1_geometry(hdulist)
+            science, geometry = read_visit_image_region(
+                copy.ospath, box, whole
+            )
+            return science, None, geometry
+        return (
+            read_dp1_region(hdulist, box),
+            None,
+            read_dp1_geometry(hdulist),
+        )
 
 
 def _read_patch(

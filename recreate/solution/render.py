@@ -51,6 +51,22 @@ _BACKGROUND_ROWS = 512
 
 
 @dataclass(frozen=True, eq=False)
+class ScienceImage:
+    """The visit image's image plane on a window.
+
+    Attributes
+    ----------
+    pixels
+        The window's pixels.
+    xy0
+        Its first pixel, in the parent frame.
+    """
+
+    pixels: npt.NDArray[np.float32]
+    xy0: tuple[int, int]
+
+
+@dataclass(frozen=True, eq=False)
 class RenderInputs:
     """What a render reads of the inputs.
 
@@ -58,19 +74,27 @@ class RenderInputs:
     ----------
     science
         The visit image, whole or a window of it (its ``xy0`` in the
-        parent frame) holding at least what the render reads
-        (`needed_science_box`).
+        parent frame) holding at least the detection box's pixels
+        (`RenderPlan.detection`): the only ones whose variance and mask
+        a render reads. Its image plane must hold all a render reads of
+        it (`needed_science_box`) unless ``science_image`` is given.
     geometry
         The whole visit image's WCS, ``xy0`` and shape, as its reader
         gives them (the template's geometry is computed on it).
     patches
         The template patches, whole or cut-outs holding what the render
         reads.
+    science_image
+        The image plane on a window holding `needed_science_box`, where
+        ``science`` holds less (a stamp's tiles need the image over
+        them, the variance and mask only around the stamp); None: the
+        image of ``science``.
     """
 
     science: Exposure
     geometry: ImageGeometry
     patches: Sequence[Exposure]
+    science_image: ScienceImage | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,7 +238,7 @@ def predetection(
     no_data = Window.at(
         (t_mask & np.int32(planes.value("NO_DATA"))) != 0, *t_origin
     )
-    science = _science_windows(solution, inputs.science)
+    science = _science_windows(solution, inputs)
     image = _tiled_image(
         solution,
         plan,
@@ -380,13 +404,22 @@ def _template(
 
 
 def _science_windows(
-    solution: Solution, science: Exposure
+    solution: Solution, inputs: RenderInputs
 ) -> tuple[Window, Window, Window]:
     """Return the science image, variance and mask as windows."""
-    x0 = science.xy0[0] - solution.frame.xy0[0]
-    y0 = science.xy0[1] - solution.frame.xy0[1]
+    frame_x0, frame_y0 = solution.frame.xy0
+    science = inputs.science
+    x0, y0 = science.xy0[0] - frame_x0, science.xy0[1] - frame_y0
+    wide = inputs.science_image
+    image = (
+        Window.at(science.image, x0, y0)
+        if wide is None
+        else Window.at(
+            wide.pixels, wide.xy0[0] - frame_x0, wide.xy0[1] - frame_y0
+        )
+    )
     return (
-        Window.at(science.image, x0, y0),
+        image,
         Window.at(science.variance, x0, y0),
         Window.at(science.mask, x0, y0),
     )

@@ -61,6 +61,10 @@ CLUSTER_VALUES = {
     "cache_redis_url",
     "control_redis_url",
     "scheduler_address",
+    # The API pod's two cores: render processes beside its interpreter
+    # lock; the code's 0 keeps an embedded service and the tests to one
+    # process.
+    "region_render_processes",
 }
 
 

@@ -21,6 +21,7 @@ from recreate.io import (
     read_dp1_region,
 )
 from recreate.io.dp1 import dp1_hdulist
+from recreate.visit_geometry import image_plane_geometry
 from tests.support.exposures import make_exposure
 
 #: Tiles of 16 rows by 24 columns: a box touches only some of a row's.
@@ -219,10 +220,13 @@ def test_region_of_an_unsigned_legacy_mask(tmp_path, layout):
 
 
 @pytest.mark.parametrize("layout", ["row tiles", "plain"])
-def test_geometry_is_that_of_the_whole_read(tmp_path, layout):
+@pytest.mark.parametrize(
+    "read", [read_dp1_geometry, image_plane_geometry], ids=["all", "IMAGE"]
+)
+def test_geometry_is_that_of_the_whole_read(tmp_path, layout, read):
     path = _write(make_exposure(), layout, tmp_path)
     whole = read_dp1(path)
-    geometry = read_dp1_geometry(path)
+    geometry = read(path)
     assert geometry.xy0 == whole.xy0
     assert geometry.shape == whole.shape
     assert geometry.wcs is not None
@@ -234,3 +238,29 @@ def test_geometry_is_that_of_the_whole_read(tmp_path, layout):
         geometry.wcs.pixel_to_world_values(xs, ys),
         whole.require_wcs().pixel_to_world_values(xs, ys),
     )
+
+
+def test_an_image_plane_geometry_is_none_where_no_plane_says_image(tmp_path):
+    # Unlabelled planes (HDUs 1-3 by position): the whole read decides.
+    path = _write(make_exposure(), "plain", tmp_path)
+    with fits.open(path, mode="update") as hdulist:
+        for hdu in hdulist[1:]:
+            for key in ("EXTTYPE", "EXTNAME"):
+                hdu.header.remove(key, ignore_missing=True)
+    assert image_plane_geometry(path) is None
+    assert read_dp1_geometry(path).shape == (HEIGHT, WIDTH)
+
+
+def test_an_image_plane_geometry_of_real_afw_files(realdata):
+    for path in sorted((realdata / "lsst_afw").glob("*.fits")):
+        geometry, whole = (
+            image_plane_geometry(str(path)),
+            read_dp1_geometry(path),
+        )
+        assert geometry is not None, path
+        assert (geometry.xy0, geometry.shape) == (whole.xy0, whole.shape)
+        assert (geometry.wcs is None) == (whole.wcs is None)
+        if whole.wcs is not None:
+            assert geometry.wcs.to_header_string(
+                relax=True
+            ) == whole.wcs.to_header_string(relax=True)

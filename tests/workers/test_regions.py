@@ -30,7 +30,8 @@ from workers.regions import (
     clip_box,
     detector_box,
 )
-from workers.solution_tasks import region_key
+from workers.render_processes import _parsed_solution, _render
+from workers.solution_tasks import region_key, render_region
 
 
 def _request(key) -> ProductRequest:
@@ -85,9 +86,13 @@ def test_boxes_from_the_sky_land_where_the_wcs_says(
         box_around(geometry, float(ra), float(dec), 0)
 
 
-# A region up to local_max_pixels renders in the API's pool; a larger
-# one (all of them, at 0) is a region task on a Dask worker, cached.
-@pytest.mark.parametrize("local_max_pixels", [512 * 512, 0])
+# A region up to local_max_pixels renders in the API's pool (of threads,
+# or of render processes); a larger one (all of them, at 0) is a region
+# task on a Dask worker, cached.
+@pytest.mark.parametrize(
+    ("local_max_pixels", "processes"),
+    [(512 * 512, 0), (0, 0), (512 * 512, 1)],
+)
 def test_a_region_is_the_same_pixels_as_the_full_product(
     ci_repo,
     redis_cache_server,
@@ -97,6 +102,7 @@ def test_a_region_is_the_same_pixels_as_the_full_product(
     control_redis,
     full_key,
     local_max_pixels,
+    processes,
 ):
     services, _ = _services(
         ci_repo,
@@ -104,7 +110,9 @@ def test_a_region_is_the_same_pixels_as_the_full_product(
         redis_control_server.url,
         thread_cluster.scheduler_address,
         region_local_max_pixels=local_max_pixels,
+        region_render_processes=processes,
     )
+    assert (services.regions.processes is not None) == (processes > 0)
 
     async def run() -> tuple[bytes, Region, ImageGeometry, str]:
         full = await _body(await services.products.get(_request(full_key)))
@@ -257,3 +265,48 @@ def test_forgetting_drops_the_detectors_visit_image_not_the_patches(
     assert visit_again is not visit
     assert patch_again is patch
     assert lookups == 2
+
+
+def test_a_render_process_forgets_the_visit_images_the_api_forgets(
+    ci_repo,
+    redis_cache_server,
+    redis_control_server,
+    thread_cluster,
+    full_key,
+    monkeypatch,
+):
+    # What runs in a render process, run here: within one generation of
+    # the API's it keeps the visit image it read; once the API forgets
+    # (a new generation), the next render reads it as never seen. The
+    # template patches stay, and the bytes are the API's own render's.
+    services, _ = _services(
+        ci_repo,
+        redis_cache_server.url,
+        redis_control_server.url,
+        thread_cluster.scheduler_address,
+    )
+    solutions = services.regions.solution_service
+
+    async def run() -> tuple[object, ...]:
+        spec = await solutions.resolve(_request(full_key))
+        found = await solutions.get(spec)
+        await services.close()
+        return spec, found.solution, found.data
+
+    spec, solution, data = asyncio.run(run())
+    # A render sets the thread count it is given: put it back after.
+    monkeypatch.delenv("RECREATE_THREADS", raising=False)
+    box = PixelBox(*solution.frame.xy0, 21, 17)
+    visit = ResourcePath(spec.inputs.visit_image.uri).ospath
+    patch = ResourcePath(spec.inputs.templates[0].uri).ospath
+    first = _render((7, 2), spec, data, box)
+    kept = open_image_file(visit), open_image_file(patch)
+    same_generation = _render((7, 2), spec, data, box)
+    assert open_image_file(visit) is kept[0]
+    next_generation = _render((8, 1), spec, data, box)
+    assert open_image_file(visit) is not kept[0]
+    assert open_image_file(patch) is kept[1]
+    assert first == same_generation == next_generation
+    assert first == render_region(spec, solution, box)
+    # The solution's bytes are parsed once (its tile engine kept).
+    assert _parsed_solution(spec, data) is _parsed_solution(spec, data)

@@ -1,0 +1,227 @@
+"""Small regions rendered in processes of the API's own, beside its lock.
+
+A stamp's render is mostly numpy, zlib, FFTs and compiled kernels, but
+its reading of headers, WCSs and FITS cards is Python: in the API's own
+thread pool it holds the interpreter lock that the API's request
+handling, Butler lookups and solution loads need too. Measured on the
+2-core machine (README, "Light curves"), a light curve of never-seen
+epochs kept the API process at 1.2 cores and the machine a third idle;
+rendered in processes of their own, the machine is busy and the light
+curve faster.
+
+`RenderProcesses` keeps ``processes`` spawned processes, started and
+warmed (imports, compiled kernels) with the API, so a first stamp pays
+none of that. A render alone uses the machine's cores (its tiles and
+warp on threads, as in the API's pool); renders side by side share them
+(``cores // renders in flight`` threads each; one each under a light
+curve's load, where the parallelism is across processes). The thread
+count changes no value. A render in one gives the bytes the API's threads give
+(`workers.solution_tasks.render_region`: the same code, the same
+inputs).
+
+What a process keeps (parsed headers, decoded rows, kernel bases) it
+drops when the API forgets (`RenderProcesses.forget`): each call carries
+the API's generation, and a process that sees a new one forgets the
+visit images it reads again, as the API's own pool would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from recreate.butler import DiffimInputs
+from recreate.numerics.box import PixelBox
+from recreate.numerics.threads import ENV_VAR as THREADS_ENV_VAR
+from recreate.solution import Solution
+from workers.models import TaskSpec
+
+__all__ = ["RenderProcesses"]
+
+#: Longest a process's warm-up waits for the others' (spawn, imports,
+#: kernels loaded).
+_WARM_UP_SECONDS = 300.0
+
+
+@dataclass
+class RenderProcesses:
+    """A pool of render processes (spawned, one thread each).
+
+    Parameters
+    ----------
+    processes
+        How many.
+    input_cache_bytes
+        Decoded input rows each process keeps
+        (`recreate.io.input_cache.configure_input_cache`).
+    """
+
+    processes: int
+    input_cache_bytes: int
+    cores: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    _pool: ProcessPoolExecutor | None = field(default=None, init=False)
+    _generation: int = field(default=0, init=False)
+    _inflight: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def start(self) -> None:
+        """Spawn and warm every process (imports, compiled kernels).
+
+        Each warm-up call waits for all the others to arrive, so every
+        process gets one.
+        """
+        with self._lock:
+            if self._pool is not None:
+                return
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.processes,
+                mp_context=context,
+                initializer=_initialise,
+                initargs=(
+                    self.input_cache_bytes,
+                    context.Barrier(self.processes),
+                ),
+            )
+            warmed = [self._pool.submit(_warm) for _ in range(self.processes)]
+        pids = {future.result() for future in warmed}
+        if len(pids) != self.processes:  # pragma: no cover - a barrier bug
+            msg = f"{len(pids)} of {self.processes} render processes warmed"
+            raise RuntimeError(msg)
+
+    def submit(
+        self, spec: TaskSpec, solution: bytes, box: PixelBox
+    ) -> Future[bytes]:
+        """Render a box in one of the processes; its bytes, in time.
+
+        ``solution`` is the stored solution's bytes, which the API has
+        checked against ``spec`` (`workers.solution_tasks.verified_solution`);
+        a process parses them once and keeps the parsed solution, with
+        its tile engine, for the detector's next stamps.
+        """
+        self.start()
+        with self._lock:
+            pool, generation = self._pool, self._generation
+            self._inflight += 1
+            threads = max(1, self.cores // self._inflight)
+        if pool is None:  # pragma: no cover - start made it
+            raise RuntimeError("the render processes are closed")
+        try:
+            future = pool.submit(
+                _render, (generation, threads), spec, solution, box
+            )
+        except BaseException:
+            self._done()
+            raise
+        future.add_done_callback(lambda _: self._done())
+        return future
+
+    def _done(self) -> None:
+        """Count a render out."""
+        with self._lock:
+            self._inflight -= 1
+
+    def forget(self) -> None:
+        """Have every process drop what it keeps of the visit images."""
+        with self._lock:
+            self._generation += 1
+
+    def close(self) -> None:
+        """Stop the processes (renders running finish first)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+# What runs in a render process.
+
+#: Visit images a process remembers having read (to forget them): more
+#: than the files whose headers it keeps (`recreate.io.image_file`).
+_REMEMBERED = 1024
+
+#: Parsed solutions a process keeps (a few MB each with their engines).
+_SOLUTIONS_KEPT = 16
+
+
+@dataclass
+class _ProcessState:
+    """A render process's own: the warm-up barrier, what it has read."""
+
+    barrier: threading.Barrier | None = None
+    generation: int = 0
+    read: OrderedDict[str, DiffimInputs] = field(default_factory=OrderedDict)
+    solutions: OrderedDict[str, Solution] = field(default_factory=OrderedDict)
+
+
+_state = _ProcessState()
+
+
+def _initialise(input_cache_bytes: int, barrier: threading.Barrier) -> None:
+    """Set a render process up: the API's input cache, the barrier."""
+    from recreate.io.input_cache import configure_input_cache
+
+    configure_input_cache(input_cache_bytes)
+    _state.barrier = barrier
+
+
+def _warm() -> int:
+    """Import what a render needs and load its compiled kernels.
+
+    Waits for every other process's warm-up (so each gets one).
+    """
+    from recreate.pipeline.warmup import warm_up
+
+    warm_up()
+    if _state.barrier is not None:
+        _state.barrier.wait(timeout=_WARM_UP_SECONDS)
+    return os.getpid()
+
+
+def _render(
+    call: tuple[int, int], spec: TaskSpec, solution: bytes, box: PixelBox
+) -> bytes:
+    """Render a box, first forgetting what an older generation read.
+
+    ``call``: the API's generation, and the threads this render takes.
+    """
+    from recreate.pipeline.kernel.basis import forget_bases
+    from recreate.solution import forget_visit_image
+    from workers.solution_tasks import render_region
+
+    generation, threads = call
+    os.environ[THREADS_ENV_VAR] = str(threads)
+    if generation != _state.generation:
+        for found in _state.read.values():
+            forget_visit_image(found)
+        _state.read.clear()
+        _state.solutions.clear()
+        forget_bases()
+        _state.generation = generation
+    _kept(_state.read, spec.inputs.visit_image.uri, spec.inputs, _REMEMBERED)
+    return render_region(spec, _parsed_solution(spec, solution), box)
+
+
+def _parsed_solution(spec: TaskSpec, data: bytes) -> Solution:
+    """Return the solution of these bytes, parsed once in this process."""
+    from workers.solution_tasks import verified_solution
+
+    key = hashlib.sha256(data).hexdigest()
+    parsed = _state.solutions.get(key)
+    if parsed is None:
+        parsed = verified_solution(data, spec)
+    _kept(_state.solutions, key, parsed, _SOLUTIONS_KEPT)
+    return parsed
+
+
+def _kept[T](kept: OrderedDict[str, T], key: str, value: T, most: int) -> None:
+    """Keep ``value`` as the most recent of at most ``most``."""
+    kept[key] = value
+    kept.move_to_end(key)
+    while len(kept) > most:
+        kept.popitem(last=False)
