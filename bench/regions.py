@@ -12,10 +12,11 @@ and prints:
   solutions (``solutions_only``): seconds per solve through the service;
 * a 51x51 stamp (``?ra=&dec=&size=51``) from a stored solution:
   p50/p95 of the render in the API's render processes
-  (``X-Recreate-Region-Seconds``, server-side) and of the whole HTTP request; and the first stamp of a
-  detector this process has forgotten (`RegionService.forget`: its
-  solution read from Redis, checked, parsed; its visit image's headers
-  parsed and rows decoded: the light-curve case);
+  (``X-Recreate-Region-Seconds``, server-side) and of the whole HTTP
+  request; and the first stamp of a detector this process has forgotten
+  (`RegionService.forget`: its solution read from Redis, checked,
+  parsed; its visit image's headers parsed and rows decoded: the
+  light-curve case);
 * the light curve of the position: a stamp of each epoch through the
   HTTP API (4 requests at a time), with the solutions stored but not
   held by the API process, and through the light-curve job
