@@ -105,13 +105,30 @@ def tile_layout(hdu: fits.CompImageHDU) -> TileLayout | None:
         return None
     if hdu.header.get("BZERO", 0) != 0:
         return None
-    try:
-        with Path(path).open("rb") as handle:
-            handle.seek(info["hdrLoc"])
-            raw = fits.Header.fromfile(handle)
-    except (OSError, ValueError):
-        return None
+    raw = _table_header(hdu)
+    if raw is None:
+        try:
+            with Path(path).open("rb") as handle:
+                handle.seek(info["hdrLoc"])
+                raw = fits.Header.fromfile(handle)
+        except (OSError, ValueError):
+            return None
     return _layout(path, raw, info["datLoc"])
+
+
+def _table_header(hdu: fits.CompImageHDU) -> fits.Header | None:
+    """Return the binary table's header astropy read, if it kept it.
+
+    astropy 6.1 and later keep the table a compressed HDU was read from
+    (``_bintable``); its header, as in the file, saves reading and
+    parsing it again (a sixth of a visit image's first open). None when
+    this astropy keeps no such table.
+    """
+    table = getattr(hdu, "_bintable", None)
+    header = getattr(table, "header", None)
+    if isinstance(header, fits.Header) and header.get("ZIMAGE") is True:
+        return header
+    return None
 
 
 def read_tiles(layout: TileLayout, rows: slice) -> npt.NDArray:

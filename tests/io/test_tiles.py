@@ -120,3 +120,22 @@ def test_a_damaged_tile_names_the_file(tmp_path):
         pytest.raises(FormatError, match=r"c\.fits"),
     ):
         read_array(hdulist[1], "IMAGE plane", "c.fits")
+
+
+def test_the_layout_is_the_same_from_the_table_astropy_kept(
+    tmp_path, monkeypatch
+):
+    # The table header astropy kept, and the one read again from the
+    # file (an astropy that keeps none), give the same layout.
+    from recreate.io import tiles
+
+    path = tmp_path / "kept.fits"
+    data = np.arange(37 * 23, dtype=np.int32).reshape(37, 23)
+    _write(path, data, compression_type="GZIP_2", tile_shape=(1, 23))
+    with open_fits(path) as hdulist:
+        assert tiles._table_header(hdulist[1]) is not None
+        kept = tile_layout(hdulist[1])
+        monkeypatch.setattr(tiles, "_table_header", lambda _: None)
+        read_again = tile_layout(hdulist[1])
+    assert kept is not None
+    assert kept == read_again
