@@ -376,9 +376,7 @@ class RegionService:
     ) -> bytes:
         """Render a small box here: in the render processes or threads."""
         if self.processes is not None:
-            return await asyncio.wrap_future(
-                self.processes.submit(spec, found.data, box)
-            )
+            return await self.processes.render(spec, found.data, box)
         return await asyncio.get_running_loop().run_in_executor(
             self._render_pool(), render_region, spec, found.solution, box
         )

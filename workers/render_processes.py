@@ -19,6 +19,9 @@ count changes no value. A render in one gives the bytes the API's threads give
 (`workers.solution_tasks.render_region`: the same code, the same
 inputs).
 
+A process that dies (killed, out of memory) breaks the pool: it is
+replaced, and the render tried once more on the new one.
+
 What a process keeps (parsed headers, decoded rows, kernel bases) it
 drops when the API forgets (`RenderProcesses.forget`): each call carries
 the API's generation, and a process that sees a new one forgets the
@@ -27,21 +30,27 @@ visit images it reads again, as the API's own pool would.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import multiprocessing
 import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from recreate.butler import DiffimInputs
+from recreate.errors import ProcessingError
 from recreate.numerics.box import PixelBox
 from recreate.numerics.threads import ENV_VAR as THREADS_ENV_VAR
 from recreate.solution import Solution
 from workers.models import TaskSpec
 
 __all__ = ["RenderProcesses"]
+
+log = logging.getLogger(__name__)
 
 #: Longest a process's warm-up waits for the others' (spawn, imports,
 #: kernels loaded).
@@ -94,23 +103,56 @@ class RenderProcesses:
             msg = f"{len(pids)} of {self.processes} render processes warmed"
             raise RuntimeError(msg)
 
-    def submit(
+    async def render(
         self, spec: TaskSpec, solution: bytes, box: PixelBox
-    ) -> Future[bytes]:
-        """Render a box in one of the processes; its bytes, in time.
+    ) -> bytes:
+        """Render a box in one of the processes; return its bytes.
 
         ``solution`` is the stored solution's bytes, which the API has
         checked against ``spec`` (`workers.solution_tasks.verified_solution`);
         a process parses them once and keeps the parsed solution, with
-        its tile engine, for the detector's next stamps.
+        its tile engine, for the detector's next stamps. A pool whose
+        process died (killed, out of memory) is replaced and the render
+        tried once more on the new one (started off the event loop).
+
+        Raises
+        ------
+        ProcessingError
+            If a render process died on this render twice.
         """
-        self.start()
+        for attempt in (1, 2):
+            pool = self._pool
+            if pool is None:
+                await asyncio.to_thread(self.start)
+                pool = self._pool
+            if pool is None:  # pragma: no cover - closed meanwhile
+                raise ProcessingError("the render processes are closed")
+            try:
+                return await asyncio.wrap_future(
+                    self._submit(pool, spec, solution, box)
+                )
+            except BrokenProcessPool:
+                log.warning(
+                    "a render process died rendering %s (try %d of 2)",
+                    spec.describe(),
+                    attempt,
+                )
+                self._discard(pool)
+        msg = f"a render process died twice rendering {spec.describe()}"
+        raise ProcessingError(msg)
+
+    def _submit(
+        self,
+        pool: ProcessPoolExecutor,
+        spec: TaskSpec,
+        solution: bytes,
+        box: PixelBox,
+    ) -> Future[bytes]:
+        """Send one render to ``pool``, counted in flight until done."""
         with self._lock:
-            pool, generation = self._pool, self._generation
+            generation = self._generation
             self._inflight += 1
             threads = max(1, self.cores // self._inflight)
-        if pool is None:  # pragma: no cover - start made it
-            raise RuntimeError("the render processes are closed")
         try:
             future = pool.submit(
                 _render, (generation, threads), spec, solution, box
@@ -120,6 +162,13 @@ class RenderProcesses:
             raise
         future.add_done_callback(lambda _: self._done())
         return future
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        """Drop a broken pool (the next render starts a new one)."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def _done(self) -> None:
         """Count a render out."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -310,3 +312,42 @@ def test_a_render_process_forgets_the_visit_images_the_api_forgets(
     assert first == render_region(spec, solution, box)
     # The solution's bytes are parsed once (its tile engine kept).
     assert _parsed_solution(spec, data) is _parsed_solution(spec, data)
+
+
+def test_a_render_process_that_dies_is_replaced(
+    ci_repo,
+    redis_cache_server,
+    redis_control_server,
+    thread_cluster,
+    full_key,
+):
+    services, _ = _services(
+        ci_repo,
+        redis_cache_server.url,
+        redis_control_server.url,
+        thread_cluster.scheduler_address,
+        region_render_processes=1,
+    )
+    processes = services.regions.processes
+    assert processes is not None
+
+    async def run() -> tuple[Region, Region, int, int]:
+        request = _request(full_key)
+        geometry = await services.regions.geometry(request)
+        whole = detector_box(geometry)
+        box = PixelBox(whole.x0 + 3, whole.y0 + 4, 21, 21)
+        before = await services.regions.region(request, box)
+        first = processes._pool
+        assert first is not None
+        dead = first.submit(os.getpid).result()
+        os.kill(dead, signal.SIGKILL)
+        after = await services.regions.region(request, box)
+        assert processes._pool is not None
+        alive = processes._pool.submit(os.getpid).result()
+        await services.close()
+        return before, after, dead, alive
+
+    before, after, dead, alive = asyncio.run(run())
+    assert isinstance(after, Region)
+    assert after.data == before.data
+    assert alive != dead
