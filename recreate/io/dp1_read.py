@@ -246,21 +246,43 @@ def read_dp1_shell(hdulist: fits.HDUList, geometry: ImageGeometry) -> Exposure:
     FormatError
         As `read_dp1_region` raises it for a card or a plane's header.
     """
+    planes = locate_planes(hdulist, source_name(hdulist))
+    return dp1_shell(
+        hdulist, (planes["IMAGE"].header, planes["MASK"].header), geometry
+    )
+
+
+def dp1_shell(
+    hdulist: fits.HDUList,
+    headers: tuple[fits.Header, fits.Header],
+    geometry: ImageGeometry,
+) -> Exposure:
+    """Return `read_dp1_shell`'s fields from the planes' headers.
+
+    ``headers`` are the IMAGE and MASK planes' image headers, or their
+    tile-compressed tables' own headers: the cards read from them (mask
+    planes, unit) are in both, as written.
+
+    Raises
+    ------
+    FormatError
+        As `read_dp1_shell`.
+    """
     source = source_name(hdulist)
-    planes = locate_planes(hdulist, source)
+    image_header, mask_header = headers
     primary = hdulist[0].header
     empty = (0, 0)
     return Exposure(
         image=np.empty(empty, np.float32),
         variance=np.empty(empty, np.float32),
         mask=np.empty(empty, np.int32),
-        mask_planes=read_mask_planes(planes["MASK"].header, source),
+        mask_planes=read_mask_planes(mask_header, source),
         wcs=geometry.wcs,
         xy0=geometry.xy0,
         psf=_read_psf(hdulist, source),
         photo_calib=read_photo_calib(primary, source),
         observation=read_observation(primary, source),
-        metadata=_metadata(primary, planes["IMAGE"].header),
+        metadata=_metadata(primary, image_header),
     )
 
 

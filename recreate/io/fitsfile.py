@@ -34,7 +34,9 @@ _READ_ERRORS = (OSError, ValueError, TypeError, EOFError, zlib.error)
 
 
 @contextmanager
-def open_fits(path: PathLike, *, lazy: bool = False) -> Iterator[fits.HDUList]:
+def open_fits(
+    path: PathLike, *, lazy: bool = False, tables: bool = False
+) -> Iterator[fits.HDUList]:
     """Open a FITS file read-only and read every HDU header.
 
     Parameters
@@ -44,6 +46,10 @@ def open_fits(path: PathLike, *, lazy: bool = False) -> Iterator[fits.HDUList]:
     lazy
         Read the HDUs' headers only as they are asked for (damage past
         them goes unseen): for a reader of the first few headers.
+    tables
+        Give tile-compressed images as the binary tables they are stored
+        in (astropy's ``disable_image_compression``): their headers as
+        written, not converted to image headers.
 
     Yields
     ------
@@ -65,7 +71,9 @@ def open_fits(path: PathLike, *, lazy: bool = False) -> Iterator[fits.HDUList]:
         # then hands back short or zero-filled data: make that fatal.
         warnings.simplefilter("error", AstropyUserWarning)
         try:
-            hdulist = fits.open(path, memmap=False)
+            hdulist = fits.open(
+                path, memmap=False, disable_image_compression=tables
+            )
         except (*_READ_ERRORS, AstropyUserWarning) as exc:
             raise _unreadable(path, exc) from exc
         try:

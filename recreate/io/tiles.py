@@ -116,6 +116,22 @@ def tile_layout(hdu: fits.CompImageHDU) -> TileLayout | None:
     return _layout(path, raw, info["datLoc"])
 
 
+def table_layout(hdu: fits.BinTableHDU) -> TileLayout | None:
+    """Return the layout of a compressed image read as its table.
+
+    As `tile_layout`, for a file opened with astropy's
+    ``disable_image_compression`` (the HDU's header is the table's).
+    """
+    info = hdu.fileinfo()
+    path = getattr(info["file"], "name", None) if info else None
+    raw = hdu.header
+    if not isinstance(path, str) or raw.get("ZIMAGE") is not True:
+        return None
+    if raw.get("BSCALE", 1) != 1 or raw.get("BZERO", 0) != 0:
+        return None
+    return _layout(path, raw, info["datLoc"])
+
+
 def _table_header(hdu: fits.CompImageHDU) -> fits.Header | None:
     """Return the binary table's header astropy read, if it kept it.
 
