@@ -46,11 +46,11 @@ from recreate.pipeline.result import DifferenceResult
 from recreate.pipeline.template import WarpedTemplate
 from recreate.solution.layout import plan_render
 from recreate.solution.render import (
-    RenderInputs,
     detection_planes,
     predetection,
     region_exposure,
 )
+from recreate.solution.render_types import RenderInputs
 from recreate.solution.solve import SolveResult, _timed, solve
 
 

@@ -64,11 +64,11 @@ from recreate.solution.inputs import (
 from recreate.solution.model import DetectorFrame, Solution
 from recreate.solution.product import rendered_result, triplet_result
 from recreate.solution.render import (
-    RenderInputs,
     needed_science_box,
     render,
     render_full,
 )
+from recreate.solution.render_types import RenderInputs
 from recreate.solution.solve import SolveResult, solve
 from recreate.solution.triplet import Triplet, render_triplet
 

@@ -20,7 +20,7 @@ from recreate.pipeline.sources.detect_and_measure import (
     subtracted_background,
 )
 from recreate.pipeline.sources.detection import set_detection_planes
-from recreate.solution.render import Planes
+from recreate.solution.render_types import Planes
 
 
 def difference_background(

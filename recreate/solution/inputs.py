@@ -39,7 +39,8 @@ from recreate.pipeline.template.window import (
 )
 from recreate.solution.layout import shift
 from recreate.solution.model import Solution
-from recreate.solution.render import RenderInputs, ScienceImage, plan_for
+from recreate.solution.render import plan_for
+from recreate.solution.render_types import RenderInputs, ScienceImage
 
 if TYPE_CHECKING:
     from recreate.butler import DatasetHandle, DiffimInputs

@@ -18,7 +18,7 @@ from recreate.pipeline.result import DifferenceResult
 from recreate.pipeline.template.build import WarpedTemplate
 from recreate.pipeline.template.patches import _patch_polygon, patch_geometry
 from recreate.solution.model import Solution
-from recreate.solution.render import RenderInputs
+from recreate.solution.render_types import RenderInputs
 from recreate.solution.triplet import Triplet
 
 

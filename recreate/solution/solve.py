@@ -76,11 +76,11 @@ from recreate.pipeline.template.window import TemplateWindow
 from recreate.solution.difference_background import difference_background
 from recreate.solution.layout import plan_render
 from recreate.solution.model import DetectorFrame, Solution
-from recreate.solution.render import (
+from recreate.solution.render import predetection
+from recreate.solution.render_types import (
     Planes,
     RenderInputs,
     SolvedMasks,
-    predetection,
 )
 from recreate.solution.sides import prepare_science, template_and_variance
 

@@ -22,7 +22,6 @@ from recreate.numerics.box import PixelBox
 from recreate.pipeline.template.window import TemplateWindow
 from recreate.solution.model import Solution
 from recreate.solution.render import (
-    RenderInputs,
     _template,
     detection_planes,
     parent_to_array,
@@ -30,6 +29,7 @@ from recreate.solution.render import (
     predetection,
     region_exposure,
 )
+from recreate.solution.render_types import RenderInputs
 from recreate.solution.tiles import Window
 
 __all__ = ["Triplet", "render_triplet", "science_cut", "template_cut"]
