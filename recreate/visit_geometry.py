@@ -14,14 +14,13 @@ import itertools
 from astropy.io import fits
 
 from recreate.butler import DiffimInputs
-from recreate.io.dp1_read import read_dp1_geometry
+from recreate.io.dp1_read import image_geometry, read_dp1_geometry
 from recreate.io.fitsfile import (
     _READ_ERRORS,
     hdu_label,
     is_image_2d,
     open_fits,
 )
-from recreate.io.geometry import read_celestial_wcs, read_xy0
 from recreate.io.image_file import LSST_IMAGES_MODEL_KEY, open_image_file
 from recreate.io.region import ImageGeometry
 
@@ -94,13 +93,8 @@ def image_plane_geometry(path: str) -> ImageGeometry | None:
             return None
         if hdu is None or not is_image_2d(hdu):
             return None
-        header = hdu.header
         height, width = (int(n) for n in hdu.shape)
-        return ImageGeometry(
-            wcs=read_celestial_wcs(header, path),
-            xy0=read_xy0(header, path),
-            shape=(height, width),
-        )
+        return image_geometry(hdu.header, (height, width), path)
 
 
 def _image_hdu(hdulist: fits.HDUList) -> fits.hdu.base.ExtensionHDU | None:

@@ -46,11 +46,7 @@ def locate_planes(
     FormatError
         If a plane is missing, or is not a 2-D image.
     """
-    found: dict[str, AnyImageHDU] = {}
-    for hdu in hdulist[1:]:
-        label = hdu_label(hdu)
-        if label in PLANES and label not in found:
-            found[label] = hdu
+    found = labelled_planes(hdulist)
     if not found:
         found = _planes_by_position(hdulist, source)
     missing = [plane for plane in PLANES if plane not in found]
@@ -62,6 +58,20 @@ def locate_planes(
     for label, hdu in found.items():
         if not is_image_2d(hdu):
             raise FormatError(f"{source}: the {label} HDU is not a 2-D image")
+    return found
+
+
+def labelled_planes(hdulist: fits.HDUList) -> dict[str, Any]:
+    """Return the first HDU labelled IMAGE, MASK or VARIANCE, by label.
+
+    Labels are EXTTYPE, else EXTNAME (`hdu_label`); planes without a
+    label are missing from the answer.
+    """
+    found: dict[str, Any] = {}
+    for hdu in hdulist[1:]:
+        label = hdu_label(hdu)
+        if label in PLANES and label not in found:
+            found[label] = hdu
     return found
 
 

@@ -166,12 +166,30 @@ def _with_hdulist[T](
 def _read_geometry(hdulist: fits.HDUList, source: str) -> ImageGeometry:
     """Return the geometry of an open afw-layout file from its headers."""
     planes = locate_planes(hdulist, source)
-    header = planes["IMAGE"].header
-    return ImageGeometry(
-        wcs=read_celestial_wcs(header, source),
-        xy0=read_xy0(header, source),
-        shape=_plane_shape(planes, source),
+    return image_geometry(
+        planes["IMAGE"].header, _plane_shape(planes, source), source
     )
+
+
+def image_geometry(
+    header: fits.Header, shape: tuple[int, int], source: str
+) -> ImageGeometry:
+    """Return the geometry an IMAGE plane's header and shape give.
+
+    ``header`` may be the plane's tile-compressed table's own (its WCS
+    cards are written there as in the image header): the WCS's pixel
+    shape is set from ``shape``, as an image header's NAXISn give it.
+
+    Raises
+    ------
+    FormatError
+        If the WCS or ``xy0`` cards are invalid.
+    """
+    wcs = read_celestial_wcs(header, source)
+    if wcs is not None:
+        height, width = shape
+        wcs.pixel_shape = (width, height)
+    return ImageGeometry(wcs=wcs, xy0=read_xy0(header, source), shape=shape)
 
 
 def _plane_shape(

@@ -33,15 +33,15 @@ import numpy.typing as npt
 from astropy.io import fits
 
 from recreate.exposure import Exposure
-from recreate.io.afwplanes import locate_planes
+from recreate.io.afwplanes import labelled_planes, locate_planes
 from recreate.io.dp1_read import (
     dp1_shell,
+    image_geometry,
     read_dp1_geometry,
     read_dp1_region,
     read_dp1_shell,
 )
-from recreate.io.fitsfile import hdu_label, open_fits
-from recreate.io.geometry import read_celestial_wcs, read_xy0
+from recreate.io.fitsfile import open_fits
 from recreate.io.input_cache import input_cache
 from recreate.io.region import (
     ImageGeometry,
@@ -276,13 +276,8 @@ def _open_tables(version: tuple[str, int, int]) -> ImageFile | None:
         if len(shapes) != 1 or None in shapes:
             return None
         image = tables["IMAGE"].header
-        height, width = layouts["IMAGE"].shape  # type: ignore[union-attr]
-        wcs = read_celestial_wcs(image, path)
-        if wcs is not None:
-            # Built from the table's header, whose NAXISn are the
-            # table's: the image's, as an image header gives them.
-            wcs.pixel_shape = (width, height)
-        geometry = ImageGeometry(wcs, read_xy0(image, path), (height, width))
+        shape = layouts["IMAGE"].shape  # type: ignore[union-attr]
+        geometry = image_geometry(image, shape, path)
         shell = dp1_shell(hdulist, (image, tables["MASK"].header), geometry)
     sources = {
         label: _PlaneSource(layouts[label], (*version, label))
@@ -299,11 +294,7 @@ def _plane_tables(
     None unless each of IMAGE, MASK and VARIANCE is labelled (EXTTYPE
     or EXTNAME, the first HDU of each label) and a compressed image.
     """
-    found: dict[str, fits.BinTableHDU] = {}
-    for hdu in hdulist[1:]:
-        label = hdu_label(hdu)
-        if label in _PLANES and label not in found:
-            found[label] = hdu
+    found = labelled_planes(hdulist)
     if set(found) != set(_PLANES):
         return None
     compressed = all(
