@@ -20,6 +20,11 @@ from recreate.errors import (
     InvalidRequestError,
     NoOverlapError,
 )
+from recreate.template_lookup import (
+    TemplateLookup,
+    overlapping_patches,
+    sorted_refs,
+)
 
 VISIT_IMAGE = "visit_image"
 TEMPLATE_COADD = "template_coadd"
@@ -116,6 +121,7 @@ def find_inputs(
     detector: int,
     *,
     instrument: str | None = None,
+    templates: TemplateLookup | None = None,
 ) -> DiffimInputs:
     """Return the visit image and overlapping template patches of a key.
 
@@ -127,6 +133,10 @@ def find_inputs(
         The difference image's key.
     instrument
         Instrument name; optional when the repository holds only one.
+    templates
+        A lookup that keeps the patches near the sky cells it was asked
+        about (a service's: the epochs of one position share them); by
+        default the registry is asked for each key. The same answer.
 
     Returns
     -------
@@ -148,13 +158,17 @@ def find_inputs(
     # lookup's queries, not once per query (kept for this call only: a
     # dataset type new in a collection is seen by the next lookup).
     with butler.registry.caching_context():
-        return _find_inputs(butler, instrument, visit, detector)
+        return _find_inputs(butler, instrument, (visit, detector), templates)
 
 
 def _find_inputs(
-    butler: Any, instrument: str, visit: int, detector: int
+    butler: Any,
+    instrument: str,
+    key: tuple[int, int],
+    templates: TemplateLookup | None,
 ) -> DiffimInputs:
     """Return a valid key's inputs (`find_inputs`)."""
+    visit, detector = key
     # One query gives the visit image with its visit's and detector's
     # records (a detector's first stamp pays this lookup); when it finds
     # nothing, the lookup step by step says what is missing.
@@ -170,13 +184,20 @@ def _find_inputs(
         region = _region_of(records["visit_detector_region"], visit, detector)
     band = str(visit_ref.dataId["band"])
     grown = grow_region(region, TEMPLATE_BORDER_PX * NOMINAL_PIXEL_SCALE)
-    template_refs = _overlapping_templates(butler, band, grown)
+    if templates is None:
+        template_refs = sorted_refs(
+            _overlapping_templates(butler, band, grown)
+        )
+    else:
+        template_refs = templates.overlapping(
+            butler, band, grown, _overlapping_templates
+        )
     if not template_refs:
         raise NoOverlapError(
             f"no template_coadd in band {band!r} overlaps visit {visit} "
             f"detector {detector}"
         )
-    visit_image, *templates = _handles(butler, [visit_ref, *template_refs])
+    visit_image, *patches = _handles(butler, [visit_ref, *template_refs])
     return DiffimInputs(
         instrument=instrument,
         visit=visit,
@@ -185,7 +206,7 @@ def _find_inputs(
         physical_filter=str(visit_record.physical_filter),
         day_obs=int(visit_record.day_obs),
         visit_image=visit_image,
-        templates=tuple(templates),
+        templates=tuple(patches),
     )
 
 
@@ -350,7 +371,8 @@ def _overlapping_templates(butler: Any, band: str, region: Any) -> list[Any]:
     """Return template_coadd refs of a band whose patches overlap a region.
 
     The registry's spatial index finds candidates; each patch's own
-    region is then tested exactly, as GetTemplateTask tests patch boxes.
+    region is then tested exactly, as GetTemplateTask tests patch boxes
+    (`recreate.template_lookup`). Unsorted.
     """
     with butler.query() as query:
         candidates = list(
@@ -361,19 +383,7 @@ def _overlapping_templates(butler: Any, band: str, region: Any) -> list[Any]:
             )
             .with_dimension_records()
         )
-    overlapping = [
-        ref
-        for ref in candidates
-        if not ref.dataId.records["patch"].region.isDisjointFrom(region)
-    ]
-    return sorted(
-        overlapping,
-        key=lambda ref: (
-            str(ref.dataId["skymap"]),
-            int(ref.dataId["tract"]),
-            int(ref.dataId["patch"]),
-        ),
-    )
+    return overlapping_patches(candidates, region)
 
 
 def _handles(butler: Any, refs: list[Any]) -> list[DatasetHandle]:

@@ -16,6 +16,7 @@ from recreate.butler import DiffimInputs, find_inputs, open_butler
 from recreate.discovery import ImageFootprint, covering, find_footprints
 from recreate.selection import Selection
 from recreate.selection_query import select_keys
+from recreate.template_lookup import TemplateLookup
 from recreate.visits import VisitSummary, list_visits, visit_detectors
 from workers.settings import Settings
 
@@ -31,12 +32,23 @@ class LockedButler:
     """
 
     butler: Any
+    templates: TemplateLookup | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, settings: Settings) -> LockedButler:
-        """Open the configured repository read-only."""
-        return cls(open_butler(settings.butler_repo, settings.collections()))
+        """Open the configured repository read-only.
+
+        The template patches near the sky cells asked about are kept for
+        ``recipe_index_ttl_seconds`` (`recreate.template_lookup`), as the
+        service's other Butler answers are: a light curve's epochs share
+        them.
+        """
+        lifetime = settings.recipe_index_ttl_seconds
+        return cls(
+            open_butler(settings.butler_repo, settings.collections()),
+            TemplateLookup(lifetime) if lifetime > 0 else None,
+        )
 
     def find_inputs(
         self, visit: int, detector: int, instrument: str | None
@@ -44,7 +56,11 @@ class LockedButler:
         """Return a key's inputs (`recreate.butler.find_inputs`)."""
         with self._lock:
             return find_inputs(
-                self.butler, visit, detector, instrument=instrument
+                self.butler,
+                visit,
+                detector,
+                instrument=instrument,
+                templates=self.templates,
             )
 
     def select_keys(
