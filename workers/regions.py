@@ -50,7 +50,7 @@ from workers.product_answers import (
     Served,
 )
 from workers.products import ProductService
-from workers.render_processes import RenderProcesses
+from workers.render_processes import RenderProcesses, keyed_solution
 from workers.solution_tasks import region_meta, region_spec, render_region
 from workers.solutions import FoundSolution, SolutionService
 
@@ -352,7 +352,8 @@ class RegionService:
         `recreate.solution.forget_visit_image`), so that a detector's
         next stamp costs what a never-seen epoch's first stamp costs (the
         light-curve benchmark forgets so). The template patches, which
-        every epoch of a band shares, stay.
+        every epoch of a band shares, stay, as does the Butler's lookup
+        of them by sky cell (`recreate.template_lookup`).
         """
         solutions = self.solution_service
         for found in solutions.remembered_inputs():
@@ -376,7 +377,9 @@ class RegionService:
     ) -> bytes:
         """Render a small box here: in the render processes or threads."""
         if self.processes is not None:
-            return await self.processes.render(spec, found.data, box)
+            return await self.processes.render(
+                spec, keyed_solution(found.solution, found.data), box
+            )
         return await asyncio.get_running_loop().run_in_executor(
             self._render_pool(), render_region, spec, found.solution, box
         )

@@ -48,7 +48,10 @@ from recreate.numerics.threads import ENV_VAR as THREADS_ENV_VAR
 from recreate.solution import Solution
 from workers.models import TaskSpec
 
-__all__ = ["RenderProcesses"]
+__all__ = ["KeyedSolution", "RenderProcesses", "keyed_solution"]
+
+#: A checked solution and the SHA-256 (hex) of its stored bytes.
+type KeyedSolution = tuple[str, Solution]
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +107,16 @@ class RenderProcesses:
             raise RuntimeError(msg)
 
     async def render(
-        self, spec: TaskSpec, solution: bytes, box: PixelBox
+        self, spec: TaskSpec, solution: KeyedSolution, box: PixelBox
     ) -> bytes:
         """Render a box in one of the processes; return its bytes.
 
-        ``solution`` is the stored solution's bytes, which the API has
-        checked against ``spec`` (`workers.solution_tasks.verified_solution`);
-        a process parses them once and keeps the parsed solution, with
-        its tile engine, for the detector's next stamps. A pool whose
+        ``solution`` is the stored solution the API has parsed and
+        checked against ``spec`` (`workers.solution_tasks.verified_solution`),
+        named by the SHA-256 of its bytes: it travels pickled (its fields
+        only, a few tens of kB: no FITS parse in the process), and a
+        process keeps the first copy of each, with its tile engine, for
+        the detector's next stamps. A pool whose
         process died (killed, out of memory) is replaced and the render
         tried once more on the new one (started off the event loop).
 
@@ -145,7 +150,7 @@ class RenderProcesses:
         self,
         pool: ProcessPoolExecutor,
         spec: TaskSpec,
-        solution: bytes,
+        solution: KeyedSolution,
         box: PixelBox,
     ) -> Future[bytes]:
         """Send one render to ``pool``, counted in flight until done."""
@@ -233,7 +238,10 @@ def _warm() -> int:
 
 
 def _render(
-    call: tuple[int, int], spec: TaskSpec, solution: bytes, box: PixelBox
+    call: tuple[int, int],
+    spec: TaskSpec,
+    solution: KeyedSolution,
+    box: PixelBox,
 ) -> bytes:
     """Render a box, first forgetting what an older generation read.
 
@@ -253,19 +261,20 @@ def _render(
         forget_bases()
         _state.generation = generation
     _kept(_state.read, spec.inputs.visit_image.uri, spec.inputs, _REMEMBERED)
-    return render_region(spec, _parsed_solution(spec, solution), box)
+    return render_region(spec, _kept_solution(solution), box)
 
 
-def _parsed_solution(spec: TaskSpec, data: bytes) -> Solution:
-    """Return the solution of these bytes, parsed once in this process."""
-    from workers.solution_tasks import verified_solution
+def _kept_solution(solution: KeyedSolution) -> Solution:
+    """Return this process's copy of a solution (its engine built once)."""
+    key, sent = solution
+    kept = _state.solutions.get(key, sent)
+    _kept(_state.solutions, key, kept, _SOLUTIONS_KEPT)
+    return kept
 
-    key = hashlib.sha256(data).hexdigest()
-    parsed = _state.solutions.get(key)
-    if parsed is None:
-        parsed = verified_solution(data, spec)
-    _kept(_state.solutions, key, parsed, _SOLUTIONS_KEPT)
-    return parsed
+
+def keyed_solution(solution: Solution, data: bytes) -> KeyedSolution:
+    """Return a checked solution named by its bytes' SHA-256."""
+    return hashlib.sha256(data).hexdigest(), solution
 
 
 def _kept[T](kept: OrderedDict[str, T], key: str, value: T, most: int) -> None:

@@ -169,6 +169,17 @@ class Solution:
             border=self.config().template.border,
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the fields to pickle: not what is cached of them.
+
+        The tile engine (megabytes) and the checked configuration are
+        made again where the copy is used.
+        """
+        state = dict(self.__dict__)
+        for cached in ("engine", "_config"):
+            state.pop(cached, None)
+        return state
+
     @cached_property
     def engine(self) -> TileEngine:
         """The tile engine of its renders (built once per solution)."""

@@ -6,8 +6,10 @@ Real Redis, a real Butler repository, a real Dask cluster (threads).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
+import pickle
 import signal
 
 import numpy as np
@@ -32,7 +34,7 @@ from workers.regions import (
     clip_box,
     detector_box,
 )
-from workers.render_processes import _parsed_solution, _render
+from workers.render_processes import _kept_solution, _render, keyed_solution
 from workers.solution_tasks import region_key, render_region
 
 
@@ -301,17 +303,30 @@ def test_a_render_process_forgets_the_visit_images_the_api_forgets(
     box = PixelBox(*solution.frame.xy0, 21, 17)
     visit = ResourcePath(spec.inputs.visit_image.uri).ospath
     patch = ResourcePath(spec.inputs.templates[0].uri).ospath
-    first = _render((7, 2), spec, data, box)
+    # As the API sends it: pickled, its fields only.
+    sent = _sent(keyed_solution(solution, data))
+    assert sent[0] == hashlib.sha256(data).hexdigest()
+    assert "engine" not in sent[1].__dict__
+    first = _render((7, 2), spec, sent, box)
     kept = open_image_file(visit), open_image_file(patch)
-    same_generation = _render((7, 2), spec, data, box)
+    same_generation = _render((7, 2), spec, sent, box)
     assert open_image_file(visit) is kept[0]
-    next_generation = _render((8, 1), spec, data, box)
+    next_generation = _render((8, 1), spec, sent, box)
     assert open_image_file(visit) is not kept[0]
     assert open_image_file(patch) is kept[1]
     assert first == same_generation == next_generation
     assert first == render_region(spec, solution, box)
-    # The solution's bytes are parsed once (its tile engine kept).
-    assert _parsed_solution(spec, data) is _parsed_solution(spec, data)
+    # The first copy of a solution is kept (its tile engine built once);
+    # a generation's forgetting drops it.
+    again = _sent(keyed_solution(solution, data))
+    assert _kept_solution(again) is _kept_solution(sent)
+    assert "engine" in _kept_solution(again).__dict__
+    assert sent[1].content_hash() == solution.content_hash()
+
+
+def _sent(value: object) -> object:
+    """Return ``value`` through pickle, as a render process gets it."""
+    return pickle.loads(pickle.dumps(value))  # noqa: S301 - our own bytes
 
 
 def test_a_render_process_that_dies_is_replaced(
