@@ -206,3 +206,57 @@ def _min_max(values: FloatArray) -> tuple[float, float]:
         low = min(low, value)
         high = max(high, value)
     return low, high
+
+
+def nan_median(values: npt.NDArray[np.float64]) -> float:
+    """Return ``np.nanmedian(values)`` of a float64 array, bit for bit.
+
+    The middle order statistics of the values that are not NaN (two
+    averaged as numpy's median does, ``(a + b) / 2``), found by
+    `order_statistics` instead of a partition of a copy. Infinities
+    (which `order_statistics` does not take) go to numpy.
+
+    Parameters
+    ----------
+    values
+        A float64 array of any shape.
+
+    Returns
+    -------
+    median
+        NaN when every value is NaN (numpy warns then; this does not).
+
+    Raises
+    ------
+    TypeError
+        If ``values`` is not float64 (numpy averages two float32 middle
+        values in float32).
+    """
+    if np.asarray(values).dtype != np.float64:
+        raise TypeError(f"need float64 values, got {np.asarray(values).dtype}")
+    flat = np.ascontiguousarray(values).ravel()
+    kept, infinite = _not_nan_values(flat)
+    if infinite:
+        return float(np.nanmedian(flat))
+    count = len(kept)
+    if count == 0:
+        return float("nan")
+    middle = count // 2
+    if count % 2:
+        return float(_select_ranks(kept, np.array([middle]))[0])
+    low, high = _select_ranks(kept, np.array([middle - 1, middle]))
+    return float((low + high) / 2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _not_nan_values(data: FloatArray) -> tuple[FloatArray, bool]:
+    """Return the entries that are not NaN, and whether one is infinite."""
+    out = np.empty(len(data))
+    n = 0
+    infinite = False
+    for value in data:
+        if not np.isnan(value):
+            infinite |= np.isinf(value)
+            out[n] = value
+            n += 1
+    return out[:n], infinite
