@@ -183,8 +183,9 @@ class Settings(BaseSettings):
         60.0,
         ge=0,
         description="How long the request -> product key index answers, "
-        "so a hit needs no Butler lookup; also the longest a new template "
-        "goes unseen while the old product is cached. 0: no index.",
+        "so a hit needs no Butler lookup, and the template patches found "
+        "near a sky cell are kept; also the longest a new template goes "
+        "unseen while the old product is cached. 0: no index.",
     )
 
     # Dask.
