@@ -71,8 +71,9 @@ def image_plane_geometry(path: str) -> ImageGeometry | None:
     """Return an afw-layout file's geometry from its IMAGE header alone.
 
     The HDUs are read up to the one labelled IMAGE (the first, as afw
-    writes them), so a tile-compressed MASK and VARIANCE are not
-    converted; the WCS, ``xy0`` and shape are the ones
+    writes them), a tile-compressed one as the table it is stored in (its
+    header as written: astropy does not convert it to an image header;
+    the shape is its ZNAXISn); the WCS, ``xy0`` and shape are the ones
     `recreate.io.read_dp1_geometry` reads there, which also checks that
     the other planes exist and agree. None for a file of another layout
     (an ``lsst.images`` VisitImage, unlabelled planes).
@@ -83,7 +84,7 @@ def image_plane_geometry(path: str) -> ImageGeometry | None:
         If the IMAGE header's WCS or ``xy0`` cards are invalid, or the
         file is not FITS.
     """
-    with open_fits(path, lazy=True) as hdulist:
+    with open_fits(path, lazy=True, tables=True) as hdulist:
         if LSST_IMAGES_MODEL_KEY in hdulist[0].header:
             return None
         try:
@@ -91,10 +92,29 @@ def image_plane_geometry(path: str) -> ImageGeometry | None:
         except _READ_ERRORS:
             # Damaged past the primary header: the whole read says how.
             return None
-        if hdu is None or not is_image_2d(hdu):
+        shape = None if hdu is None else _plane_shape(hdu)
+        if hdu is None or shape is None:
             return None
-        height, width = (int(n) for n in hdu.shape)
-        return image_geometry(hdu.header, (height, width), path)
+        return image_geometry(hdu.header, shape, path)
+
+
+def _plane_shape(hdu: fits.hdu.base.ExtensionHDU) -> tuple[int, int] | None:
+    """Return a 2-D plane's (height, width): an image's or a table's.
+
+    None for anything else (a table that is not a compressed 2-D image).
+    """
+    header = hdu.header
+    if isinstance(hdu, fits.BinTableHDU):
+        if header.get("ZIMAGE") is not True or header.get("ZNAXIS") != 2:
+            return None
+        width, height = header.get("ZNAXIS1"), header.get("ZNAXIS2")
+        if not all(isinstance(n, int) and n >= 0 for n in (width, height)):
+            return None
+        return int(height), int(width)
+    if not is_image_2d(hdu):
+        return None
+    height, width = (int(n) for n in hdu.shape)
+    return height, width
 
 
 def _image_hdu(hdulist: fits.HDUList) -> fits.hdu.base.ExtensionHDU | None:
