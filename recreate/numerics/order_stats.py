@@ -213,7 +213,7 @@ def nan_median(values: npt.NDArray[np.float64]) -> float:
 
     The middle order statistics of the values that are not NaN (two
     averaged as numpy's median does, ``(a + b) / 2``), found by
-    `order_statistics` instead of a partition of a copy. Infinities
+    `order_statistics` instead of numpy's partition. Infinities
     (which `order_statistics` does not take) go to numpy.
 
     Parameters
@@ -235,8 +235,9 @@ def nan_median(values: npt.NDArray[np.float64]) -> float:
     if np.asarray(values).dtype != np.float64:
         raise TypeError(f"need float64 values, got {np.asarray(values).dtype}")
     flat = np.ascontiguousarray(values).ravel()
-    kept, infinite = _not_nan_values(flat)
-    if infinite:
+    nan = np.isnan(flat)
+    kept = flat[~nan] if nan.any() else flat
+    if not np.isfinite(kept).all():
         return float(np.nanmedian(flat))
     count = len(kept)
     if count == 0:
@@ -246,17 +247,3 @@ def nan_median(values: npt.NDArray[np.float64]) -> float:
         return float(_select_ranks(kept, np.array([middle]))[0])
     low, high = _select_ranks(kept, np.array([middle - 1, middle]))
     return float((low + high) / 2)
-
-
-@numba.njit(cache=True, nogil=True)
-def _not_nan_values(data: FloatArray) -> tuple[FloatArray, bool]:
-    """Return the entries that are not NaN, and whether one is infinite."""
-    out = np.empty(len(data))
-    n = 0
-    infinite = False
-    for value in data:
-        if not np.isnan(value):
-            infinite |= np.isinf(value)
-            out[n] = value
-            n += 1
-    return out[:n], infinite
