@@ -189,5 +189,34 @@ def test_worker_processes_start_with_the_allocator_settings(monkeypatch):
         Client(cluster) as client,
     ):
         environ = next(iter(client.run(lambda: dict(os.environ)).values()))
+        # The statistical profiler is off: a busy task (longer than its
+        # one-second cycle) leaves no sample.
+        client.submit(_busy, 1.5, pure=False).result()
+        sampled = client.run(_profile_samples)
     for name, value in ALLOCATOR_ENVIRON.items():
         assert environ[name] == value
+    assert list(sampled.values()) == [0]
+
+
+def _profile_samples(dask_worker) -> int:
+    """Return the samples a worker's profiler took (recent and kept)."""
+    kept = sum(profile["count"] for _, profile in dask_worker.profile_history)
+    return dask_worker.profile_recent["count"] + kept
+
+
+def _busy(seconds: float) -> int:
+    """Run Python for ``seconds`` (what a profiler would sample)."""
+    end = time.perf_counter() + seconds
+    turns = 0
+    while time.perf_counter() < end:
+        turns += 1
+    return turns
+
+
+def test_the_workers_profiler_obeys_dasks_own_switch(monkeypatch):
+    from workers.settings import WORKER_PROFILER_ENV, worker_dask_config
+
+    monkeypatch.delenv(WORKER_PROFILER_ENV, raising=False)
+    assert worker_dask_config()["distributed.worker.profile.enabled"] is False
+    monkeypatch.setenv(WORKER_PROFILER_ENV, "True")
+    assert "distributed.worker.profile.enabled" not in worker_dask_config()
