@@ -33,8 +33,10 @@ CELL_LEVEL = 8
 #: trixel and that is smaller than this across (LSSTCam's are 0.23 deg
 #: across their diagonal) lies inside it.
 CELL_MARGIN_DEG = 0.35
-#: Cells kept in one process (a few dozen patch refs each).
-CELLS_KEPT = 1024
+#: Cells kept in one process: a cell holds a few dozen patch refs with
+#: their records (35 refs pickle to 14 kB on the demo repository, about
+#: 0.1 MB in memory), so at most some 25 MB; a light curve needs one a band.
+CELLS_KEPT = 256
 
 Refs = list[Any]
 Query = Callable[[Any, str, Any], Refs]
