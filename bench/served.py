@@ -2,7 +2,7 @@
 
 The redis-servers are the caller's (a benchmark flushes or keeps them
 between runs); the cluster of worker processes, started with the
-project's Dask configuration (`workers.settings.worker_dask_config`),
+project's Dask configuration (`workers.dask_config.worker_dask_config`),
 and the API in a thread live as long as the ``with`` block.
 
 The cluster is a LocalCluster (its scheduler and nannies in this
@@ -25,9 +25,10 @@ import dask
 from distributed import LocalCluster
 
 from cache import RedisServer
+from workers.dask_config import worker_dask_config
 from workers.serve import serve_in_thread
 from workers.services import Services
-from workers.settings import Settings, worker_dask_config
+from workers.settings import Settings
 
 #: Dask's variable for the config a child process starts with.
 _INHERIT = "DASK_INTERNAL_INHERIT_CONFIG"

@@ -110,17 +110,13 @@ class MaskPlanes:
             If a card's value is not an integer bit in 0-31.
         """
         bits: dict[str, int] = {}
-        # Only the MP_ cards' values are parsed (astropy parses a card's
-        # value when it is asked for: a MASK header holds some 70 cards).
-        for card in header.cards:
-            key = card.keyword
-            if not key.startswith(_MASK_CARD_PREFIX):
+        for card in header.cards:  # only the MP_ cards' values are parsed
+            if not (key := card.keyword).startswith(_MASK_CARD_PREFIX):
                 continue
             value = card.value
-            name = key.removeprefix(_MASK_CARD_PREFIX)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise FormatError(f"mask card {key}={value!r} is not a bit")
-            bits[name] = value
+            bits[key.removeprefix(_MASK_CARD_PREFIX)] = value
         return cls(bits)
 
     def header_cards(self) -> list[tuple[str, int]]:

@@ -16,7 +16,7 @@ from astropy.io import fits
 from recreate.butler import DiffimInputs
 from recreate.io.dp1_read import image_geometry, read_dp1_geometry
 from recreate.io.fitsfile import (
-    _READ_ERRORS,
+    READ_ERRORS,
     hdu_label,
     is_image_2d,
     open_fits,
@@ -89,7 +89,7 @@ def image_plane_geometry(path: str) -> ImageGeometry | None:
             return None
         try:
             hdu = _image_hdu(hdulist)
-        except _READ_ERRORS:
+        except READ_ERRORS:
             # Damaged past the primary header: the whole read says how.
             return None
         shape = None if hdu is None else _plane_shape(hdu)

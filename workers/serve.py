@@ -285,7 +285,7 @@ def run_worker(
     import dask
     from distributed.cli.dask_worker import main as dask_worker
 
-    from workers.settings import worker_dask_config
+    from workers.dask_config import worker_dask_config
 
     args = [
         scheduler,

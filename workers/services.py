@@ -33,13 +33,14 @@ from recreate.selection import Selection
 from workers.broker import Broker
 from workers.butler import LockedButler
 from workers.campaigns import CampaignRunner
+from workers.dask_config import worker_dask_config
 from workers.ivoa.jobs import JobRunner
 from workers.jobs import JobBook
 from workers.metrics import Metrics
 from workers.products import ProductService
 from workers.regions import RegionService
 from workers.render_processes import RenderProcesses
-from workers.settings import Settings, worker_dask_config
+from workers.settings import Settings
 from workers.solutions import SolutionService
 from workers.state import RecreateWorkerPlugin
 

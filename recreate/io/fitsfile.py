@@ -30,7 +30,7 @@ type AnyImageHDU = fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU
 type Window = tuple[slice, slice]
 
 #: What astropy raises (or, for truncation, warns) on broken FITS content.
-_READ_ERRORS = (OSError, ValueError, TypeError, EOFError, zlib.error)
+READ_ERRORS = (OSError, ValueError, TypeError, EOFError, zlib.error)
 
 
 @contextmanager
@@ -74,14 +74,14 @@ def open_fits(
             hdulist = fits.open(
                 path, memmap=False, disable_image_compression=tables
             )
-        except (*_READ_ERRORS, AstropyUserWarning) as exc:
+        except (*READ_ERRORS, AstropyUserWarning) as exc:
             raise _unreadable(path, exc) from exc
         try:
             # HDUs load lazily; read every header now so that damage
             # anywhere in the file is reported here, against its name.
             if not lazy:
                 hdulist.readall()
-        except (*_READ_ERRORS, AstropyUserWarning) as exc:
+        except (*READ_ERRORS, AstropyUserWarning) as exc:
             hdulist.close()
             raise _unreadable(path, exc) from exc
     with hdulist:
@@ -160,7 +160,7 @@ def read_array(
         with warnings.catch_warnings():
             warnings.simplefilter("error", AstropyUserWarning)
             data = hdu.data if window is None else _read_window(hdu, window)
-    except (*_READ_ERRORS, AstropyUserWarning) as exc:
+    except (*READ_ERRORS, AstropyUserWarning) as exc:
         raise FormatError(f"{source}: cannot read the {what} ({exc})") from exc
     if data is None:
         raise FormatError(f"{source}: the {what} has no pixel data")

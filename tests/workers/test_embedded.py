@@ -171,7 +171,7 @@ def test_worker_processes_start_with_the_allocator_settings(monkeypatch):
     from distributed import Client, LocalCluster
 
     from recreate.memory import ALLOCATOR_ENVIRON
-    from workers.settings import worker_dask_config
+    from workers.dask_config import worker_dask_config
 
     # A nanny started with Dask's defaults (other tests' clusters) leaves
     # them in this process's environment, which nannies let override
@@ -214,7 +214,7 @@ def _busy(seconds: float) -> int:
 
 
 def test_the_workers_profiler_obeys_dasks_own_switch(monkeypatch):
-    from workers.settings import WORKER_PROFILER_ENV, worker_dask_config
+    from workers.dask_config import WORKER_PROFILER_ENV, worker_dask_config
 
     monkeypatch.delenv(WORKER_PROFILER_ENV, raising=False)
     assert worker_dask_config()["distributed.worker.profile.enabled"] is False
