@@ -189,17 +189,39 @@ def pairwise_sum(data: FloatArray, start: int, count: int) -> float:
     halves' sums. The halving is unrolled onto a stack here (numba's
     cache cannot hold a recursive function).
     """
-    # Tasks: (start, count, combine?); at most 2 per level of halving.
-    task_start = np.empty(_PAIRWISE_STACK, dtype=np.int64)
-    task_count = np.empty(_PAIRWISE_STACK, dtype=np.int64)
-    task_combine = np.empty(_PAIRWISE_STACK, dtype=np.bool_)
-    sums = np.empty(_PAIRWISE_STACK)
+    tasks, sums = pairwise_scratch()
+    return pairwise_sum_with(data, start, count, tasks, sums)
+
+
+@numba.njit(cache=True, nogil=True)
+def pairwise_scratch() -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Return the stacks `pairwise_sum_with` works in, for reuse."""
+    return (
+        np.empty((_PAIRWISE_STACK, 3), dtype=np.int64),
+        np.empty(_PAIRWISE_STACK),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def pairwise_sum_with(
+    data: FloatArray,
+    start: int,
+    count: int,
+    tasks: npt.NDArray[np.int64],
+    sums: FloatArray,
+) -> float:
+    """Return `pairwise_sum` using the stacks of `pairwise_scratch`.
+
+    For kernels that sum many short runs: the stacks are made once, not
+    at each sum. Each task is (start, count, combine?); at most 2 per
+    level of halving.
+    """
     n_tasks, n_sums = 1, 0
-    task_start[0], task_count[0], task_combine[0] = start, count, False
+    tasks[0, 0], tasks[0, 1], tasks[0, 2] = start, count, 0
     while n_tasks > 0:
         n_tasks -= 1
-        first, size = task_start[n_tasks], task_count[n_tasks]
-        if task_combine[n_tasks]:
+        first, size = tasks[n_tasks, 0], tasks[n_tasks, 1]
+        if tasks[n_tasks, 2]:
             n_sums -= 1
             sums[n_sums - 1] = sums[n_sums - 1] + sums[n_sums]
         elif size <= _PAIRWISE_BLOCK:
@@ -210,13 +232,13 @@ def pairwise_sum(data: FloatArray, start: int, count: int) -> float:
             half -= half % _PAIRWISE_UNROLL
             # Pushed in reverse: the left half is summed first.
             for begin, length, combine in (
-                (0, 0, True),
-                (first + half, size - half, False),
-                (first, half, False),
+                (0, 0, 1),
+                (first + half, size - half, 0),
+                (first, half, 0),
             ):
-                task_start[n_tasks] = begin
-                task_count[n_tasks] = length
-                task_combine[n_tasks] = combine
+                tasks[n_tasks, 0] = begin
+                tasks[n_tasks, 1] = length
+                tasks[n_tasks, 2] = combine
                 n_tasks += 1
     return sums[0]
 

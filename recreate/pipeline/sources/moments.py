@@ -6,15 +6,26 @@ the weight covariance becomes twice the weighted second moments. The
 fixed point for a Gaussian source is its own covariance; for any source
 the result is the size measure LSST's ``computeShape`` and SdssShape
 report. All stamps iterate together; each leaves once converged.
+
+Each step's pixel sums are compiled (`_weight_exponents`,
+`_weighted_sums`) but make numpy's operations in numpy's order: the
+elementwise products as the array expressions evaluate them, the
+Gaussian through ``np.exp`` itself, and each stamp's sums as
+``sum(axis=(1, 2))`` adds a contiguous stamp (pairwise, as
+`recreate.numerics.robust.pairwise_sum`). So the moments are the plain
+numpy formulation's, bit for bit, without its dozen stamp-sized
+temporaries a step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
+from recreate.numerics.robust import pairwise_scratch, pairwise_sum_with
 from recreate.pipeline.sources.measure import StampStack
 
 FloatArray = npt.NDArray[np.float64]
@@ -145,22 +156,22 @@ def _moment_step(
 ) -> _MomentStep:
     """Return the weighted moments about the current centroid.
 
-    ``state`` holds rows dx, dy and the weight covariance a, b, c.
+    ``state`` holds rows dx, dy and the weight covariance a, b, c. The
+    weight is ``exp(-0.5 u^T W^-1 u)`` at offset ``u`` from the centroid
+    (module notes).
     """
-    dx, dy, a, b, c = state
-    det = a * b - c**2
-    ux = grid[None, None, :] - dx[:, None, None]
-    uy = grid[None, :, None] - dy[:, None, None]
-    ia, ib, ic = (x[:, None, None] for x in (b / det, a / det, -c / det))
-    weight = np.exp(-0.5 * (ia * ux**2 + 2 * ic * ux * uy + ib * uy**2))
-    wi = weight * values
-    total = wi.sum(axis=(1, 2))
+    a, b = state[2], state[3]
+    exponent = _weight_exponents(grid, state, np.empty(values.shape))
+    weight = np.exp(exponent, out=exponent)
+    total, sum_x, sum_y, sum_xx, sum_yy, sum_xy = _weighted_sums(
+        values, weight, grid, state
+    )
     safe = np.where(total > 0, total, 1.0)
-    mx = (wi * ux).sum(axis=(1, 2)) / safe
-    my = (wi * uy).sum(axis=(1, 2)) / safe
-    mxx = (wi * ux**2).sum(axis=(1, 2)) / safe - mx**2
-    myy = (wi * uy**2).sum(axis=(1, 2)) / safe - my**2
-    mxy = (wi * ux * uy).sum(axis=(1, 2)) / safe - mx * my
+    mx = sum_x / safe
+    my = sum_y / safe
+    mxx = sum_xx / safe - mx**2
+    myy = sum_yy / safe - my**2
+    mxy = sum_xy / safe - mx * my
     # For a Gaussian source the weighted mean moves only
     # W (W + C)^-1 of the way; scale by the trace ratio to undo it.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -175,3 +186,67 @@ def _moment_step(
         mxy=mxy,
         ok=(total > 0) & positive,
     )
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _weight_exponents(
+    grid: FloatArray, state: FloatArray, out: FloatArray
+) -> FloatArray:
+    """Fill ``out[k]`` with stamp ``k``'s Gaussian weight exponent.
+
+    ``-0.5 * (ia ux^2 + 2 ic ux uy + ib uy^2)`` with ``(ia, ib, ic)`` the
+    inverse of the weight covariance, as numpy evaluates it.
+    """
+    size = grid.shape[0]
+    for k in range(state.shape[1]):
+        dx, dy, a, b, c = (
+            state[0, k],
+            state[1, k],
+            state[2, k],
+            state[3, k],
+            state[4, k],
+        )
+        det = a * b - c * c
+        ia, ib, ic = b / det, a / det, -c / det
+        for i in range(size):
+            uy = grid[i] - dy
+            for j in range(size):
+                ux = grid[j] - dx
+                out[k, i, j] = -0.5 * (
+                    ia * (ux * ux) + 2.0 * ic * ux * uy + ib * (uy * uy)
+                )
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _weighted_sums(
+    values: FloatArray, weight: FloatArray, grid: FloatArray, state: FloatArray
+) -> FloatArray:
+    """Return each stamp's weighted pixel sums (rows of the result).
+
+    With ``w = weight * values``: the sums of ``w``, ``w ux``, ``w uy``,
+    ``w ux^2``, ``w uy^2`` and ``w ux uy``.
+    """
+    n, size = values.shape[0], grid.shape[0]
+    count = size * size
+    out = np.empty((6, n))
+    terms = np.empty((6, count))
+    tasks, sums = pairwise_scratch()
+    for k in range(n):
+        dx, dy = state[0, k], state[1, k]
+        p = 0
+        for i in range(size):
+            uy = grid[i] - dy
+            for j in range(size):
+                ux = grid[j] - dx
+                w = weight[k, i, j] * values[k, i, j]
+                terms[0, p] = w
+                terms[1, p] = w * ux
+                terms[2, p] = w * uy
+                terms[3, p] = w * (ux * ux)
+                terms[4, p] = w * (uy * uy)
+                terms[5, p] = w * ux * uy
+                p += 1
+        for row in range(6):
+            out[row, k] = pairwise_sum_with(terms[row], 0, count, tasks, sums)
+    return out
