@@ -11,9 +11,10 @@ placed for pixel-aligned inputs), and runs the v29 recipe
   all bright), it retries without the cap: the brightest unsaturated,
   isolated, unresolved stars.
 * *Spatial orders*: when the spatial kernel solution is ill-conditioned
-  or singular (fewer stars than spatial terms: v29's kernel order 1 and
-  background order 2 need six well-spread stars), it steps the orders
-  down, kernel 1 -> 0 and background 2 -> 1 -> 0, until it is not.
+  or singular, or too thin (no more stars than spatial terms: v29's
+  kernel order 1 and background order 2, six terms, need seven
+  well-spread stars), it steps the orders down, kernel 1 -> 0 and
+  background 2 -> 1 -> 0, until it is not.
 
 What remains ill-conditioned or too thin is an `UnreliableKernelError`
 (exit status 2, one line) unless ``allow_ill_conditioned``. Every step
@@ -336,18 +337,21 @@ def _relax_candidates(
 def kernel_problem(kernel: SolvedKernel, config: PipelineConfig) -> str | None:
     """Say why a solved kernel cannot be trusted, or None if it can.
 
-    A solution is *too thin* when fewer stars went into it than its
-    spatial model has terms to constrain, and *ill-conditioned* when
-    its condition number exceeds ``max_spatial_condition_number`` (a
-    singular system's is infinite).
+    A solution is *too thin* when no more stars went into it than its
+    spatial model has terms to constrain: with exactly as many, the
+    model passes through each star's own kernel, noise and all, and
+    extrapolates that to the corners, where the variance plane (made
+    with the centre's kernel, as v29 makes it) no longer describes the
+    noise. It is *ill-conditioned* when its condition number exceeds
+    ``max_spatial_condition_number`` (a singular system's is infinite).
     """
     orders = (kernel.spatial_kernel_order, kernel.spatial_bg_order)
-    needed = max(n_terms(orders[0]), n_terms(orders[1]))
+    needed = max(n_terms(orders[0]), n_terms(orders[1])) + 1
     if kernel.n_used < needed:
         return (
             f"kernel solution too thin: {kernel.n_used} stars for spatial "
             f"orders {orders[0]} (kernel) and {orders[1]} (background), "
-            f"which need {needed}"
+            f"which need {needed} (one more than their {needed - 1} terms)"
         )
     limit = config.kernel.max_spatial_condition_number
     condition = kernel.condition_number
