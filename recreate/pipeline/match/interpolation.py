@@ -14,10 +14,12 @@ as they do in the call on all of them.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import numpy.typing as npt
-from scipy.interpolate import CubicHermiteSpline, CubicSpline, PPoly
+from scipy.interpolate import CubicSpline, PPoly
 
 from recreate.numerics.row_blocks import run_row_blocks
 
@@ -64,14 +66,9 @@ def interpolate(
     if count == 2:
         slope = (values[1] - values[0]) / (nodes[1] - nodes[0])
         return values[0][:, None] + np.multiply.outer(slope, at - nodes[0])
-    spline: PPoly
     if count >= MIN_AKIMA:
-        slopes = _akima_slopes(
-            nodes, values, per_curve=per_curve, largest=largest
-        )
-        spline = CubicHermiteSpline(nodes, values, slopes, extrapolate=False)
-    else:
-        spline = CubicSpline(nodes, values, axis=0, bc_type="natural")
+        return _akima(nodes, values, at, per_curve=per_curve, largest=largest)
+    spline = CubicSpline(nodes, values, axis=0, bc_type="natural")
     out = np.empty((values.shape[1], len(at)))
     coefficients = np.ascontiguousarray(spline.c.transpose(2, 1, 0))
 
@@ -82,9 +79,74 @@ def interpolate(
         )
 
     run_row_blocks(block, len(out))
-    for end, beyond in (
-        (nodes[0], at < nodes[0]),
-        (nodes[-1], at > nodes[-1]),
+    _extrapolate(spline, spline, nodes, at, out)
+    return out
+
+
+def _akima(
+    nodes: FloatArray,
+    values: FloatArray,
+    at: FloatArray,
+    *,
+    per_curve: bool,
+    largest: float | None,
+) -> FloatArray:
+    """Return `interpolate`'s Akima curves, made a block of curves at a time.
+
+    scipy's ``Akima1DInterpolator`` is a ``CubicHermiteSpline`` on its
+    slopes; here each block of curves gets its slopes and piece
+    polynomials (`_akima_pieces`, scipy's operations) and is evaluated
+    at once, on threads, with no whole-set coefficient array. Only the
+    cutoff's scale, over all curves unless ``per_curve``, is found first.
+    """
+    curves = np.ascontiguousarray(values.T, dtype=np.float64)
+    n_curves = len(curves)
+    scales = np.empty(n_curves)
+    if largest is not None:
+        scales[:] = largest
+    else:
+        run_row_blocks(
+            lambda rows: _largest_slope_changes(
+                nodes, curves[rows[0] : rows[1]], scales[rows[0] : rows[1]]
+            ),
+            n_curves,
+        )
+        if not per_curve:
+            # np.max over every curve: NaN if any is.
+            scales[:] = np.max(scales)
+    out = np.empty((n_curves, len(at)))
+    ends = np.empty((2, 4, n_curves))
+
+    def block(rows: tuple[int, int]) -> None:
+        first, stop = rows
+        pieces = _akima_pieces(nodes, curves[first:stop], scales[first:stop])
+        _evaluate_pieces(pieces, nodes, at, out[first:stop])
+        ends[0, :, first:stop] = pieces[:, 0].T
+        ends[1, :, first:stop] = pieces[:, -1].T
+
+    run_row_blocks(block, n_curves)
+    # Beyond the end nodes, as the whole spline's end pieces give it.
+    first_piece = PPoly(ends[0][:, None], nodes[:2], extrapolate=False)
+    last_piece = PPoly(ends[1][:, None], nodes[-2:], extrapolate=False)
+    _extrapolate(first_piece, last_piece, nodes, at, out)
+    return out
+
+
+def _extrapolate(
+    first: PPoly,
+    last: PPoly,
+    nodes: FloatArray,
+    at: FloatArray,
+    out: FloatArray,
+) -> None:
+    """Fill ``out`` beyond the end nodes from the end points' derivatives.
+
+    ``first`` and ``last`` hold the first and last pieces (or the whole
+    spline); value, slope and curvature at the end node continue it.
+    """
+    for spline, end, beyond in (
+        (first, nodes[0], at < nodes[0]),
+        (last, nodes[-1], at > nodes[-1]),
     ):
         if np.any(beyond):
             step = np.asarray(at[beyond] - end)
@@ -94,7 +156,6 @@ def interpolate(
                 + np.multiply.outer(slope, step)
                 + 0.5 * np.multiply.outer(curve, step**2)
             )
-    return out
 
 
 def _piecewise_linear(
@@ -145,36 +206,6 @@ def _slope_changes(
     return m, dm, dm[2:] + dm[:-2]
 
 
-def _akima_slopes(
-    x: FloatArray,
-    y: FloatArray,
-    *,
-    per_curve: bool,
-    largest: float | None = None,
-) -> FloatArray:
-    """Return the node slopes scipy's ``Akima1DInterpolator`` uses.
-
-    The same operations as scipy 1.18's (method "akima", 5 or more
-    nodes) on ``y`` of shape ``(len(x), n_curves)``, with the cutoff
-    below which a slope is the plain mean taken per curve, overall, or
-    from ``largest`` when given.
-    """
-    m, dm, f12 = _slope_changes(x, y)
-    t = 0.5 * (m[3:] + m[:-3])
-    f2 = dm[:-2]
-    scale: FloatArray | float
-    if largest is not None:
-        scale = largest
-    else:
-        scale = np.max(f12, axis=0) if per_curve else np.max(f12)
-    node, curve = np.nonzero(f12 > _AKIMA_BREAK * scale)
-    t[node, curve] = m[node + 1, curve] + (
-        (f2[node, curve] / f12[node, curve])
-        * (m[node + 2, curve] - m[node + 1, curve])
-    )
-    return t
-
-
 @numba.njit(cache=True, nogil=True)
 def _evaluate_pieces(
     coefficients: FloatArray,
@@ -212,3 +243,76 @@ def _evaluate_pieces(
             z1, z2, z3 = s1[low:high], s2[low:high], s3[low:high]
             for q in range(high - low):
                 row[q] = ((constant + c2 * z1[q]) + c1 * z2[q]) + c0 * z3[q]
+
+
+@numba.njit(cache=True, nogil=True)
+def _secants(x: FloatArray, y: FloatArray, m: FloatArray) -> None:
+    """Fill ``m`` with scipy Akima's secants of one curve, extended.
+
+    ``m[2:-2]`` are the secants; two more at each end continue them
+    linearly (``_slope_changes``'s operations).
+    """
+    n = len(x)
+    for i in range(n - 1):
+        m[i + 2] = (y[i + 1] - y[i]) / (x[i + 1] - x[i])
+    m[1] = 2.0 * m[2] - m[3]
+    m[0] = 2.0 * m[1] - m[2]
+    m[n + 1] = 2.0 * m[n] - m[n - 1]
+    m[n + 2] = 2.0 * m[n + 1] - m[n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _largest_slope_changes(
+    x: FloatArray, curves: FloatArray, out: FloatArray
+) -> None:
+    """Write each curve's largest ``f12`` (NaN if any is) into ``out``."""
+    n = len(x)
+    m = np.empty(n + 3)
+    for j in range(len(curves)):
+        _secants(x, curves[j], m)
+        largest = -np.inf
+        for i in range(n):
+            f12 = abs(m[i + 3] - m[i + 2]) + abs(m[i + 1] - m[i])
+            if math.isnan(f12) or math.isnan(largest):
+                largest = math.nan
+            elif f12 > largest:
+                largest = f12
+        out[j] = largest
+
+
+@numba.njit(cache=True, nogil=True)
+def _akima_pieces(
+    x: FloatArray, curves: FloatArray, scales: FloatArray
+) -> FloatArray:
+    """Return the Akima cubics of each curve: ``(n_curves, n - 1, 4)``.
+
+    The slopes as scipy 1.18's ``Akima1DInterpolator`` (method "akima")
+    computes them, with the cutoff below which a slope is the plain
+    mean of its neighbours at ``1e-9 * scales[j]``; then the piece
+    polynomials as scipy's ``CubicHermiteSpline`` makes them,
+    highest power first.
+    """
+    n = len(x)
+    pieces = np.empty((len(curves), n - 1, 4))
+    m = np.empty(n + 3)
+    t = np.empty(n)
+    for j in range(len(curves)):
+        y = curves[j]
+        _secants(x, y, m)
+        limit = _AKIMA_BREAK * scales[j]
+        for i in range(n):
+            f2 = abs(m[i + 1] - m[i])
+            f12 = abs(m[i + 3] - m[i + 2]) + f2
+            if f12 > limit:
+                t[i] = m[i + 1] + ((f2 / f12) * (m[i + 2] - m[i + 1]))
+            else:
+                t[i] = 0.5 * (m[i + 3] + m[i])
+        for i in range(n - 1):
+            dx = x[i + 1] - x[i]
+            slope = (y[i + 1] - y[i]) / dx
+            change = (t[i] + t[i + 1] - 2 * slope) / dx
+            pieces[j, i, 0] = change / dx
+            pieces[j, i, 1] = (slope - t[i]) / dx - change
+            pieces[j, i, 2] = t[i]
+            pieces[j, i, 3] = y[i]
+    return pieces
