@@ -39,13 +39,14 @@ rows, so no result depends on the thread count.
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 import numba
 import numpy as np
 import numpy.typing as npt
-from scipy.ndimage import median_filter
 
 from recreate.numerics.arrays import native_float_plane
+from recreate.numerics.median3 import median_filter_3x3
 from recreate.numerics.robust import clipped_means_by_row
 from recreate.numerics.row_blocks import run_row_blocks
 from recreate.pipeline.config import BackgroundConfig
@@ -62,11 +63,33 @@ BoolArray = npt.NDArray[np.bool_]
 _MIN_BLOCK_BINS = 4
 
 
+@overload
 def binned_background(
     image: npt.NDArray[np.floating],
     good: BoolArray,
     config: BackgroundConfig,
-) -> FloatArray:
+    *,
+    float32: Literal[False] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def binned_background(
+    image: npt.NDArray[np.floating],
+    good: BoolArray,
+    config: BackgroundConfig,
+    *,
+    float32: Literal[True],
+) -> npt.NDArray[np.float32]: ...
+
+
+def binned_background(
+    image: npt.NDArray[np.floating],
+    good: BoolArray,
+    config: BackgroundConfig,
+    *,
+    float32: bool = False,
+) -> FloatArray | npt.NDArray[np.float32]:
     """Return afw's interpolated binned background (see module notes).
 
     Parameters
@@ -77,12 +100,15 @@ def binned_background(
         Pixels that may enter the bin statistics.
     config
         Bin size and count rule, statistic, interpolation and filter.
+    float32
+        Return float32: the float64 values rounded, as ``astype`` rounds
+        them, without a float64 copy of the image.
 
     Returns
     -------
     background
-        Same shape as ``image``, float64, C-ordered; all zero when no
-        bin has a value.
+        Same shape as ``image``, float64 (or float32), C-ordered; all
+        zero when no bin has a value.
     """
     height, width = image.shape
     grid = filtered_bins(image, good, config)
@@ -92,14 +118,19 @@ def binned_background(
     # afw interpolates each column of bins in y first, then each row in x.
     kept = np.flatnonzero(np.any(np.isfinite(grid), axis=0))
     if len(kept) == 0:
-        return np.zeros(image.shape)
+        return np.zeros(image.shape, np.float32 if float32 else np.float64)
     rows = np.arange(height, dtype=np.float64)
     by_column = interpolate_columns(
         grid[:, kept], y_nodes, rows, linear=linear
     )
     x_out = np.arange(width, dtype=np.float64)
     return interpolate(
-        x_nodes[kept], by_column, x_out, per_curve=False, linear=linear
+        x_nodes[kept],
+        by_column,
+        x_out,
+        per_curve=False,
+        linear=linear,
+        float32=float32,
     )
 
 
@@ -153,7 +184,7 @@ def filter_super_pixels(
     else:
         # A window may be all empty where the whole grid is not.
         out[empty] = fill
-    return np.asarray(median_filter(out, mode="reflect", size=3))
+    return median_filter_3x3(out)
 
 
 def empty_bin_fill(grid: FloatArray) -> float:

@@ -15,6 +15,7 @@ as they do in the call on all of them.
 from __future__ import annotations
 
 import math
+from typing import Any, Literal, overload
 
 import numba
 import numpy as np
@@ -24,6 +25,7 @@ from scipy.interpolate import CubicSpline, PPoly
 from recreate.numerics.row_blocks import run_row_blocks
 
 FloatArray = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
 
 #: Fewest points for each interpolation style (afw's
 #: ``lookupMinInterpPoints``): Akima 5, cubic spline 3, linear 2.
@@ -34,8 +36,44 @@ MIN_CUBIC = 3
 #: of the largest are the plain mean of their neighbours.
 _AKIMA_BREAK = 1e-9
 
-#: Curves interpolated together by the piecewise-linear style.
-_LINEAR_BLOCK = 64
+
+@overload
+def interpolate(
+    nodes: FloatArray,
+    values: FloatArray,
+    at: FloatArray,
+    *,
+    per_curve: bool,
+    linear: bool = ...,
+    largest: float | None = ...,
+    float32: Literal[False] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def interpolate(
+    nodes: FloatArray,
+    values: FloatArray,
+    at: FloatArray,
+    *,
+    per_curve: bool,
+    linear: bool = ...,
+    largest: float | None = ...,
+    float32: Literal[True],
+) -> Float32Array: ...
+
+
+@overload
+def interpolate(
+    nodes: FloatArray,
+    values: FloatArray,
+    at: FloatArray,
+    *,
+    per_curve: bool,
+    linear: bool = ...,
+    largest: float | None = ...,
+    float32: bool,
+) -> FloatArray | Float32Array: ...
 
 
 def interpolate(
@@ -46,7 +84,8 @@ def interpolate(
     per_curve: bool,
     linear: bool = False,
     largest: float | None = None,
-) -> FloatArray:
+    float32: bool = False,
+) -> npt.NDArray[Any]:
     """Interpolate each column of ``values`` as afw does (module notes).
 
     ``values`` has shape ``(len(nodes), n_curves)``: several curves on
@@ -56,20 +95,32 @@ def interpolate(
     largest slope change) is taken per curve if ``per_curve``, else over
     all the curves (as one call on all of them does), or from
     ``largest`` when given (`akima_scale` of the whole set of curves,
-    when ``values`` holds only some of them).
+    when ``values`` holds only some of them). The values are computed
+    in float64; ``float32`` stores them rounded, as ``astype`` rounds
+    them, with no float64 copy of the whole result.
     """
+    dtype = np.float32 if float32 else np.float64
     count = len(nodes)
     if count == 1:
-        return np.repeat(values[0][:, None], len(at), axis=1)
+        out = np.repeat(values[0][:, None], len(at), axis=1)
+        return out.astype(dtype, copy=False)
     if linear and count > 2:
-        return _piecewise_linear(nodes, values, at)
+        return _piecewise_linear(nodes, values, at, dtype)
     if count == 2:
         slope = (values[1] - values[0]) / (nodes[1] - nodes[0])
-        return values[0][:, None] + np.multiply.outer(slope, at - nodes[0])
+        out = values[0][:, None] + np.multiply.outer(slope, at - nodes[0])
+        return out.astype(dtype, copy=False)
     if count >= MIN_AKIMA:
-        return _akima(nodes, values, at, per_curve=per_curve, largest=largest)
+        return _akima(
+            nodes,
+            values,
+            at,
+            per_curve=per_curve,
+            largest=largest,
+            dtype=dtype,
+        )
     spline = CubicSpline(nodes, values, axis=0, bc_type="natural")
-    out = np.empty((values.shape[1], len(at)))
+    out = np.empty((values.shape[1], len(at)), dtype=dtype)
     coefficients = np.ascontiguousarray(spline.c.transpose(2, 1, 0))
 
     def block(curves: tuple[int, int]) -> None:
@@ -90,7 +141,8 @@ def _akima(
     *,
     per_curve: bool,
     largest: float | None,
-) -> FloatArray:
+    dtype: type[np.float32 | np.float64],
+) -> npt.NDArray[Any]:
     """Return `interpolate`'s Akima curves, made a block of curves at a time.
 
     scipy's ``Akima1DInterpolator`` is a ``CubicHermiteSpline`` on its
@@ -114,7 +166,7 @@ def _akima(
         if not per_curve:
             # np.max over every curve: NaN if any is.
             scales[:] = np.max(scales)
-    out = np.empty((n_curves, len(at)))
+    out: npt.NDArray[Any] = np.empty((n_curves, len(at)), dtype=dtype)
     ends = np.empty((2, 4, n_curves))
 
     def block(rows: tuple[int, int]) -> None:
@@ -137,7 +189,7 @@ def _extrapolate(
     last: PPoly,
     nodes: FloatArray,
     at: FloatArray,
-    out: FloatArray,
+    out: npt.NDArray[Any],
 ) -> None:
     """Fill ``out`` beyond the end nodes from the end points' derivatives.
 
@@ -159,24 +211,34 @@ def _extrapolate(
 
 
 def _piecewise_linear(
-    nodes: FloatArray, values: FloatArray, at: FloatArray
-) -> FloatArray:
+    nodes: FloatArray,
+    values: FloatArray,
+    at: FloatArray,
+    dtype: type[np.float32 | np.float64],
+) -> npt.NDArray[Any]:
     """Interpolate each curve linearly (GSL's linear).
 
     The end segments are extended beyond the end nodes; the result has
-    shape ``(n_curves, len(at))``. Curves are done a block at a time, so
-    the temporaries stay small on a full detector.
+    shape ``(n_curves, len(at))``, stored as ``dtype``. Each value is
+    numpy's ``y_lo + fraction * (y_hi - y_lo)`` of its segment, computed
+    by a compiled kernel over blocks of curves on threads.
     """
     segment = np.clip(
         np.searchsorted(nodes, at, side="right") - 1, 0, len(nodes) - 2
     )
     x_lo, x_hi = nodes[segment], nodes[segment + 1]
     fraction = (at - x_lo) / (x_hi - x_lo)
-    out = np.empty((values.shape[1], len(at)))
-    for first in range(0, values.shape[1], _LINEAR_BLOCK):
-        block = values[:, first : first + _LINEAR_BLOCK]
-        y_lo, y_hi = block[segment].T, block[segment + 1].T
-        out[first : first + _LINEAR_BLOCK] = y_lo + fraction * (y_hi - y_lo)
+    curves = np.ascontiguousarray(values.T, dtype=np.float64)
+    out: npt.NDArray[Any] = np.empty((len(curves), len(at)), dtype=dtype)
+    run_row_blocks(
+        lambda rows: _linear_rows(
+            curves[rows[0] : rows[1]],
+            segment,
+            fraction,
+            out[rows[0] : rows[1]],
+        ),
+        len(curves),
+    )
     return out
 
 
@@ -211,14 +273,15 @@ def _evaluate_pieces(
     coefficients: FloatArray,
     breaks: FloatArray,
     at: FloatArray,
-    out: FloatArray,
+    out: npt.NDArray[Any],
 ) -> None:
     """Write scipy PPoly's value at each ascending ``at`` inside the breaks.
 
     ``coefficients`` has shape ``(n_curves, n_intervals, 4)`` (cubics,
     highest power first); ``out[j, p]`` receives curve ``j`` at ``at[p]``
     where ``breaks[0] <= at[p] <= breaks[-1]``, the interval found and
-    the polynomial summed exactly as scipy's ``_ppoly.evaluate`` does.
+    the polynomial summed exactly as scipy's ``_ppoly.evaluate`` does
+    (and rounded on the store if ``out`` is float32).
     """
     n_curves, n_intervals, _ = coefficients.shape
     # ``at`` ascends: the points inside are one run, and so are each
@@ -316,3 +379,19 @@ def _akima_pieces(
             pieces[j, i, 2] = t[i]
             pieces[j, i, 3] = y[i]
     return pieces
+
+
+@numba.njit(cache=True, nogil=True)
+def _linear_rows(
+    curves: FloatArray,
+    segment: npt.NDArray[np.intp],
+    fraction: FloatArray,
+    out: npt.NDArray[Any],
+) -> None:
+    """Write each curve's piecewise-linear values (`_piecewise_linear`)."""
+    for j in range(len(curves)):
+        y = curves[j]
+        for p in range(len(segment)):
+            y_lo = y[segment[p]]
+            y_hi = y[segment[p] + 1]
+            out[j, p] = y_lo + fraction[p] * (y_hi - y_lo)

@@ -121,4 +121,4 @@ def subtracted_background(
     """Return SubtractBackgroundTask's background, rounded to float32."""
     ignored = np.int32(planes.value_of_present(config.ignored_planes))
     good = ((mask & ignored) == 0) & np.isfinite(image)
-    return binned_background(image, good, config).astype(np.float32)
+    return binned_background(image, good, config, float32=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -238,3 +239,47 @@ def test_columns_interpolate_alike_whether_or_not_some_bins_are_empty():
     grouped = interpolate_columns(holed, nodes, at, linear=False)
     assert grouped[:5].tobytes() == whole[:5].tobytes()
     assert not np.array_equal(grouped[5], whole[5])
+
+
+@pytest.mark.parametrize(
+    ("shape", "interpolation"),
+    [
+        ((300, 410), "AKIMA_SPLINE"),  # 9 x 12 bins: Akima
+        ((100, 130), "AKIMA_SPLINE"),  # 3 x 4 bins: natural cubic
+        ((40, 70), "AKIMA_SPLINE"),  # 1 x 2 bins: constant, linear
+        ((300, 410), "LINEAR"),
+    ],
+)
+def test_float32_background_is_the_float64_one_rounded(shape, interpolation):
+    rng = np.random.default_rng(shape[1])
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    image = rng.normal(0.0, 3.0, shape) + 1e-3 * xx * yy + np.sin(xx / 17)
+    good = rng.random(shape) > 0.1
+    config = replace(BG32, interpolation=interpolation)
+    wide = binned_background(image, good, config)
+    narrow = binned_background(image, good, config, float32=True)
+    assert narrow.dtype == np.float32
+    assert np.array_equal(narrow, wide.astype(np.float32))
+
+
+def test_piecewise_linear_is_the_numpy_formulation_bit_for_bit():
+    # y_lo + fraction * (y_hi - y_lo) per segment, end segments
+    # extended, as numpy evaluates it over whole arrays.
+    from recreate.pipeline.match.interpolation import interpolate
+
+    rng = np.random.default_rng(11)
+    nodes = np.cumsum(rng.uniform(20.0, 40.0, 9))
+    values = rng.normal(0.0, 1e3, (9, 300))
+    at = np.arange(-5.0, nodes[-1] + 30.0, 0.75)
+    segment = np.clip(
+        np.searchsorted(nodes, at, side="right") - 1, 0, len(nodes) - 2
+    )
+    fraction = (at - nodes[segment]) / (nodes[segment + 1] - nodes[segment])
+    y_lo, y_hi = values[segment].T, values[segment + 1].T
+    expected = y_lo + fraction * (y_hi - y_lo)
+    got = interpolate(nodes, values, at, per_curve=False, linear=True)
+    assert np.array_equal(got, expected)
+    narrow = interpolate(
+        nodes, values, at, per_curve=False, linear=True, float32=True
+    )
+    assert np.array_equal(narrow, expected.astype(np.float32))
