@@ -50,25 +50,36 @@ def _usable(
     excluded: int,
 ) -> BoolImage:
     """Return finite pixels with a valid variance and no excluded plane."""
-    return _usable_pixels(
+    planes = (
         native_float_plane(image),
         native_float_plane(variance),
         native_mask(mask),
-        excluded,
     )
+    usable = np.empty(np.shape(image), dtype=np.bool_)
+    run_row_blocks(
+        lambda rows: _usable_rows(*planes, excluded, *rows, usable),
+        usable.shape[0],
+    )
+    return usable
 
 
 @numba.njit(cache=True, nogil=True)
-def _usable_pixels(
+def _usable_rows(
     image: npt.NDArray[np.floating],
     variance: npt.NDArray[np.floating],
     mask: npt.NDArray[np.integer],
     excluded: int,
-) -> BoolImage:
-    """Return finite pixels with a finite variance >= 0, not excluded."""
-    height, width = image.shape
-    usable = np.empty((height, width), dtype=np.bool_)
-    for r in range(height):
+    top: int,
+    bottom: int,
+    usable: BoolImage,
+) -> None:
+    """Write rows ``top:bottom`` of `_usable`.
+
+    Usable: a finite pixel with a finite variance >= 0 and no excluded
+    plane.
+    """
+    width = image.shape[1]
+    for r in range(top, bottom):
         for c in range(width):
             var = variance[r, c]
             usable[r, c] = (
@@ -77,7 +88,6 @@ def _usable_pixels(
                 and var >= 0
                 and (mask[r, c] & excluded) == 0
             )
-    return usable
 
 
 def _smooth(
@@ -217,11 +227,11 @@ def _block(
     """
     height, width = usable.shape
     blocked = np.empty((height, width), dtype=np.bool_)
-    unusable = np.ascontiguousarray(~usable)
+    usable = np.ascontiguousarray(usable)
     borders = np.array([border if e else 1 for e in edges], dtype=np.int64)
 
     def block(rows: tuple[int, int]) -> None:
-        _box_any(unusable, half, borders, rows[0], rows[1], blocked, smoothed)
+        _box_any(usable, half, borders, rows[0], rows[1], blocked, smoothed)
 
     run_row_blocks(block, height)
     return blocked
@@ -229,7 +239,7 @@ def _block(
 
 @numba.njit(cache=True, nogil=True)
 def _box_any(
-    flags: BoolImage,
+    usable: BoolImage,
     half: int,
     borders: npt.NDArray[np.int64],
     top: int,
@@ -240,26 +250,26 @@ def _box_any(
     """Set rows ``top:bottom`` of ``out`` where a box or border is hit.
 
     ``out`` is whether the pixel's ``(2 half + 1)``-square box holds a
-    flag (off-image pixels are unflagged) or the pixel lies within
+    pixel not ``usable`` (off-image pixels do not count) or it lies within
     ``borders`` (top, bottom, left, right) of the edge; ``smoothed`` is
     zeroed there. Per-column counts over the window of rows are updated
     row by row, then each row is windowed by prefix sums: exact integer
     counts.
     """
-    height, width = flags.shape
+    height, width = usable.shape
     counts = np.zeros(width, dtype=np.int64)
     prefix = np.zeros(width + 1, dtype=np.int64)
     for y in range(max(top - half, 0), min(top + half, height)):
         for c in range(width):
-            counts[c] += flags[y, c]
+            counts[c] += not usable[y, c]
     for r in range(top, bottom):
         enter, leave = r + half, r - half - 1
         if enter < height:
             for c in range(width):
-                counts[c] += flags[enter, c]
+                counts[c] += not usable[enter, c]
         if leave >= 0:
             for c in range(width):
-                counts[c] -= flags[leave, c]
+                counts[c] -= not usable[leave, c]
         for c in range(width):
             prefix[c + 1] = prefix[c] + (counts[c] > 0)
         edge_row = r < borders[0] or r >= height - borders[1]

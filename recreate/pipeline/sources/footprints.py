@@ -170,11 +170,11 @@ def find_footprints(
     radius = int(N_SIGMA_TO_GROW * sigma + 0.5) if grow else 0
     positive = negative = None
     if polarity in {"positive", "both"}:
-        above = significance >= threshold
+        above = _pixels_beyond(significance, threshold, negative=False)
         positive = _footprint_set(smoothed, above, radius, negative=False)
     if polarity in {"negative", "both"}:
-        below = significance <= -threshold
-        negative = _footprint_set(-smoothed, below, radius, negative=True)
+        below = _pixels_beyond(significance, threshold, negative=True)
+        negative = _footprint_set(smoothed, below, radius, negative=True)
     return Footprints(
         positive=positive, negative=negative, usable=usable, border=border
     )
@@ -281,25 +281,31 @@ def _sample_values(
 
 
 def _footprint_set(
-    field: FloatImage, above: BoolImage, radius: int, *, negative: bool
+    smoothed: FloatImage,
+    pixels: npt.NDArray[np.intp],
+    radius: int,
+    *,
+    negative: bool,
 ) -> FootprintSet:
-    """Label ``above`` grown by ``radius`` and find the footprints' peaks.
+    """Grow ``pixels`` by ``radius``, label them and find the peaks.
 
-    ``field`` is the smoothed image, negated for negative footprints.
+    ``pixels``: flat indices of the pixels beyond the threshold,
+    ascending. A negative footprint's peaks are those of the negated
+    smoothed image: only the values looked at are negated.
     """
-    pixels = np.flatnonzero(above)
-    labels, area = _grow_and_label(pixels, above.shape, radius)
+    labels, area = _grow_and_label(pixels, smoothed.shape, radius)
     count = len(area)
-    values = field.ravel()[pixels]
+    flat = smoothed.ravel()
+    values = -flat[pixels] if negative else flat[pixels]
     owner = labels.ravel()[pixels]
-    is_peak = _local_maxima(field, pixels, values)
+    is_peak = _local_maxima(smoothed, pixels, values, negative=negative)
     n_peaks = np.bincount(owner[is_peak], minlength=count + 1)[1:]
     # The brightest peak anchors each footprint. A footprint without a
     # peak (its maximum has a brighter but insignificant neighbour) is
     # anchored on its brightest pixel instead.
     chosen = is_peak | (n_peaks == 0)[owner - 1]
     brightest = _brightest(pixels[chosen], values[chosen], owner[chosen])
-    width = field.shape[1]
+    width = smoothed.shape[1]
     return FootprintSet(
         labels=labels,
         peak_x=(brightest % width).astype(np.int64),
@@ -310,6 +316,56 @@ def _footprint_set(
         area=area,
         negative=negative,
     )
+
+
+def _pixels_beyond(
+    significance: FloatImage, threshold: float, *, negative: bool
+) -> npt.NDArray[np.intp]:
+    """Return the flat indices, ascending, of the significant pixels.
+
+    ``significance >= threshold``, or ``<= -threshold`` if ``negative``,
+    compared as numpy compares the array with ``threshold`` (in the
+    array's type for a Python float), without a whole-image mask; rows
+    are scanned on threads.
+    """
+    dtype = np.result_type(significance, threshold)
+    limit = dtype.type(-threshold if negative else threshold)
+    found: dict[int, npt.NDArray[np.int64]] = {}
+
+    def block(rows: tuple[int, int]) -> None:
+        found[rows[0]] = _rows_beyond(significance, limit, negative, *rows)
+
+    run_row_blocks(block, significance.shape[0])
+    parts = [found[top] for top in sorted(found)]
+    if not parts:
+        return np.empty(0, dtype=np.intp)
+    return np.concatenate(parts).astype(np.intp, copy=False)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows_beyond(
+    significance: FloatImage,
+    limit: float,
+    negative: bool,
+    top: int,
+    bottom: int,
+) -> npt.NDArray[np.int64]:
+    """Return the flat indices of rows ``top:bottom`` beyond ``limit``."""
+    width = significance.shape[1]
+    count = 0
+    for r in range(top, bottom):
+        for c in range(width):
+            value = significance[r, c]
+            count += (value <= limit) if negative else (value >= limit)
+    out = np.empty(count, dtype=np.int64)
+    n = 0
+    for r in range(top, bottom):
+        for c in range(width):
+            value = significance[r, c]
+            if (value <= limit) if negative else (value >= limit):
+                out[n] = r * width + c
+                n += 1
+    return out
 
 
 def _brightest(
@@ -331,19 +387,25 @@ def _local_maxima(
     field: FloatImage,
     pixels: npt.NDArray[np.intp],
     values: npt.NDArray[np.float32],
+    *,
+    negative: bool,
 ) -> npt.NDArray[np.bool_]:
     """Say which of ``pixels`` are local maxima of ``field``.
 
-    Strictly above the neighbours earlier in raster order and at least
-    equal to the later ones, so each plateau yields one peak. The pixels
-    are never on the image edge (the border is blocked), so every
-    neighbour's flat index is valid.
+    Of ``-field`` if ``negative`` (``values`` are the pixels' own,
+    negated then). Strictly above the neighbours earlier in raster
+    order and at least equal to the later ones, so each plateau yields
+    one peak. The pixels are never on the image edge (the border is
+    blocked), so every neighbour's flat index is valid.
     """
     flat = field.ravel()
     width = field.shape[1]
     is_peak = np.ones(len(pixels), dtype=np.bool_)
     for dy, dx in _EARLIER:
         offset = dy * width + dx
-        is_peak &= values > flat[pixels + offset]
-        is_peak &= values >= flat[pixels - offset]
+        earlier, later = flat[pixels + offset], flat[pixels - offset]
+        if negative:
+            earlier, later = -earlier, -later
+        is_peak &= values > earlier
+        is_peak &= values >= later
     return is_peak
