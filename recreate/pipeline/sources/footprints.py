@@ -398,14 +398,33 @@ def _local_maxima(
     one peak. The pixels are never on the image edge (the border is
     blocked), so every neighbour's flat index is valid.
     """
-    flat = field.ravel()
-    width = field.shape[1]
+    offsets = np.array([dy * field.shape[1] + dx for dy, dx in _EARLIER])
+    return _peaks(
+        np.ascontiguousarray(field).ravel(),
+        np.asarray(pixels, dtype=np.int64),
+        values,
+        offsets,
+        negative,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _peaks(
+    flat: FloatImage,
+    pixels: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32],
+    offsets: npt.NDArray[np.int64],
+    negative: bool,
+) -> npt.NDArray[np.bool_]:
+    """Compare each pixel's value with its neighbours (`_local_maxima`)."""
     is_peak = np.ones(len(pixels), dtype=np.bool_)
-    for dy, dx in _EARLIER:
-        offset = dy * width + dx
-        earlier, later = flat[pixels + offset], flat[pixels - offset]
-        if negative:
-            earlier, later = -earlier, -later
-        is_peak &= values > earlier
-        is_peak &= values >= later
+    for k in range(len(pixels)):
+        value, pixel = values[k], pixels[k]
+        for offset in offsets:
+            earlier, later = flat[pixel + offset], flat[pixel - offset]
+            if negative:
+                earlier, later = -earlier, -later
+            if not (value > earlier and value >= later):
+                is_peak[k] = False
+                break
     return is_peak

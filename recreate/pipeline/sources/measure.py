@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
+
+from recreate.numerics.robust import pairwise_scratch, pairwise_sum_with
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -188,16 +191,22 @@ def gaussian_centroids(
     dx, dy = np.zeros(n), np.zeros(n)
     grid = stamps.offsets()
     limit = float(stamps.half) / 2.0
+    values = np.ascontiguousarray(stamps.values, dtype=np.float64)
+    exponent = np.empty(values.shape)
     for _ in range(CENTROID_ITERATIONS):
-        ux = grid[None, None, :] - dx[:, None, None]
-        uy = grid[None, :, None] - dy[:, None, None]
-        weight = np.exp(-0.5 * (ux**2 + uy**2) / sigma**2) * stamps.values
-        total = weight.sum(axis=(1, 2))
+        # np.exp(-0.5 * (ux**2 + uy**2) / sigma**2) * values, then each
+        # stamp's sums of w, w ux, w uy and w (ux^2 + uy^2), as numpy's
+        # arrays give them (`_centroid_sums`).
+        _centroid_exponents(grid, dx, dy, sigma**2, exponent)
+        weight = np.exp(exponent, out=exponent)
+        total, sum_x, sum_y, sum_r2 = _centroid_sums(
+            values, weight, grid, dx, dy
+        )
         good = total > 0
         safe = np.where(good, total, 1.0)
-        mx = (weight * ux).sum(axis=(1, 2)) / safe
-        my = (weight * uy).sum(axis=(1, 2)) / safe
-        trace = (weight * (ux**2 + uy**2)).sum(axis=(1, 2)) / safe
+        mx = sum_x / safe
+        my = sum_y / safe
+        trace = sum_r2 / safe
         # Gaussian source of width s under a weight of width sigma: the
         # weighted mean moves (s^2 + sigma^2) / sigma^2 times too little.
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -241,3 +250,60 @@ def psf_fluxes(
         flux = (model * stamps.values).sum(axis=(1, 2)) / norm
         error = np.sqrt((model**2 * stamps.variance).sum(axis=(1, 2))) / norm
     return flux, error
+
+
+@numba.njit(cache=True, nogil=True)
+def _centroid_exponents(
+    grid: FloatArray,
+    dx: FloatArray,
+    dy: FloatArray,
+    sigma2: float,
+    out: FloatArray,
+) -> None:
+    """Fill ``out[k]`` with ``-0.5 * (ux**2 + uy**2) / sigma**2``.
+
+    The offsets from stamp ``k``'s centroid, in numpy's order of
+    operations (``sigma2`` is Python's ``sigma**2``).
+    """
+    size = grid.shape[0]
+    for k in range(len(dx)):
+        for i in range(size):
+            uy = grid[i] - dy[k]
+            for j in range(size):
+                ux = grid[j] - dx[k]
+                out[k, i, j] = -0.5 * (ux * ux + uy * uy) / sigma2
+
+
+@numba.njit(cache=True, nogil=True)
+def _centroid_sums(
+    values: FloatArray,
+    weight: FloatArray,
+    grid: FloatArray,
+    dx: FloatArray,
+    dy: FloatArray,
+) -> FloatArray:
+    """Return each stamp's weighted sums (rows of the result).
+
+    With ``w = weight * values``: the sums of ``w``, ``w ux``, ``w uy``
+    and ``w (ux^2 + uy^2)``, each added as numpy adds a contiguous stamp.
+    """
+    n, size = values.shape[0], grid.shape[0]
+    count = size * size
+    out = np.empty((4, n))
+    terms = np.empty((4, count))
+    tasks, sums = pairwise_scratch()
+    for k in range(n):
+        p = 0
+        for i in range(size):
+            uy = grid[i] - dy[k]
+            for j in range(size):
+                ux = grid[j] - dx[k]
+                w = weight[k, i, j] * values[k, i, j]
+                terms[0, p] = w
+                terms[1, p] = w * ux
+                terms[2, p] = w * uy
+                terms[3, p] = w * (ux * ux + uy * uy)
+                p += 1
+        for row in range(4):
+            out[row, k] = pairwise_sum_with(terms[row], 0, count, tasks, sums)
+    return out

@@ -544,3 +544,27 @@ def test_big_endian_planes_give_the_same_detections():
         image, variance, mask, PLANES, FWHM, SubtractConfig()
     )
     assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_local_maxima_are_the_numpy_comparisons(negative):
+    # Strictly above the earlier neighbours and at least the later ones,
+    # plateaus (quantised values) and NaN included, either polarity.
+    rng = np.random.default_rng(21)
+    field = np.round(rng.normal(0.0, 2.0, (60, 80))).astype(np.float32)
+    field[10, 10:14] = np.nan
+    inner = np.zeros(field.shape, dtype=bool)
+    inner[1:-1, 1:-1] = True
+    pixels = np.flatnonzero(inner & (rng.random(field.shape) < 0.6))
+    flat = field.ravel()
+    values = -flat[pixels] if negative else flat[pixels]
+    expected = np.ones(len(pixels), dtype=bool)
+    for dy, dx in footprints._EARLIER:
+        offset = dy * field.shape[1] + dx
+        earlier, later = flat[pixels + offset], flat[pixels - offset]
+        if negative:
+            earlier, later = -earlier, -later
+        expected &= (values > earlier) & (values >= later)
+    got = footprints._local_maxima(field, pixels, values, negative=negative)
+    assert np.array_equal(got, expected)
+    assert 0 < got.sum() < len(pixels)

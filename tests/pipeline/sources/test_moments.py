@@ -1,4 +1,4 @@
-"""The compiled adaptive-moment step against its numpy formulation."""
+"""Compiled stamp sums (adaptive moments, centroids) against numpy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from recreate.numerics.robust import (
     pairwise_sum,
     pairwise_sum_with,
 )
-from recreate.pipeline.sources.measure import StampStack
+from recreate.pipeline.sources.measure import (
+    CENTROID_ITERATIONS,
+    StampStack,
+    gaussian_centroids,
+)
 from recreate.pipeline.sources.moments import _moment_step, adaptive_moments
 
 
@@ -126,3 +130,48 @@ def test_pairwise_sum_with_reused_scratch_is_numpy_sum() -> None:
         expected = np.sum(data[3:])
         assert pairwise_sum_with(data, 3, size, tasks, sums) == expected
         assert pairwise_sum(data, 3, size) == expected
+
+
+def _numpy_centroids(
+    values: np.ndarray, grid: np.ndarray, sigma: float, iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-weighted centroids as plain numpy arrays (the reference)."""
+    n = values.shape[0]
+    dx, dy = np.zeros(n), np.zeros(n)
+    limit = float(grid[-1]) / 2.0
+    for _ in range(iterations):
+        ux = grid[None, None, :] - dx[:, None, None]
+        uy = grid[None, :, None] - dy[:, None, None]
+        weight = np.exp(-0.5 * (ux**2 + uy**2) / sigma**2) * values
+        total = weight.sum(axis=(1, 2))
+        good = total > 0
+        safe = np.where(good, total, 1.0)
+        mx = (weight * ux).sum(axis=(1, 2)) / safe
+        my = (weight * uy).sum(axis=(1, 2)) / safe
+        trace = (weight * (ux**2 + uy**2)).sum(axis=(1, 2)) / safe
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.clip(2 * sigma**2 / (2 * sigma**2 - trace), 1.0, 3.0)
+        gain = np.where(np.isfinite(gain), gain, 1.0)
+        dx = np.where(good, np.clip(dx + gain * mx, -limit, limit), dx)
+        dy = np.where(good, np.clip(dy + gain * my, -limit, limit), dy)
+    return dx, dy
+
+
+@pytest.mark.parametrize(("half", "sigma"), [(4, 1.1), (12, 2.37), (20, 3.9)])
+def test_gaussian_centroids_are_the_numpy_formulation_bit_for_bit(
+    half: int, sigma: float
+) -> None:
+    values, grid, _ = _gaussian_stamps(200, half, int(10 * sigma))
+    values[:3] = -values[:3]  # no positive flux: the peak stays put
+    stamps = StampStack(
+        values,
+        np.ones_like(values),
+        np.ones(values.shape, dtype=bool),
+        np.zeros(len(values), dtype=np.int64),
+        np.zeros(len(values), dtype=np.int64),
+    )
+    dx, dy = gaussian_centroids(stamps, sigma)
+    expected = _numpy_centroids(values, grid, sigma, CENTROID_ITERATIONS)
+    np.testing.assert_array_equal(dx, expected[0])
+    np.testing.assert_array_equal(dy, expected[1])
+    assert np.any(dx != 0.0)
