@@ -9,6 +9,11 @@ request instead of during it.
 The pair is built here with numpy alone (Gaussian stars on Gaussian
 noise, the template on a shifted and slightly rotated TAN grid so that
 it is really warped), so no file, repository or simulator is needed.
+It is recreated with each recipe (DP2's steps, HIGH_VARIANCE's linear
+variance background and the difference's super-pixel-filtered
+backgrounds, use kernels DP1's do not, and a worker serves both), and a
+51x51 stamp of it is rendered from its solution (a region warps a
+window of the template, with kernels of its own).
 """
 
 from __future__ import annotations
@@ -20,8 +25,13 @@ import numpy.typing as npt
 from astropy.wcs import WCS
 
 from recreate.exposure import Exposure, MaskPlanes, PsfInfo
+from recreate.io.region import ImageGeometry
+from recreate.numerics.box import PixelBox
+from recreate.pipeline.config import DEFAULT_CONFIG
+from recreate.pipeline.recipes import RECIPES
 from recreate.pipeline.sources.measure import FWHM_PER_SIGMA
 from recreate.pipeline.subtract import DifferenceResult, subtract
+from recreate.solution import RenderInputs, render
 
 #: Side of the synthetic images, px: 4 x 4 kernel cells of 128 px.
 _SIDE = 512
@@ -47,8 +57,8 @@ def warm_up(seed: int = 0) -> DifferenceResult:
     Returns
     -------
     result
-        The difference image of the synthetic pair (its stars subtract
-        to noise; tests check that it does).
+        The difference image of the synthetic pair under the default
+        recipe (its stars subtract to noise; tests check that it does).
     """
     rng = np.random.default_rng(seed)
     science_wcs = _tan_wcs(_SIDE, rotation_deg=0.0, offset=(0.0, 0.0))
@@ -72,7 +82,21 @@ def warm_up(seed: int = 0) -> DifferenceResult:
         _TEMPLATE_SIGMA,
         rng,
     )
-    return subtract(science, [template])
+    result = subtract(science, [template])
+    for recipe in RECIPES.values():
+        if recipe != DEFAULT_CONFIG:
+            subtract(science, [template], config=recipe)
+    if result.solution is not None:
+        # A region's render warps a window of the template (its own
+        # kernels): warm a stamp's too.
+        geometry = ImageGeometry(science.wcs, science.xy0, science.shape)
+        x0, y0 = science.xy0
+        render(
+            result.solution,
+            RenderInputs(science, geometry, [template]),
+            PixelBox(x0 + _SIDE // 2, y0 + _SIDE // 2, 51, 51),
+        )
+    return result
 
 
 def _tan_wcs(

@@ -160,6 +160,11 @@ def _moment_step(
     weight is ``exp(-0.5 u^T W^-1 u)`` at offset ``u`` from the centroid
     (module notes).
     """
+    # One layout for the kernels whatever the indexing made (a single
+    # active stamp's column is C- and F-contiguous at once): one
+    # compiled signature, which the warm-up loads.
+    state = np.ascontiguousarray(state)
+    values = np.ascontiguousarray(values)
     a, b = state[2], state[3]
     exponent = _weight_exponents(grid, state, np.empty(values.shape))
     weight = np.exp(exponent, out=exponent)
