@@ -235,10 +235,15 @@ def nan_median(values: npt.NDArray[np.float64]) -> float:
     if np.asarray(values).dtype != np.float64:
         raise TypeError(f"need float64 values, got {np.asarray(values).dtype}")
     flat = np.ascontiguousarray(values).ravel()
-    nan = np.isnan(flat)
-    kept = flat[~nan] if nan.any() else flat
-    if not np.isfinite(kept).all():
+    finite = np.isfinite(flat)
+    # One pass in the usual case (every value finite); an infinity goes
+    # to numpy, a NaN is left out.
+    if finite.all():
+        kept = flat
+    elif np.isinf(flat).any():
         return float(np.nanmedian(flat))
+    else:
+        kept = flat[finite]
     count = len(kept)
     if count == 0:
         return float("nan")

@@ -57,6 +57,7 @@ from recreate.pipeline.match.interpolation import (
 )
 
 FloatArray = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
 #: Fewest rows of bins worth a thread of their own.
@@ -80,7 +81,7 @@ def binned_background(
     config: BackgroundConfig,
     *,
     float32: Literal[True],
-) -> npt.NDArray[np.float32]: ...
+) -> Float32Array: ...
 
 
 def binned_background(
@@ -89,7 +90,7 @@ def binned_background(
     config: BackgroundConfig,
     *,
     float32: bool = False,
-) -> FloatArray | npt.NDArray[np.float32]:
+) -> FloatArray | Float32Array:
     """Return afw's interpolated binned background (see module notes).
 
     Parameters

@@ -164,7 +164,6 @@ def _moment_step(
     # active stamp's column is C- and F-contiguous at once): one
     # compiled signature, which the warm-up loads.
     state = np.ascontiguousarray(state)
-    values = np.ascontiguousarray(values)
     a, b = state[2], state[3]
     exponent = _weight_exponents(grid, state, np.empty(values.shape))
     weight = np.exp(exponent, out=exponent)
